@@ -1,0 +1,76 @@
+"""What the machine is: CPU model and cores, and the GPUs NVML can see.
+
+Nothing here imports a deep-learning framework, so the dashboard can ask
+"is there a GPU?" without loading TensorFlow into the Streamlit process.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from functools import lru_cache
+
+import psutil
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def nvml_gpus() -> list[dict]:
+    """Name and memory of each GPU the NVIDIA driver reports; [] without one."""
+    try:
+        import pynvml  # from nvidia-ml-py
+        pynvml.nvmlInit()
+    except Exception:
+        return []
+    try:
+        gpus = []
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            name = pynvml.nvmlDeviceGetName(handle)
+            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            gpus.append({"index": index, "name": name if isinstance(name, str) else name.decode(),
+                         "memory_total_mb": memory.total / 2**20})
+        return gpus
+    except Exception:
+        return []
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception:
+            pass
+
+
+@lru_cache(maxsize=1)
+def gpu_availability() -> tuple[bool, str]:
+    """(available, reason) for the dashboard's GPU buttons; cached per process."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+        return False, "CUDA_VISIBLE_DEVICES hides every GPU from this dashboard"
+    gpus = nvml_gpus()
+    if not gpus:
+        return False, "No NVIDIA GPU visible: NVML found no driver or device on this machine"
+    names = ", ".join(g["name"] for g in gpus)
+    return True, f"{len(gpus)} GPU(s): {names}"
+
+
+def describe() -> dict:
+    """The hardware part of a run's start record."""
+    return {
+        "cpu_model": cpu_model(),
+        "cpu_logical_cores": os.cpu_count(),
+        "cpu_physical_cores": psutil.cpu_count(logical=False),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "hostname": platform.node(),
+        "nvml_gpus": nvml_gpus(),
+        "python": sys.version.split()[0],
+    }

@@ -1,0 +1,94 @@
+"""Imported and reference runs: parsed logs written as read-only run folders.
+
+The two published runs of the 2018 experiment ship as text inside the package
+(`reference/published-results.md`) and become the built-in reference runs
+"Keras CPU (published)" and "TensorFlow GPU (published)", made by the same
+importers as any user file, under fixed ids so they exist once per runs folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from training.importers import KERAS_CONSOLE, TENSORFLOW_LOOP, ParsedLog, guess_device, parse, set_samples
+from training.metricslog import encode
+from training.runlog import METRICS_FILE
+from training.runstore import FINISHED, RunError, RunStore
+
+REFERENCE_TEXT = Path(__file__).resolve().parent / "reference" / "published-results.md"
+PUBLISHED_SAMPLES = 60_000  # both published runs trained on all of MNIST
+REFERENCE_RUNS = {  # parsed-log heading -> (run id, display name)
+    "Keras CPU": ("ref-keras-cpu", "Keras CPU (published)"),
+    "Tensorflow GPU": ("ref-tensorflow-gpu", "TensorFlow GPU (published)"),
+}
+MAX_IMPORT_BYTES = 20 * 2**20
+
+
+def _engine_of(log: ParsedLog) -> str:
+    return "loop" if log.format == TENSORFLOW_LOOP else "fit"
+
+
+def _log_bytes(log: ParsedLog, origin: str) -> bytes:
+    start = {"type": "start", "imported": True, "format": log.format, "origin": origin,
+             "train_samples": log.samples}
+    end = {"type": "end", "status": FINISHED, "error": None}
+    return b"".join(encode(record) for record in [start, *log.epochs, end])
+
+
+def write_log(store: RunStore, log: ParsedLog, name: str, device: str | None, origin: str,
+              source: str = "imported", run_id: str | None = None) -> str:
+    meta = {
+        "name": name, "source": source, "origin": origin, "format": log.format,
+        "device": device or guess_device(name) or guess_device(log.name),
+        "engine": _engine_of(log),
+        "backend": "tensorflow" if log.format in (KERAS_CONSOLE, TENSORFLOW_LOOP) else None,
+        "epochs": len(log.epochs), "train_samples": log.samples, "config": None,
+    }
+    return store.create(meta, FINISHED, files={METRICS_FILE: _log_bytes(log, origin)}, run_id=run_id)
+
+
+def import_text(store: RunStore, text: str, origin: str, name: str | None = None,
+                device: str | None = None) -> list[str]:
+    """One read-only run per log in `text`; nothing is written if none is found."""
+    if device not in (None, "cpu", "gpu"):
+        raise RunError(f"--device must be cpu or gpu, got {device!r}")
+    logs = parse(text)  # raises ImportFormatError before anything is written
+    stem = Path(origin).stem or "imported"
+    run_ids = []
+    for number, log in enumerate(logs, start=1):
+        label = log.name or (stem if len(logs) == 1 else f"{stem} #{number}")
+        if name:
+            label = name if len(logs) == 1 else f"{name} – {label}"
+        run_ids.append(write_log(store, log, label, device, origin))
+    return run_ids
+
+
+def import_file(store: RunStore, path: Path | str, name: str | None = None,
+                device: str | None = None) -> list[str]:
+    path = Path(path)
+    if path.stat().st_size > MAX_IMPORT_BYTES:
+        raise RunError(f"{path} is larger than {MAX_IMPORT_BYTES // 2**20} MiB; not a training log")
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    return import_text(store, text, path.name, name, device)
+
+
+def reference_logs() -> dict[str, ParsedLog]:
+    """The published runs, parsed from the shipped text, by heading."""
+    logs = {log.name: log for log in parse(REFERENCE_TEXT.read_text())}
+    for log in logs.values():
+        set_samples(log, log.samples or PUBLISHED_SAMPLES)
+    return logs
+
+
+def ensure_references(store: RunStore) -> list[str]:
+    """Create the built-in reference runs in this runs folder if missing."""
+    existing = set(store.ids())
+    wanted = [ids for ids in REFERENCE_RUNS.values() if ids[0] not in existing]
+    if not wanted:
+        return [run_id for run_id, _ in REFERENCE_RUNS.values()]
+    logs = reference_logs()
+    for heading, (run_id, name) in REFERENCE_RUNS.items():
+        if run_id not in existing:
+            write_log(store, logs[heading], name, None, REFERENCE_TEXT.name,
+                      source="reference", run_id=run_id)
+    return [run_id for run_id, _ in REFERENCE_RUNS.values()]

@@ -1,0 +1,63 @@
+"""The metrics log writer: append-only JSON lines, one record per line.
+
+Modelled on Keras's `CSVLogger`: open at the start, one line per event using
+Keras's own metric names, flush every line so another process can follow the
+file live, and fsync at the end of each epoch so a crash or power cut never
+loses a finished epoch. The format is documented in docs/log-format.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+FORMAT_VERSION = 1
+
+
+def _clean(value):
+    """JSON has no NaN or infinity; a diverged loss is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def encode(record: dict) -> bytes:
+    return (json.dumps(_clean(record), separators=(",", ":")) + "\n").encode()
+
+
+class MetricsWriter:
+    """Appends records to one log file. Every line is flushed as written."""
+
+    def __init__(self, path: Path):
+        # Unbuffered binary append: each write() is one write(2) of a whole line.
+        self._file = open(path, "ab", buffering=0)
+
+    def write(self, record: dict, sync: bool = False) -> None:
+        record.setdefault("time", time.time())
+        self._file.write(encode(record))
+        if sync:
+            os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        if not self._file.closed:
+            os.fsync(self._file.fileno())
+            self._file.close()
+
+    def __enter__(self) -> MetricsWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def append_record(path: Path, record: dict) -> None:
+    """Append one record and fsync: for the rare writer that is not the worker."""
+    with MetricsWriter(path) as writer:
+        writer.write(record, sync=True)

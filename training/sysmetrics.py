@@ -1,0 +1,121 @@
+"""Live system metrics: a background thread that samples about once a second.
+
+Each sample is one `{"type": "system"}` line in the run's `system.jsonl`:
+CPU utilisation of the training process and of the whole machine (percent of
+one core and of all cores), process RSS, and, through NVML when a driver is
+present, per-GPU utilisation, memory, power and temperature. Without NVML the
+GPU fields are simply absent. The thread sleeps between samples; one sample
+costs well under a millisecond of CPU (see docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from training.metricslog import MetricsWriter
+
+INTERVAL_S = 1.0
+
+
+class _Nvml:
+    """Thin NVML wrapper; `available` is False when there is no driver."""
+
+    def __init__(self, indices: list[int] | None):
+        self.handles = []
+        try:
+            import pynvml
+            pynvml.nvmlInit()
+        except Exception:
+            self.available = False
+            return
+        self.nvml = pynvml
+        self.available = True
+        count = pynvml.nvmlDeviceGetCount()
+        for index in indices if indices is not None else range(count):
+            if 0 <= index < count:
+                self.handles.append((index, pynvml.nvmlDeviceGetHandleByIndex(index)))
+
+    def sample(self) -> list[dict]:
+        gpus = []
+        nvml = self.nvml
+        for index, handle in self.handles:
+            entry = {"index": index}
+            for key, read in (
+                ("util_percent", lambda h: nvml.nvmlDeviceGetUtilizationRates(h).gpu),
+                ("memory_used_mb", lambda h: nvml.nvmlDeviceGetMemoryInfo(h).used / 2**20),
+                ("memory_total_mb", lambda h: nvml.nvmlDeviceGetMemoryInfo(h).total / 2**20),
+                ("power_w", lambda h: nvml.nvmlDeviceGetPowerUsage(h) / 1000.0),
+                ("temperature_c", lambda h: nvml.nvmlDeviceGetTemperature(h, 0)),
+            ):
+                try:
+                    entry[key] = read(handle)
+                except Exception:
+                    pass  # a field this GPU does not report stays absent
+            gpus.append(entry)
+        return gpus
+
+    def close(self) -> None:
+        if self.available:
+            try:
+                self.nvml.nvmlShutdown()
+            except Exception:
+                pass
+
+
+def visible_gpu_indices() -> list[int] | None:
+    """The GPUs this process may use, from CUDA_VISIBLE_DEVICES; None = all."""
+    value = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if value is None:
+        return None
+    return [int(part) for part in value.split(",") if part.strip().isdigit()]
+
+
+class SystemSampler:
+    """Samples in a daemon thread until `stop()`; use as a context manager."""
+
+    def __init__(self, path: Path, interval_s: float = INTERVAL_S, use_gpus: bool = True):
+        self.path = path
+        self.interval_s = interval_s
+        self.use_gpus = use_gpus
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="system-sampler", daemon=True)
+        self.samples_written = 0
+
+    def __enter__(self) -> SystemSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        me.cpu_percent(None)  # the first call only sets the baseline
+        psutil.cpu_percent(None)
+        nvml = _Nvml(visible_gpu_indices()) if self.use_gpus else None
+        start = time.monotonic()
+        with MetricsWriter(self.path) as writer:
+            while not self._stop.wait(self.interval_s):
+                record = {
+                    "type": "system",
+                    "elapsed_s": round(time.monotonic() - start, 3),
+                    "process_cpu_percent": me.cpu_percent(None),  # 100 = one full core
+                    "system_cpu_percent": psutil.cpu_percent(None),  # 100 = every core
+                    "rss_mb": round(me.memory_info().rss / 2**20, 1),
+                }
+                if nvml and nvml.available and nvml.handles:
+                    record["gpus"] = nvml.sample()
+                writer.write(record)
+                self.samples_written += 1
+        if nvml:
+            nvml.close()
