@@ -22,7 +22,14 @@ import sys
 
 from training import manager, summary
 from training.config import (
-    BACKENDS, DEVICES, ENGINES, JIT_MODES, PRECISIONS, ConfigError, RunConfig, make_config,
+    BACKENDS,
+    DEVICES,
+    ENGINES,
+    JIT_MODES,
+    PRECISIONS,
+    ConfigError,
+    RunConfig,
+    make_config,
 )
 from training.importers import ImportFormatError
 from training.importing import ensure_references, import_file

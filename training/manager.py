@@ -16,7 +16,14 @@ from training.config import RunConfig, validate
 from training.metricslog import append_record
 from training.runlog import METRICS_FILE
 from training.runstore import (
-    ACTIVE_STATES, PROJECT_ROOT, QUEUED, STDERR_FILE, STDOUT_FILE, STOPPED, RunError, RunStore,
+    ACTIVE_STATES,
+    PROJECT_ROOT,
+    QUEUED,
+    STDERR_FILE,
+    STDOUT_FILE,
+    STOPPED,
+    RunError,
+    RunStore,
 )
 
 STOP_TIMEOUT_S = 10.0  # SIGTERM grace before SIGKILL

@@ -90,7 +90,8 @@ def verify(arrays: dict[str, np.ndarray], expected: dict[str, str] = EXPECTED_SH
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(f"refused global {module}.{name}: only numpy arrays may be unpickled")
+            raise pickle.UnpicklingError(
+                f"refused global {module}.{name}: only numpy arrays may be unpickled")
         return super().find_class(module, name)
 
 

@@ -24,7 +24,15 @@ from training.config import RunConfig
 from training.metricslog import MetricsWriter
 from training.runqueue import StopRequested
 from training.runstore import (
-    FAILED, FINISHED, METRICS_FILE, QUEUED, RUNNING, STOPPED, SYSTEM_FILE, TENSORBOARD_DIR, RunStore,
+    FAILED,
+    FINISHED,
+    METRICS_FILE,
+    QUEUED,
+    RUNNING,
+    STOPPED,
+    SYSTEM_FILE,
+    TENSORBOARD_DIR,
+    RunStore,
     read_json,
 )
 
