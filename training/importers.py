@@ -28,8 +28,9 @@ _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$")
 _TRAIN_ON = re.compile(r"^\s*Train on (\d+) samples")
 _EPOCH = re.compile(r"^\s*Epoch\s+(\d+)\s*/\s*(\d+)\s*$")
 # "60000/60000 [====] - 112s 2ms/step - loss: ..." or "469/469 ━━━ 10s 21ms/step - accuracy: ..."
+# Keras 3 with verbose=2 writes "47/47 - 3s - 56ms/step - accuracy: ...".
 _KERAS_LINE = re.compile(
-    r"^\s*(?P<done>\d+)/(?P<total>\d+)\s+\S.*?\s(?:-\s+)?(?P<seconds>\d+(?:\.\d+)?)s\s+"
+    r"^\s*(?P<done>\d+)/(?P<total>\d+)\s.*?(?:^|\s)(?:-\s+)?(?P<seconds>\d+(?:\.\d+)?)s\s+(?:-\s+)?"
     r"\d+(?:\.\d+)?(?:s|ms|us)/(?:step|sample)(?P<metrics>(?:\s+-\s+\w+:\s+\S+)+)\s*$")
 _METRIC = re.compile(r"(\w+):\s+([-+0-9.eE]+|nan|inf)")
 _TF_LINE = re.compile(
@@ -59,25 +60,26 @@ def normalise_metric(name: str) -> str:
 
 
 def clean_terminal_text(text: str) -> list[str]:
-    """Lines as a terminal would finally show them: colours gone, \\b and \\r applied."""
-    text = _ANSI.sub("", text.replace("\r\n", "\n"))
-    lines = []
-    for raw in text.split("\n"):
-        # A carriage return redraws the line: the last non-empty segment wins.
-        segments = [s for s in raw.split("\r") if s.strip()]
-        lines.append(_apply_backspaces(segments[-1] if segments else ""))
-    return lines
+    """Lines as a terminal would finally show them: colours gone, \\r and \\b applied."""
+    return [_render_line(line) for line in _ANSI.sub("", text).split("\n")]
 
 
-def _apply_backspaces(line: str) -> str:
-    kept: list[str] = []
-    for char in line:
-        if char == "\b":
-            if kept:
-                kept.pop()
+def _render_line(raw: str) -> str:
+    """Replay one line on a cursor: \\r returns to column 0, \\b steps back, text overwrites."""
+    shown: list[str] = []
+    cursor = 0
+    for char in raw:
+        if char == "\r":
+            cursor = 0
+        elif char == "\b":
+            cursor = max(0, cursor - 1)
         else:
-            kept.append(char)
-    return "".join(kept)
+            if cursor < len(shown):
+                shown[cursor] = char
+            else:
+                shown.append(char)
+            cursor += 1
+    return "".join(shown)
 
 
 def _fill_times(epochs: list[dict]) -> None:

@@ -47,7 +47,10 @@ EXPECTED_SHAPES = {
 }
 
 # The only globals a numpy array pickle needs; anything else is refused.
+# `_codecs.encode` only turns text into bytes: protocol-2 pickles written by
+# Python 3 use it for an array's raw buffer.
 _ALLOWED_GLOBALS = {
+    ("_codecs", "encode"),
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
     ("numpy.core.multiarray", "_reconstruct"),

@@ -1,0 +1,104 @@
+"""The log reader, written as "append bytes, assert what is yielded"."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from training.logreader import LogReader
+
+
+def line(**record) -> bytes:
+    return (json.dumps(record) + "\n").encode()
+
+
+def append(path, data: bytes) -> None:
+    with open(path, "ab") as handle:
+        handle.write(data)
+
+
+def test_missing_file_yields_nothing_then_picks_up_when_created(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    reader = LogReader(path)
+    assert reader.read().records == []
+    append(path, line(type="epoch", epoch=1))
+    assert reader.read().records == [{"type": "epoch", "epoch": 1}]
+
+
+def test_empty_file_yields_nothing(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b"")
+    assert LogReader(path).read().records == []
+
+
+def test_each_record_is_yielded_exactly_once(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    reader = LogReader(path)
+    append(path, line(n=1) + line(n=2))
+    assert [r["n"] for r in reader.read().records] == [1, 2]
+    assert reader.read().records == []
+    append(path, line(n=3))
+    assert [r["n"] for r in reader.read().records] == [3]
+
+
+def test_partial_last_line_waits_for_the_rest(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    reader = LogReader(path)
+    whole = line(type="epoch", epoch=7, loss=0.5)
+    append(path, line(n=1) + whole[:10])
+    assert reader.read().records == [{"n": 1}]
+    assert reader.corrupt_lines == 0
+    append(path, whole[10:-1])  # still no newline
+    assert reader.read().records == []
+    append(path, whole[-1:])
+    assert reader.read().records == [{"type": "epoch", "epoch": 7, "loss": 0.5}]
+
+
+def test_corrupt_line_is_skipped_and_counted(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    append(path, line(n=1) + b"{not json\n" + b"[1, 2]\n" + b"\xff\xfe\n" + line(n=2))
+    reader = LogReader(path)
+    assert [r["n"] for r in reader.read().records] == [1, 2]
+    assert reader.corrupt_lines == 3
+
+
+def test_truncated_file_is_reread_from_the_start(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    append(path, line(n=1) + line(n=2))
+    reader = LogReader(path)
+    reader.read()
+    with open(path, "r+b") as handle:
+        handle.truncate(0)
+    append(path, line(n=9))
+    result = reader.read()
+    assert result.reset and [r["n"] for r in result.records] == [9]
+
+
+def test_replaced_file_is_reread_even_if_it_grew(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    append(path, line(n=1))
+    reader = LogReader(path)
+    reader.read()
+    replacement = tmp_path / "new.jsonl"
+    replacement.write_bytes(line(n=5) + line(n=6) + line(n=7))
+    os.replace(replacement, path)
+    result = reader.read()
+    assert result.reset and [r["n"] for r in result.records] == [5, 6, 7]
+
+
+def test_deleted_file_resets_and_yields_nothing(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    append(path, line(n=1))
+    reader = LogReader(path)
+    reader.read()
+    path.unlink()
+    result = reader.read()
+    assert result.reset and result.records == []
+    append(path, line(n=2))
+    assert [r["n"] for r in reader.read().records] == [2]
+
+
+def test_windows_line_endings_parse(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    append(path, b'{"n": 1}\r\n{"n": 2}\r\n')
+    assert [r["n"] for r in LogReader(path).read().records] == [1, 2]

@@ -1,0 +1,117 @@
+"""The worker end to end: real TensorFlow in a real subprocess, tiny subsets."""
+
+from __future__ import annotations
+
+import math
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT, TINY, cli, only_run, records, wait_for
+
+EPOCH_KEYS = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "train_s", "eval_s",
+              "epoch_time_s", "samples_per_s", "elapsed_s"}
+
+
+def assert_well_formed(run_dir, epochs: int, train: int) -> None:
+    log = records(run_dir)
+    assert log[0]["type"] == "start" and log[-1]["type"] == "end"
+    start = log[0]
+    assert start["params"] == {"total": 430_666, "trainable": 429_498, "non_trainable": 1_168}
+    assert start["train_samples"] == train
+    assert start["hardware"]["cpu_logical_cores"] >= 1 and start["hardware"]["cpu_model"]
+    assert start["versions"]["keras"].startswith("3.") and start["versions"]["tensorflow"]
+    assert start["hardware"]["gpu_names"] == []
+    epoch_records = [r for r in log if r["type"] == "epoch"]
+    assert [r["epoch"] for r in epoch_records] == list(range(1, epochs + 1))
+    previous_elapsed = 0.0
+    for record in epoch_records:
+        assert record.keys() >= EPOCH_KEYS
+        assert 0 <= record["accuracy"] <= 1 and 0 <= record["val_accuracy"] <= 1
+        assert math.isfinite(record["loss"]) and record["loss"] > 0
+        assert record["epoch_time_s"] == pytest.approx(record["train_s"] + record["eval_s"], abs=1e-3)
+        assert record["samples_per_s"] == pytest.approx(train / record["train_s"], rel=1e-3)
+        assert record["elapsed_s"] > previous_elapsed
+        previous_elapsed = record["elapsed_s"]
+    assert log[-1]["status"] == "finished"
+    # Training learns: the second epoch's training loss is below the first's.
+    assert epoch_records[-1]["loss"] < epoch_records[0]["loss"]
+
+
+@pytest.mark.parametrize("engine", ["fit", "loop"])
+def test_engine_trains_and_logs_every_record(engine, runs_dir, mnist_cached):
+    result = cli("run", "--engine", engine, "--epochs", "2", *TINY, runs_dir=runs_dir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run_dir = only_run(runs_dir)
+    assert result.stdout.strip().splitlines()[-1] == run_dir.name
+    assert_well_formed(run_dir, epochs=2, train=1024)
+    assert (run_dir / "status.json").read_text().count('"finished"') == 1
+    assert list((run_dir / "tb").glob("events.out.tfevents.*")), "TensorBoard events missing"
+
+
+def test_progress_records_move_within_an_epoch(runs_dir, mnist_cached):
+    # Batch 8 over 4,096 images: 512 batches, a few seconds an epoch here.
+    result = cli("run", "--epochs", "1", "--batch-size", "8", "--limit-train", "4096",
+                 "--limit-test", "256", runs_dir=runs_dir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    progress = records(only_run(runs_dir), "progress")
+    assert len(progress) >= 2, "expected about one progress record per second"
+    batches = [p["batch"] for p in progress]
+    assert batches == sorted(batches) and batches[-1] < 512
+    assert all(p["batches"] == 512 and 0 <= p["accuracy"] <= 1 for p in progress)
+    gaps = [b["elapsed_s"] - a["elapsed_s"] for a, b in zip(progress, progress[1:])]
+    assert all(gap >= 0.9 for gap in gaps), gaps
+
+
+def test_sigterm_mid_epoch_stops_cleanly(runs_dir, mnist_cached):
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "training", "run", "--epochs", "50", "--batch-size", "16",
+         "--limit-train", "4096", "--limit-test", "256", "--runs-dir", str(runs_dir)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        run_dir = wait_for(lambda: next((p for p in runs_dir.glob("2*")), None), 60, what="run folder")
+        # Mid-epoch: a progress record after at least one complete epoch.
+        wait_for(lambda: [r for r in records(run_dir, "progress") if r["epoch"] >= 2], 120,
+                 what="progress in epoch 2")
+        sent = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        worker.kill()
+    assert code == 0
+    assert took < 5, f"took {took:.1f} s to stop"
+    log = records(run_dir)
+    assert log[-1]["type"] == "end" and log[-1]["status"] == "stopped"
+    epochs = [r for r in log if r["type"] == "epoch"]
+    assert len(epochs) >= 1 and [r["epoch"] for r in epochs] == list(range(1, len(epochs) + 1))
+    assert all(r["val_accuracy"] is not None for r in epochs)
+
+
+def test_device_gpu_without_gpu_fails_fast_and_never_trains(runs_dir, mnist_cached):
+    started = time.monotonic()
+    result = cli("run", "--device", "gpu", "--epochs", "1", *TINY, runs_dir=runs_dir)
+    took = time.monotonic() - started
+    assert result.returncode == 1
+    assert took < 30
+    assert "sees no GPU" in result.stderr
+    log = records(only_run(runs_dir))
+    assert not [r for r in log if r["type"] in ("epoch", "progress")], "it trained on the CPU"
+    assert log[-1]["status"] == "failed" and "GpuUnavailable" in log[-1]["error"]
+
+
+def test_uncaught_error_records_failed_with_traceback_in_stderr(runs_dir, tmp_path, mnist_cached):
+    # An unreadable data folder with a corrupt cache and no network source makes loading fail.
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "mnist.npz").write_bytes(b"not an npz")
+    env = {"TRAINING_DATA_DIR": str(data), "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+           "PIP_EXTRA_INDEX_URL": "", "PIP_FIND_LINKS": "", "PIP_NO_INDEX": "1"}
+    result = cli("run", "--epochs", "1", *TINY, runs_dir=runs_dir, env=env)
+    assert result.returncode == 1
+    run_dir = only_run(runs_dir)
+    end = records(run_dir)[-1]
+    assert end["status"] == "failed" and "could not load MNIST" in end["error"]
+    assert "Traceback" in result.stderr
