@@ -24,7 +24,8 @@ TEST_OUTPUT = ROOT / "test-output"
 TINY = ["--limit-train", "1024", "--limit-test", "512"]
 
 
-def cli(*args: str, runs_dir: Path, timeout: float = 180, env: dict | None = None) -> subprocess.CompletedProcess:
+def cli(*args: str, runs_dir: Path, timeout: float = 180,
+        env: dict | None = None) -> subprocess.CompletedProcess:
     """Run `python -m training ARGS --runs-dir RUNS_DIR` to completion."""
     return subprocess.run(
         [sys.executable, "-m", "training", *args, "--runs-dir", str(runs_dir)],
