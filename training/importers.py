@@ -104,7 +104,7 @@ def _finish(log: ParsedLog) -> ParsedLog:
     _fill_times(log.epochs)
     for record in log.epochs:
         record["type"] = "epoch"
-        for key in METRIC_KEYS:
+        for key in (*METRIC_KEYS, "epoch_time_s", "elapsed_s"):
             record.setdefault(key, None)
     if log.samples:
         set_samples(log, log.samples)

@@ -1,0 +1,98 @@
+"""The command line: list, import, export, compare, stop, delete, bad ids."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from conftest import FIXTURES, cli
+
+from training.importing import REFERENCE_TEXT
+
+
+def test_list_json_has_the_reference_runs_with_every_field(runs_dir):
+    result = cli("list", "--json", runs_dir=runs_dir)
+    assert result.returncode == 0, result.stderr
+    rows = {row["id"]: row for row in json.loads(result.stdout)}
+    keras = rows["ref-keras-cpu"]
+    for field in ("id", "name", "status", "device", "engine", "source", "epochs", "epochs_done",
+                  "best_val_accuracy", "elapsed_s"):
+        assert field in keras
+    assert keras["name"] == "Keras CPU (published)" and keras["source"] == "reference"
+    assert (keras["epochs_done"], keras["best_val_accuracy"], keras["elapsed_s"]) == (30, 0.9939, 3318)
+    assert rows["ref-tensorflow-gpu"]["elapsed_s"] == 118.17
+
+
+def test_compare_published_pair(runs_dir):
+    result = cli("compare", "ref-keras-cpu", "ref-tensorflow-gpu", "--json", runs_dir=runs_dir)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    a, b = data["runs"]
+    assert data["target"] == 0.99
+    assert data["speedup"]["steady_epoch"] == pytest.approx(28.5, abs=0.05)
+    assert (a["time_to_target_s"], b["time_to_target_s"]) == (229, 9.58)
+    assert data["speedup"]["time_to_target"] == pytest.approx(229 / 9.58)
+    assert a["steady_samples_per_s"] == pytest.approx(60_000 / 110, abs=0.01)
+    text = cli("compare", "ref-keras-cpu", "ref-tensorflow-gpu", runs_dir=runs_dir).stdout
+    assert "28.50x steady-state epoch" in text and "229.00 s (epoch 2)" in text
+
+
+def test_compare_unreached_target_is_null(runs_dir):
+    data = json.loads(cli("compare", "ref-keras-cpu", "ref-tensorflow-gpu", "--target", "0.9999",
+                          "--json", runs_dir=runs_dir).stdout)
+    assert data["runs"][0]["time_to_target_s"] is None and data["speedup"]["time_to_target"] is None
+
+
+def test_import_prints_one_id_per_log_and_export_gives_the_table(runs_dir):
+    result = cli("import", str(REFERENCE_TEXT), runs_dir=runs_dir)
+    assert result.returncode == 0, result.stderr
+    ids = result.stdout.split()
+    assert len(ids) == 2
+    exported = cli("export", ids[1], "--format", "csv", runs_dir=runs_dir).stdout
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    assert len(rows) == 30
+    for column in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s", "elapsed_s"):
+        assert column in rows[0]
+    assert rows[-1]["elapsed_s"] == "118.17" and rows[0]["val_accuracy"] == "0.9847"
+    as_json = json.loads(cli("export", ids[0], "--format", "json", runs_dir=runs_dir).stdout)
+    assert as_json[0]["epoch_time_s"] == 112
+
+
+def test_import_bad_file_fails_and_writes_nothing(runs_dir, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("nothing to see\n")
+    result = cli("import", str(bad), runs_dir=runs_dir)
+    assert result.returncode == 1 and "no training log recognised" in result.stderr
+    assert not runs_dir.exists() or not [p for p in runs_dir.iterdir() if not p.name.startswith(".")]
+
+
+def test_import_with_name_and_device(runs_dir):
+    result = cli("import", str(FIXTURES / "keras3-fit-verbose2.txt"), "--name", "laptop",
+                 "--device", "cpu", runs_dir=runs_dir)
+    [run_id] = result.stdout.split()
+    rows = {r["id"]: r for r in json.loads(cli("list", "--json", runs_dir=runs_dir).stdout)}
+    assert rows[run_id]["name"] == "laptop" and rows[run_id]["device"] == "cpu"
+    assert rows[run_id]["source"] == "imported" and rows[run_id]["epochs_done"] == 3
+
+
+@pytest.mark.parametrize("command", ["export", "stop", "delete"])
+@pytest.mark.parametrize("run_id", ["../../etc", "a/b", "no-such-run"])
+def test_bad_or_unknown_run_id_exits_2(runs_dir, command, run_id):
+    result = cli(command, run_id, runs_dir=runs_dir)
+    assert result.returncode == 2
+    assert "run" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_compare_unknown_run_exits_2(runs_dir):
+    result = cli("compare", "ref-keras-cpu", "..", runs_dir=runs_dir)
+    assert result.returncode == 2 and "invalid run id" in result.stderr
+
+
+def test_reference_runs_cannot_be_deleted_or_stopped(runs_dir):
+    cli("list", runs_dir=runs_dir)
+    result = cli("delete", "ref-keras-cpu", runs_dir=runs_dir)
+    assert result.returncode == 1 and "reference run" in result.stderr
+    result = cli("stop", "ref-keras-cpu", runs_dir=runs_dir)
+    assert result.returncode == 1 and "finished" in result.stderr

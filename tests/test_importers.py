@@ -1,0 +1,110 @@
+"""Importers on logs captured from real runs (tests/fixtures) and the published text."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import FIXTURES
+
+from training import summary
+from training.importers import (
+    CSV_LOGGER,
+    KERAS_CONSOLE,
+    TENSORFLOW_LOOP,
+    ImportFormatError,
+    clean_terminal_text,
+    parse,
+)
+from training.importing import REFERENCE_TEXT, import_text, reference_logs
+from training.runstore import RunStore
+
+# What the captured runs printed at the end of each epoch, read off the CSVLogger
+# file written by the same run as the terminal capture.
+TERMINAL_VAL_ACCURACY = [0.9610, 0.9475, 0.9670]
+
+
+def read(name: str) -> str:
+    return (FIXTURES / name).read_bytes().decode()  # read_text would fold \r into \n
+
+
+def test_keras3_terminal_capture_with_redraws_backspaces_and_colours():
+    text = read("keras3-fit-terminal.txt")
+    assert "\b" in text and "\r" in text and "\x1b[" in text  # the capture really is raw
+    [log] = parse(text)
+    assert log.format == KERAS_CONSOLE
+    assert [e["epoch"] for e in log.epochs] == [1, 2, 3]
+    assert [e["val_accuracy"] for e in log.epochs] == TERMINAL_VAL_ACCURACY
+    assert all(e["epoch_time_s"] == 5 for e in log.epochs)
+    assert [e["elapsed_s"] for e in log.epochs] == [5, 10, 15]
+
+
+def test_csvlogger_of_the_same_run_agrees_with_its_console():
+    [console] = parse(read("keras3-fit-terminal.txt"))
+    [csv_log] = parse(read("keras3-csvlogger.csv"))
+    assert csv_log.format == CSV_LOGGER
+    assert [e["epoch"] for e in csv_log.epochs] == [1, 2, 3]  # CSVLogger counts from 0
+    for a, b in zip(console.epochs, csv_log.epochs):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert a[key] == pytest.approx(b[key], abs=5e-5)  # the console rounds to 4 places
+    assert csv_log.epochs[0]["epoch_time_s"] is None  # CSVLogger records no time
+
+
+def test_keras3_verbose2_form():
+    [log] = parse(read("keras3-fit-verbose2.txt"))
+    assert [e["epoch_time_s"] for e in log.epochs] == [3, 3, 2]
+    assert [e["elapsed_s"] for e in log.epochs] == [3, 6, 8]
+    assert log.epochs[2]["val_loss"] == 0.2105
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n"])
+def test_published_readme_gives_one_run_per_block_named_by_heading(ending):
+    text = REFERENCE_TEXT.read_text().replace("\n", ending)
+    logs = parse(text)
+    assert [(log.name, log.format) for log in logs] == [
+        ("Keras CPU", KERAS_CONSOLE), ("Tensorflow GPU", TENSORFLOW_LOOP)]
+    keras, tf = logs
+    assert keras.samples == 60_000  # "Train on 60000 samples"
+    assert keras.epochs[0]["epoch_time_s"] == 112 and keras.epochs[0]["val_accuracy"] == 0.9846
+    assert keras.epochs[0]["accuracy"] == 0.9733  # "acc" was normalised
+    assert keras.epochs[11]["loss"] == pytest.approx(9.7481e-04)
+    assert keras.epochs[-1]["elapsed_s"] == 3318
+    # TensorFlow seconds are cumulative: per-epoch time is the difference.
+    assert tf.epochs[0]["elapsed_s"] == 5.5 and tf.epochs[1]["epoch_time_s"] == pytest.approx(4.08)
+    assert tf.epochs[-1]["elapsed_s"] == 118.17
+
+
+def test_published_comparison_matches_the_published_figures():
+    logs = reference_logs()
+    cpu = summary.summarise(logs["Keras CPU"].epochs)
+    gpu = summary.summarise(logs["Tensorflow GPU"].epochs)
+    assert cpu["epochs_done"] == 30 and cpu["total_s"] == 3318
+    assert cpu["steady_epoch_s"] == 110 and gpu["steady_epoch_s"] == pytest.approx(3.86, abs=0.005)
+    assert (cpu["time_to_target_s"], gpu["time_to_target_s"]) == (229, 9.58)
+    assert (cpu["best_val_accuracy"], gpu["best_val_accuracy"]) == (0.9939, 0.9938)
+    assert summary.speedup(cpu, gpu)["steady_epoch"] == pytest.approx(28.5, abs=0.05)
+
+
+def test_clean_terminal_text_replays_the_cursor():
+    assert clean_terminal_text("abc\b\bX") == ["aXc"]
+    assert clean_terminal_text("12345\rab") == ["ab345"]
+    assert clean_terminal_text("\x1b[1mbold\x1b[0m") == ["bold"]
+
+
+def test_nothing_recognisable_is_a_clear_error_and_writes_nothing(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    with pytest.raises(ImportFormatError, match="Expected Keras fit console output"):
+        import_text(store, "hello\nworld\n", "notes.txt")
+    with pytest.raises(ImportFormatError):
+        import_text(store, "a,b\n1,2\n", "table.csv")
+    assert store.ids() == []
+
+
+def test_import_writes_read_only_finished_runs(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    ids = import_text(store, REFERENCE_TEXT.read_text(), "results.md")
+    assert [store.meta(i)["name"] for i in ids] == ["Keras CPU", "Tensorflow GPU"]
+    assert [store.meta(i)["device"] for i in ids] == ["cpu", "gpu"]
+    assert [store.meta(i)["engine"] for i in ids] == ["fit", "loop"]
+    assert all(store.status(i) == "finished" for i in ids)
+    assert store.log(ids[0]).epochs_done == 30
+    [csv_id] = import_text(store, read("keras3-csvlogger.csv"), "run.csv", name="Mine", device="cpu")
+    assert store.meta(csv_id)["name"] == "Mine" and store.meta(csv_id)["device"] == "cpu"
