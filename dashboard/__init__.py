@@ -1,0 +1,5 @@
+"""The dashboard's own code: figure builders, tables and session state.
+
+Pages in pages/ stay thin: they read widgets, call the run manager, and
+render what these modules build. Nothing here imports TensorFlow.
+"""

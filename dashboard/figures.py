@@ -1,0 +1,128 @@
+"""Figure builders: run data in, Plotly figure out. Pure, tested without Streamlit.
+
+Every builder takes the same list of `RunSeries`, so a run keeps one colour
+and one legend label on every chart. Published reference runs are dashed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+PALETTE = qualitative.Plotly + qualitative.D3 + qualitative.Set2
+X_AXES = {"epoch": "Epoch", "elapsed_s": "Elapsed wall-clock seconds"}
+LABELS = {
+    "val_accuracy": "Validation accuracy", "val_loss": "Validation loss",
+    "accuracy": "Training accuracy", "loss": "Training loss",
+    "epoch_time_s": "Seconds per epoch", "samples_per_s": "Training samples / s",
+}
+SYSTEM_LABELS = {
+    "process_cpu_percent": "Training process CPU % (100 = one core)",
+    "system_cpu_percent": "Machine CPU % (100 = all cores)",
+    "rss_mb": "Process memory RSS (MiB)",
+    "gpu_util_percent": "GPU utilisation %", "gpu_memory_used_mb": "GPU memory used (MiB)",
+    "gpu_power_w": "GPU power (W)", "gpu_temperature_c": "GPU temperature (°C)",
+}
+
+
+@dataclass
+class RunSeries:
+    """What the figures need of one run."""
+
+    id: str
+    label: str  # legend text: name · device · engine/backend (· precision)
+    color: str
+    epochs: list[dict]
+    reference: bool = False
+    system: list[dict] = field(default_factory=list)
+
+
+def assign_colors(run_ids: list[str]) -> dict[str, str]:
+    """One colour per run, stable for the order the runs were picked in."""
+    return {run_id: PALETTE[i % len(PALETTE)] for i, run_id in enumerate(run_ids)}
+
+
+def legend_label(meta: dict) -> str:
+    config = meta.get("config") or {}
+    parts = [meta.get("name") or meta.get("id", "?")]
+    if meta.get("device"):
+        parts.append(meta["device"].upper())
+    engine = meta.get("engine") or "?"
+    parts.append(f"{engine}/{meta['backend']}" if meta.get("backend") else engine)
+    if config.get("precision") and config["precision"] != "float32":
+        parts.append(config["precision"])
+    if config.get("jit") and config["jit"] != "auto":
+        parts.append(f"jit {config['jit']}")
+    return " · ".join(parts)
+
+
+def _layout(figure: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
+    figure.update_layout(
+        title=title, xaxis_title=x_title, yaxis_title=y_title, template="plotly_white",
+        legend={"orientation": "h", "y": -0.25}, margin={"l": 60, "r": 20, "t": 50, "b": 40},
+        hovermode="closest", height=380)
+    return figure
+
+
+def _line(run: RunSeries, xs: list, ys: list, mode: str = "lines+markers") -> go.Scatter:
+    return go.Scatter(
+        x=xs, y=ys, name=run.label, mode=mode, legendgroup=run.id,
+        line={"color": run.color, "dash": "dash" if run.reference else "solid", "width": 2},
+        marker={"color": run.color, "size": 5}, meta=run.id)
+
+
+def make_metric_figure(runs: list[RunSeries], metric: str, x: str = "epoch",
+                       log_y: bool = False) -> go.Figure:
+    """One metric per epoch (x="epoch") or against elapsed seconds (x="elapsed_s")."""
+    figure = go.Figure()
+    for run in runs:
+        points = [(e.get(x), e.get(metric)) for e in run.epochs
+                  if e.get(x) is not None and e.get(metric) is not None]
+        figure.add_trace(_line(run, [p[0] for p in points], [p[1] for p in points]))
+    title = f"{LABELS.get(metric, metric)} by {X_AXES[x].split()[0].lower()}"
+    if x == "elapsed_s":
+        title = f"{LABELS.get(metric, metric)} against wall-clock time"
+    _layout(figure, title, X_AXES[x], LABELS.get(metric, metric))
+    if log_y:
+        figure.update_yaxes(type="log")
+    return figure
+
+
+def make_epoch_time_figure(runs: list[RunSeries]) -> go.Figure:
+    return make_metric_figure(runs, "epoch_time_s")
+
+
+def make_throughput_figure(runs: list[RunSeries]) -> go.Figure:
+    return make_metric_figure(runs, "samples_per_s")
+
+
+def _system_value(sample: dict, key: str) -> float | None:
+    if not key.startswith("gpu_"):
+        return sample.get(key)
+    values = [g.get(key.removeprefix("gpu_")) for g in sample.get("gpus", [])]
+    values = [v for v in values if v is not None]
+    return sum(values) if values else None  # summed over the run's GPUs
+
+
+def make_system_figure(runs: list[RunSeries], key: str) -> go.Figure:
+    """A live system metric (CPU %, RSS, GPU fields) against the run's own seconds."""
+    figure = go.Figure()
+    for run in runs:
+        points = [(s.get("elapsed_s"), _system_value(s, key)) for s in run.system]
+        points = [p for p in points if p[1] is not None]
+        if points:
+            figure.add_trace(_line(run, [p[0] for p in points], [p[1] for p in points], mode="lines"))
+    return _layout(figure, SYSTEM_LABELS.get(key, key), "Seconds since the run started",
+                   SYSTEM_LABELS.get(key, key))
+
+
+def system_peaks(samples: list[dict]) -> dict[str, float]:
+    """The largest value of each system metric over a run."""
+    peaks = {}
+    for key in SYSTEM_LABELS:
+        values = [v for v in (_system_value(s, key) for s in samples) if v is not None]
+        if values:
+            peaks[key] = max(values)
+    return peaks

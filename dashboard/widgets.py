@@ -1,0 +1,112 @@
+"""Streamlit pieces more than one page uses: the settings form and the run card.
+
+The form validates through `training.config.make_config`, the same check the
+command line and the worker use, and shows the message under the widget it
+is about. Bad input disables the start buttons, so it never reaches a run.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import state
+from training import manager
+from training.config import ENGINES, JIT_MODES, PRECISIONS, ConfigError, RunConfig, make_config
+from training.runstore import QUEUED, RunError, RunStore
+
+DEFAULTS = RunConfig()
+
+
+def settings_form() -> tuple[RunConfig | None, ConfigError | None]:
+    """Render the run settings; returns (config, None) or (None, the first error)."""
+    inline: dict[str, st.delta_generator.DeltaGenerator] = {}
+    left, middle, right = st.columns(3)
+    with left:
+        epochs = st.number_input("Epochs", value=DEFAULTS.epochs, step=1, key="epochs")
+        inline["epochs"] = st.empty()
+        batch_size = st.number_input("Batch size", value=DEFAULTS.batch_size, step=1, key="batch_size")
+        inline["batch_size"] = st.empty()
+    with middle:
+        lr = st.number_input("Learning rate", value=DEFAULTS.lr, step=0.01, format="%.4f", key="lr")
+        inline["lr"] = st.empty()
+        engine = st.selectbox("Engine", ENGINES, key="engine",
+                              help="fit: Keras model.fit (the published Keras run). loop: a "
+                                   "tf.GradientTape loop in tf.function (the published TensorFlow run).")
+        inline["engine"] = st.empty()
+    with right:
+        installed = state.installed_backends()
+        backend = st.selectbox("Backend", [b for b, ok in installed.items() if ok], key="backend")
+        missing = [b for b, ok in installed.items() if not ok]
+        if missing:
+            st.caption(f"Not installed: {', '.join(missing)}. Add with "
+                       "`pip install -r requirements-backends.txt`.")
+        inline["backend"] = st.empty()
+        precision = st.selectbox("Precision", PRECISIONS, key="precision")
+        jit = st.selectbox("XLA / jit compile", JIT_MODES, key="jit")
+    subset_left, subset_mid, subset_right = st.columns(3)
+    use_subset = subset_left.toggle("Quick look on a subset", key="use_subset",
+                                    help="Train on the first N images instead of all 60,000.")
+    limit_train = limit_test = None
+    if use_subset:
+        limit_train = subset_mid.number_input("Training images", value=6000, step=1000, key="limit_train")
+        inline["limit_train"] = subset_mid.empty()
+        limit_test = subset_right.number_input("Test images", value=1000, step=500, key="limit_test")
+        inline["limit_test"] = subset_right.empty()
+    name = st.text_input("Name (optional)", key="name", max_chars=100)
+    concurrent = st.checkbox("Start at once, without waiting for other runs (their timings then "
+                             "compete for the same cores)", key="concurrent")
+    try:
+        config = make_config(epochs=_whole(epochs), batch_size=_whole(batch_size), lr=float(lr),
+                             engine=engine, backend=backend, precision=precision, jit=jit,
+                             limit_train=_whole(limit_train), limit_test=_whole(limit_test),
+                             name=name.strip(), concurrent=concurrent)
+    except ConfigError as error:
+        where = inline.get(error.field)
+        (where or st).error(f"**{_label(error.field)}** {error.message}")
+        return None, error
+    return config, None
+
+
+def _whole(value):
+    """Number inputs give floats for whole values typed as 3.0; keep real fractions visible."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _label(field: str) -> str:
+    return field.replace("_", " ").capitalize() + ":"
+
+
+def run_card(store: RunStore, run_id: str) -> None:
+    """Status, two progress bars, throughput so far and a Stop button."""
+    meta = store.meta(run_id)
+    status = store.status(run_id)
+    log = state.follower(store, run_id)
+    with st.container(border=True):
+        title, button = st.columns([5, 1])
+        title.markdown(f"**{meta.get('name')}** · {meta.get('device', '?').upper()} · "
+                       f"`{status}` · `{run_id}`")
+        if button.button("Stop", key=f"stop_{run_id}"):
+            try:
+                manager.stop(store, run_id)
+            except RunError as error:
+                st.warning(str(error))
+            st.rerun()
+        planned = meta.get("epochs") or 1
+        done = log.epochs_done
+        st.progress(min(done / planned, 1.0), text=f"Epochs: {done} of {planned}")
+        progress = log.progress
+        if status == QUEUED:
+            st.progress(0.0, text="Waiting for the run before it (fair timing: one run at a time)")
+        elif progress:
+            fraction = progress["batch"] / progress["batches"]
+            speed = progress.get("samples_per_s") or 0
+            st.progress(min(fraction, 1.0), text=f"Epoch {progress['epoch']}: batch {progress['batch']} "
+                        f"of {progress['batches']} · {speed:,.0f} samples/s so far")
+        elif done:
+            last = log.epochs[-1]
+            st.progress(0.0, text=f"Epoch {done + 1} starting · last epoch {last['samples_per_s']:,.0f} "
+                        f"samples/s, val accuracy {last['val_accuracy']:.4f}")
+        else:
+            st.progress(0.0, text="Starting: loading TensorFlow, MNIST and the model")

@@ -1,0 +1,59 @@
+"""Compare: convergence, wall-clock race, throughput and the summary, live."""
+
+import streamlit as st
+
+from dashboard import state, tables
+from dashboard.figures import (
+    SYSTEM_LABELS,
+    make_epoch_time_figure,
+    make_metric_figure,
+    make_system_figure,
+    make_throughput_figure,
+)
+
+store = state.get_store()
+st.title("Compare runs")
+metas = {run_id: store.meta(run_id) for run_id in store.ids()}
+show_refs = st.toggle("Show the published 2018 reference runs", value=True, key="show_refs")
+choices = [i for i, m in metas.items() if show_refs or m.get("source") != "reference"]
+picked = st.multiselect("Runs", choices, default=state.default_picks(metas, show_refs), key="compare_runs",
+                        format_func=lambda i: f"{metas[i].get('name')} · {i}")
+picked = [i for i in picked if i in choices]
+if not picked:
+    st.info("Pick at least one run. Start one on the Train page, or import a log on the Runs page.")
+    st.stop()
+
+target_col, base_col, log_col = st.columns([1, 2, 1])
+target = target_col.number_input("Target validation accuracy", min_value=0.5, max_value=1.0, value=0.99,
+                                 step=0.001, format="%.3f", key="target")
+baseline = base_col.selectbox("Speedup baseline", picked, key="baseline",
+                              format_func=lambda i: metas[i].get("name") or i)
+log_loss = log_col.toggle("Log-scale loss", value=True, key="log_loss")
+
+
+@st.fragment(run_every=state.REFRESH_S if state.any_active(store, picked) else None)
+def live_comparison() -> None:
+    runs = state.series(store, picked)
+    st.dataframe(tables.summary_rows(runs, baseline, target), hide_index=True, key="summary")
+    charts = [
+        ("val_acc_epoch", make_metric_figure(runs, "val_accuracy")),
+        ("val_acc_time", make_metric_figure(runs, "val_accuracy", x="elapsed_s")),
+        ("val_loss_epoch", make_metric_figure(runs, "val_loss", log_y=log_loss)),
+        ("val_loss_time", make_metric_figure(runs, "val_loss", x="elapsed_s", log_y=log_loss)),
+        ("loss_epoch", make_metric_figure(runs, "loss", log_y=log_loss)),
+        ("acc_epoch", make_metric_figure(runs, "accuracy")),
+        ("epoch_time", make_epoch_time_figure(runs)),
+        ("throughput", make_throughput_figure(runs)),
+    ]
+    for row in range(0, len(charts), 2):
+        for column, (key, figure) in zip(st.columns(2), charts[row:row + 2]):
+            column.plotly_chart(figure, key=f"chart_{key}")
+    if any(run.system for run in runs):
+        with st.expander("System metrics (sampled about once a second)", expanded=False):
+            for column, key in zip(st.columns(2) * 4, SYSTEM_LABELS):
+                column.plotly_chart(make_system_figure(runs, key), key=f"system_{key}")
+    st.download_button("Download the compared epochs as CSV", key="download_csv", mime="text/csv",
+                       data=tables.epochs_frame(runs).to_csv(index=False), file_name="comparison.csv")
+
+
+live_comparison()

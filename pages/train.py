@@ -1,0 +1,50 @@
+"""Train: choose settings, start CPU / GPU runs, and watch the active ones live."""
+
+import dataclasses
+
+import streamlit as st
+
+from dashboard import state, widgets
+from training import manager
+from training.runstore import ACTIVE_STATES
+
+store = state.get_store()
+st.title("Train the published CNN")
+st.caption("MNIST, the 2018 network (430,666 parameters), SGD with Nesterov momentum. "
+           "Each run trains in its own process; runs queue one at a time so timings stay fair.")
+
+config, error = widgets.settings_form()
+gpu_ok, gpu_reason = state.gpu_availability()
+
+cpu_col, gpu_col, pair_col = st.columns(3)
+started = []
+if cpu_col.button("Start CPU run", key="start_cpu", type="primary", disabled=config is None):
+    started = [manager.launch(store, dataclasses.replace(config, device="cpu"))]
+if gpu_col.button("Start GPU run", key="start_gpu", disabled=config is None or not gpu_ok,
+                  help=None if gpu_ok else gpu_reason):
+    started = [manager.launch(store, dataclasses.replace(config, device="gpu"))]
+if pair_col.button("Start CPU then GPU", key="start_pair", disabled=config is None or not gpu_ok,
+                   help=None if gpu_ok else gpu_reason):
+    started = manager.launch_pair(store, config)
+if not gpu_ok:
+    st.info(f"GPU runs are disabled: {gpu_reason}.", icon="ℹ️")
+if started:
+    st.success(f"Queued {len(started)} run(s): {', '.join(started)}. Follow them below or on Compare.")
+
+st.subheader("Queued and running")
+active_now = [r for r in store.ids() if store.status(r) in ACTIVE_STATES]
+
+
+@st.fragment(run_every=state.REFRESH_S if active_now else None)
+def live_runs() -> None:
+    active = [r for r in store.ids() if store.status(r) in ACTIVE_STATES]
+    if not active:
+        st.caption("No run is queued or running.")
+        if active_now:
+            st.rerun()  # everything ended: a full rerun turns this polling off
+        return
+    for run_id in active:
+        widgets.run_card(store, run_id)
+
+
+live_runs()
