@@ -77,11 +77,13 @@ def installed_backends() -> dict[str, bool]:
     return found
 
 
-def default_picks(metas: dict[str, dict], with_references: bool) -> list[str]:
-    """The latest local CPU run, the latest local GPU run, and the references."""
+def default_picks(metas: dict[str, dict], with_references: bool,
+                  failed: frozenset[str] = frozenset()) -> list[str]:
+    """The latest local CPU run, the latest local GPU run (failed ones skipped), and the references."""
     picks = []
     for device in ("cpu", "gpu"):
-        local = [i for i, m in metas.items() if m.get("source") == "local" and m.get("device") == device]
+        local = [i for i, m in metas.items()
+                 if m.get("source") == "local" and m.get("device") == device and i not in failed]
         if local:
             picks.append(max(local))  # ids sort by creation time
     if with_references:

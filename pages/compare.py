@@ -10,14 +10,16 @@ from dashboard.figures import (
     make_system_figure,
     make_throughput_figure,
 )
+from training.runstore import FAILED
 
 store = state.get_store()
 st.title("Compare runs")
 metas = {run_id: store.meta(run_id) for run_id in store.ids()}
 show_refs = st.toggle("Show the published 2018 reference runs", value=True, key="show_refs")
 choices = [i for i, m in metas.items() if show_refs or m.get("source") != "reference"]
-picked = st.multiselect("Runs", choices, default=state.default_picks(metas, show_refs), key="compare_runs",
-                        format_func=lambda i: f"{metas[i].get('name')} · {i}")
+failed = frozenset(i for i in metas if store.status(i) == FAILED)
+picked = st.multiselect("Runs", choices, default=state.default_picks(metas, show_refs, failed),
+                        key="compare_runs", format_func=lambda i: f"{metas[i].get('name')} · {i}")
 picked = [i for i in picked if i in choices]
 if not picked:
     st.info("Pick at least one run. Start one on the Train page, or import a log on the Runs page.")

@@ -1,0 +1,119 @@
+"""Figure builders and dashboard tables, without Streamlit."""
+
+from __future__ import annotations
+
+import pytest
+
+from dashboard import tables
+from dashboard.figures import (
+    RunSeries,
+    assign_colors,
+    legend_label,
+    make_metric_figure,
+    make_system_figure,
+    make_throughput_figure,
+    system_peaks,
+)
+from dashboard.state import default_picks
+from training.importing import reference_logs
+
+
+@pytest.fixture
+def runs() -> list[RunSeries]:
+    logs = reference_logs()
+    colors = assign_colors(["cpu", "gpu", "mine"])
+    mine = [{"epoch": 1, "loss": 0.5, "accuracy": 0.8, "val_loss": 0.4, "val_accuracy": 0.9,
+             "epoch_time_s": 12.0, "samples_per_s": 5000.0, "elapsed_s": 12.0},
+            {"epoch": 2, "loss": 0.2, "accuracy": 0.95, "val_loss": 0.1, "val_accuracy": 0.991,
+             "epoch_time_s": 10.0, "samples_per_s": 6000.0, "elapsed_s": 22.0}]
+    return [
+        RunSeries("cpu", "Keras CPU (published) · CPU · fit", colors["cpu"], logs["Keras CPU"].epochs,
+                  reference=True),
+        RunSeries("gpu", "TensorFlow GPU (published) · GPU · loop", colors["gpu"],
+                  logs["Tensorflow GPU"].epochs, reference=True),
+        RunSeries("mine", "Mine · CPU · fit/tensorflow", colors["mine"], mine,
+                  system=[{"elapsed_s": 1.0, "process_cpu_percent": 180.0, "rss_mb": 700.0}]),
+    ]
+
+
+def test_one_trace_per_run_with_label_and_colour_kept_across_figures(runs):
+    figures = [make_metric_figure(runs, "val_accuracy"), make_metric_figure(runs, "loss", log_y=True),
+               make_metric_figure(runs, "val_loss", x="elapsed_s"), make_throughput_figure(runs)]
+    for figure in figures:
+        assert [t.name for t in figure.data] == [r.label for r in runs]
+        assert [t.line.color for t in figure.data] == [r.color for r in runs]
+    assert len({r.color for r in runs}) == 3
+    assert [t.line.dash for t in figures[0].data] == ["dash", "dash", "solid"]
+
+
+def test_epoch_axis_and_wall_clock_axis(runs):
+    by_epoch = make_metric_figure(runs, "val_accuracy")
+    assert list(by_epoch.data[1].x) == list(range(1, 31))
+    assert by_epoch.data[1].y[1] == 0.9905
+    assert by_epoch.layout.xaxis.title.text == "Epoch"
+    race = make_metric_figure(runs, "val_accuracy", x="elapsed_s")
+    assert race.data[0].x[0] == 112 and race.data[1].x[-1] == 118.17 and list(race.data[2].x) == [12, 22]
+    assert "wall-clock" in race.layout.xaxis.title.text.lower()
+
+
+def test_log_scale_only_when_asked(runs):
+    assert make_metric_figure(runs, "loss", log_y=True).layout.yaxis.type == "log"
+    assert make_metric_figure(runs, "loss").layout.yaxis.type is None
+
+
+def test_throughput_uses_samples_per_second(runs):
+    figure = make_throughput_figure(runs)
+    assert figure.data[0].y[0] == pytest.approx(60000 / 112, abs=0.01)
+    assert list(figure.data[2].y) == [5000.0, 6000.0]
+
+
+def test_system_figure_has_no_gpu_traces_without_gpu_fields(runs):
+    assert len(make_system_figure(runs, "gpu_util_percent").data) == 0
+    cpu = make_system_figure(runs, "process_cpu_percent")
+    assert [t.name for t in cpu.data] == [runs[2].label] and list(cpu.data[0].y) == [180.0]
+    samples = [{"gpus": [{"util_percent": 40}, {"util_percent": 50}], "rss_mb": 1.0},
+               {"gpus": [{"util_percent": 90}], "rss_mb": 3.0}]
+    assert system_peaks(samples) == {"rss_mb": 3.0, "gpu_util_percent": 90}
+
+
+def test_summary_rows_against_a_baseline(runs):
+    rows = tables.summary_rows(runs, baseline_id="cpu", target=0.99)
+    cpu, gpu, mine = rows
+    assert cpu["Speedup"] == "1.00×" and gpu["Speedup"] == "28.50×"
+    assert cpu["Steady epoch"] == "110.00 s" and gpu["Steady epoch"] == "3.86 s"
+    assert cpu["Time to 99.00%"] == "229.00 s (epoch 2)" and gpu["Time to 99.00%"] == "9.58 s (epoch 2)"
+    assert gpu["Time-to-target speedup"] == f"{229 / 9.58:.2f}×"
+    assert mine["Steady epoch"] == "10.00 s" and mine["Speedup"] == "11.00×"
+    assert cpu["Best val acc"] == "0.9939 (epoch 11)"
+    assert tables.summary_rows(runs, "cpu", 0.995)[0]["Time to 99.50%"] == "not reached"
+
+
+def test_single_epoch_run_has_no_steady_state():
+    one = RunSeries("x", "x", "#000", [{"epoch": 1, "epoch_time_s": 3.0, "elapsed_s": 3.0,
+                                       "val_accuracy": 0.5}])
+    [row] = tables.summary_rows([one], "x", 0.99)
+    assert row["Steady epoch"] == "—" and row["Speedup"] == "—" and row["Total"] == "3.00 s"
+
+
+def test_epochs_frame_stacks_every_run(runs):
+    frame = tables.epochs_frame(runs)
+    assert len(frame) == 30 + 30 + 2
+    assert list(frame.columns[:4]) == ["run_id", "run", "epoch", "loss"]
+    assert frame[frame.run_id == "gpu"].elapsed_s.iloc[-1] == 118.17
+
+
+def test_legend_label_shows_device_engine_backend_and_precision():
+    meta = {"name": "fast", "device": "gpu", "engine": "fit", "backend": "jax",
+            "config": {"precision": "mixed_bfloat16", "jit": "on"}}
+    assert legend_label(meta) == "fast · GPU · fit/jax · mixed_bfloat16 · jit on"
+
+
+def test_default_picks_latest_cpu_and_gpu_and_references():
+    metas = {"2026-a": {"source": "local", "device": "cpu"},
+             "2026-b": {"source": "local", "device": "cpu"},
+             "2026-c": {"source": "local", "device": "gpu"},
+             "2026-d": {"source": "imported", "device": "gpu"},
+             "ref-x": {"source": "reference"}}
+    assert default_picks(metas, with_references=True) == ["2026-b", "2026-c", "ref-x"]
+    assert default_picks(metas, with_references=False) == ["2026-b", "2026-c"]
+    assert default_picks(metas, False, failed=frozenset({"2026-b"})) == ["2026-a", "2026-c"]

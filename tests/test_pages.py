@@ -1,0 +1,190 @@
+"""Every page under Streamlit's AppTest, against run folders the tests make."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES, ROOT, cli, wait_for
+from streamlit.testing.v1 import AppTest
+
+from training import manager
+from training.config import make_config
+from training.importing import ensure_references
+from training.metricslog import append_record
+from training.runstore import RunStore
+
+PAGES = ["app.py", "pages/train.py", "pages/compare.py", "pages/runs.py"]
+
+
+def page(path: str) -> AppTest:
+    return AppTest.from_file(str(ROOT / path), default_timeout=60)
+
+
+def no_exceptions(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory, mnist_cached) -> Path:
+    """References, a real finished CPU run, an imported log and a failed run; made once."""
+    runs_dir = tmp_path_factory.mktemp("template") / "runs"
+    assert cli("run", "--epochs", "2", "--limit-train", "512", "--limit-test", "256", "--name", "tiny cpu",
+               runs_dir=runs_dir).returncode == 0
+    assert cli("import", str(FIXTURES / "keras3-fit-verbose2.txt"), "--name", "laptop",
+               runs_dir=runs_dir).returncode == 0
+    store = RunStore(runs_dir)
+    ensure_references(store)
+    failed = manager.create_local(store, make_config(epochs=1, name="broken"))
+    append_record(store.path(failed) / "metrics.jsonl", {"type": "end", "status": "failed",
+                                                         "error": "RuntimeError: boom"})
+    (store.path(failed) / "stderr.log").write_text("Traceback (most recent call last):\nRuntimeError: boom\n")
+    store.set_status(failed, "failed", error="RuntimeError: boom")
+    return runs_dir
+
+
+@pytest.fixture
+def store(template, runs_dir) -> RunStore:
+    """A fresh copy of the template runs folder for each test."""
+    shutil.copytree(template, runs_dir)
+    return RunStore(runs_dir)
+
+
+def by_name(store: RunStore, name: str) -> str:
+    return next(i for i in store.ids() if store.meta(i).get("name") == name)
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_renders_without_exceptions(store, path, mnist_cached):
+    no_exceptions(page(path).run())
+
+
+def test_gpu_buttons_are_disabled_with_their_reason(store):
+    at = no_exceptions(page("pages/train.py").run())
+    assert at.button(key="start_cpu").disabled is False
+    for key in ("start_gpu", "start_pair"):
+        assert at.button(key=key).disabled is True
+        assert "NVIDIA" in at.button(key=key).help
+    assert any("GPU runs are disabled" in i.value for i in at.info)
+
+
+def test_start_cpu_creates_a_run_through_the_run_manager(store, mnist_cached):
+    before = set(store.ids())
+    at = page("pages/train.py").run()
+    at.number_input(key="epochs").set_value(3)
+    at.number_input(key="batch_size").set_value(64)
+    at.toggle(key="use_subset").set_value(True).run()
+    at.number_input(key="limit_train").set_value(512)
+    at.number_input(key="limit_test").set_value(256)
+    at.text_input(key="name").set_value("from the page")
+    no_exceptions(at.button(key="start_cpu").click().run())
+    [new] = set(store.ids()) - before
+    try:
+        meta = store.meta(new)
+        assert meta["name"] == "from the page" and meta["device"] == "cpu"
+        assert {k: meta["config"][k] for k in ("epochs", "batch_size", "limit_train", "limit_test")} == {
+            "epochs": 3, "batch_size": 64, "limit_train": 512, "limit_test": 256}
+        assert any(new in s.value for s in at.success)
+        assert store.status(new) in ("queued", "running", "finished")
+    finally:
+        if store.status(new) in ("queued", "running"):
+            manager.stop(store, new)
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("epochs", 0, "from 1 to 1000"),
+    ("epochs", 5000, "from 1 to 1000"),
+    ("batch_size", 0, "from 1 to 60000"),
+    ("lr", 0.0, "(0, 10]"),
+])
+def test_bad_settings_show_an_inline_message_and_disable_start(store, key, value, message):
+    before = store.ids()
+    at = page("pages/train.py").run()
+    at.number_input(key=key).set_value(value).run()
+    no_exceptions(at)
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key="start_cpu").disabled is True
+    assert store.ids() == before
+
+
+def test_batch_larger_than_subset_is_refused(store):
+    at = page("pages/train.py").run()
+    at.toggle(key="use_subset").set_value(True).run()
+    at.number_input(key="limit_train").set_value(100)
+    at.number_input(key="batch_size").set_value(128).run()
+    assert any("from 1 to 100" in e.value for e in at.error)
+    assert at.button(key="start_cpu").disabled is True
+
+
+def test_stop_button_on_the_train_page_stops_a_running_run(store, mnist_cached):
+    run_id = manager.launch(store, make_config(epochs=50, batch_size=16, limit_train=4096, limit_test=256))
+    wait_for(lambda: store.status(run_id) == "running", 60, what="running")
+    at = no_exceptions(page("pages/train.py").run())
+    assert at.button(key=f"stop_{run_id}")
+    at.button(key=f"stop_{run_id}").click().run()
+    assert store.status(run_id) == "stopped"
+
+
+def test_runs_page_history_filter_and_failed_details(store):
+    at = no_exceptions(page("pages/runs.py").run())
+    names = list(at.dataframe[0].value["Name"])
+    assert {"tiny cpu", "laptop", "broken", "Keras CPU (published)"} <= set(names)
+    at.multiselect(key="filter_status").set_value(["failed"]).run()
+    assert list(at.dataframe[0].value["Name"]) == ["broken"]
+    at.selectbox(key="detail_run").set_value(by_name(store, "broken")).run()
+    assert any("RuntimeError: boom" in e.value for e in at.error)
+    assert any("Traceback" in c.value for c in at.code)
+
+
+def test_delete_needs_confirmation_and_removes_the_run(store):
+    run_id = by_name(store, "laptop")
+    at = page("pages/runs.py").run()
+    at.selectbox(key="detail_run").set_value(run_id).run()
+    assert at.button(key="delete").disabled is True
+    at.checkbox(key="confirm_delete").check().run()
+    no_exceptions(at.button(key="delete").click().run())
+    assert run_id not in store.ids()
+
+
+def test_reference_runs_cannot_be_deleted_from_the_page(store):
+    at = page("pages/runs.py").run()
+    at.selectbox(key="detail_run").set_value("ref-keras-cpu").run()
+    assert at.checkbox(key="confirm_delete").disabled is True
+    assert at.button(key="delete").disabled is True
+
+
+def test_import_good_file(store):
+    before = set(store.ids())
+    at = page("pages/runs.py").run()
+    at.file_uploader(key="upload").set_value(
+        ("results.csv", (FIXTURES / "keras3-csvlogger.csv").read_bytes(), "text/csv")).run()
+    at.text_input(key="import_name").set_value("csv run")
+    no_exceptions(at.button(key="import").click().run())
+    [new] = set(store.ids()) - before
+    assert store.meta(new)["name"] == "csv run" and store.log(new).epochs_done == 3
+    assert any("Imported 1 run(s)" in s.value for s in at.success)
+
+
+def test_import_bad_file_reports_and_writes_nothing(store):
+    before = store.ids()
+    at = page("pages/runs.py").run()
+    at.file_uploader(key="upload").set_value(("notes.txt", b"just some notes\n", "text/plain")).run()
+    no_exceptions(at.button(key="import").click().run())
+    assert any("Nothing imported" in e.value and "Expected" in e.value for e in at.error)
+    assert store.ids() == before
+
+
+def test_compare_defaults_and_summary(store):
+    at = no_exceptions(page("pages/compare.py").run())
+    picked = at.multiselect(key="compare_runs").value
+    assert picked == [by_name(store, "tiny cpu"), "ref-keras-cpu", "ref-tensorflow-gpu"]
+    summary = at.dataframe[0].value
+    assert list(summary["Run"])[1].startswith("Keras CPU (published)")
+    assert list(summary["Speedup"])[0] == "1.00×"  # the baseline is the first pick
+    at.selectbox(key="baseline").set_value("ref-keras-cpu").run()
+    assert list(at.dataframe[0].value["Speedup"])[2] == "28.50×"
+    at.toggle(key="show_refs").set_value(False).run()
+    no_exceptions(at)
+    assert at.multiselect(key="compare_runs").value == [by_name(store, "tiny cpu")]
