@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="CPU vs GPU training", page_icon="⚡", layout="wide")
+st.set_page_config(page_title="CPU vs GPU training", page_icon=":material/speed:", layout="wide")
 
 pages = [
-    st.Page("pages/train.py", title="Train", icon="▶️", default=True),
-    st.Page("pages/compare.py", title="Compare", icon="📈"),
-    st.Page("pages/runs.py", title="Runs", icon="🗂️"),
+    st.Page("pages/train.py", title="Train", icon=":material/play_arrow:", default=True),
+    st.Page("pages/compare.py", title="Compare", icon=":material/monitoring:"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:"),
 ]
 st.navigation(pages).run()

@@ -74,7 +74,7 @@ def _line(run: RunSeries, xs: list, ys: list, mode: str = "lines+markers") -> go
 
 
 def make_metric_figure(runs: list[RunSeries], metric: str, x: str = "epoch",
-                       log_y: bool = False) -> go.Figure:
+                       log_y: bool = False, log_x: bool = False) -> go.Figure:
     """One metric per epoch (x="epoch") or against elapsed seconds (x="elapsed_s")."""
     figure = go.Figure()
     for run in runs:
@@ -87,6 +87,8 @@ def make_metric_figure(runs: list[RunSeries], metric: str, x: str = "epoch",
     _layout(figure, title, X_AXES[x], LABELS.get(metric, metric))
     if log_y:
         figure.update_yaxes(type="log")
+    if log_x:
+        figure.update_xaxes(type="log")
     return figure
 
 

@@ -98,7 +98,7 @@ def run_card(store: RunStore, run_id: str) -> None:
         st.progress(min(done / planned, 1.0), text=f"Epochs: {done} of {planned}")
         progress = log.progress
         if status == QUEUED:
-            st.progress(0.0, text="Waiting for the run before it (fair timing: one run at a time)")
+            st.progress(0.0, text="Queued: starts when no other run is training (fair timing)")
         elif progress:
             fraction = progress["batch"] / progress["batches"]
             speed = progress.get("samples_per_s") or 0

@@ -25,12 +25,14 @@ if not picked:
     st.info("Pick at least one run. Start one on the Train page, or import a log on the Runs page.")
     st.stop()
 
-target_col, base_col, log_col = st.columns([1, 2, 1])
+target_col, base_col, log_col, time_col = st.columns([1, 2, 1, 1])
 target = target_col.number_input("Target validation accuracy", min_value=0.5, max_value=1.0, value=0.99,
                                  step=0.001, format="%.3f", key="target")
 baseline = base_col.selectbox("Speedup baseline", picked, key="baseline",
                               format_func=lambda i: metas[i].get("name") or i)
 log_loss = log_col.toggle("Log-scale loss", value=True, key="log_loss")
+log_time = time_col.toggle("Log-scale time", value=False, key="log_time",
+                           help="Puts a 100 s GPU run and a 3,000 s CPU run on one readable axis.")
 
 
 @st.fragment(run_every=state.REFRESH_S if state.any_active(store, picked) else None)
@@ -39,9 +41,10 @@ def live_comparison() -> None:
     st.dataframe(tables.summary_rows(runs, baseline, target), hide_index=True, key="summary")
     charts = [
         ("val_acc_epoch", make_metric_figure(runs, "val_accuracy")),
-        ("val_acc_time", make_metric_figure(runs, "val_accuracy", x="elapsed_s")),
+        ("val_acc_time", make_metric_figure(runs, "val_accuracy", x="elapsed_s", log_x=log_time)),
         ("val_loss_epoch", make_metric_figure(runs, "val_loss", log_y=log_loss)),
-        ("val_loss_time", make_metric_figure(runs, "val_loss", x="elapsed_s", log_y=log_loss)),
+        ("val_loss_time", make_metric_figure(runs, "val_loss", x="elapsed_s", log_y=log_loss,
+                                             log_x=log_time)),
         ("loss_epoch", make_metric_figure(runs, "loss", log_y=log_loss)),
         ("acc_epoch", make_metric_figure(runs, "accuracy")),
         ("epoch_time", make_epoch_time_figure(runs)),

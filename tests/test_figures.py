@@ -59,6 +59,8 @@ def test_epoch_axis_and_wall_clock_axis(runs):
 def test_log_scale_only_when_asked(runs):
     assert make_metric_figure(runs, "loss", log_y=True).layout.yaxis.type == "log"
     assert make_metric_figure(runs, "loss").layout.yaxis.type is None
+    race = make_metric_figure(runs, "val_accuracy", x="elapsed_s", log_x=True)
+    assert race.layout.xaxis.type == "log" and race.layout.yaxis.type is None
 
 
 def test_throughput_uses_samples_per_second(runs):

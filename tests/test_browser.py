@@ -1,0 +1,143 @@
+"""End to end in a real browser: Streamlit server, Debian's Chromium, a real CPU run.
+
+Covers what AppTest cannot see: `run_every` refreshing, Plotly actually
+drawing, and a live training subprocess started by a click. Screenshots of
+every page land in test-output/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, TEST_OUTPUT
+
+from training import manager
+from training.runstore import ACTIVE_STATES, RunStore
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = TEST_OUTPUT / "screenshots"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed "
+                       "(make test installs it: apt-get install chromium)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(runs_dir, tmp_path, mnist_cached):
+    port = free_port()
+    log = open(tmp_path / "streamlit.log", "wb")
+    env = {**os.environ, "TRAINING_RUNS_DIR": str(runs_dir)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "streamlit.log").read_text()
+        time.sleep(0.3)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+    store = RunStore(runs_dir)
+    for run_id in store.ids():
+        if store.status(run_id) in ACTIVE_STATES:
+            manager.stop(store, run_id)
+
+
+def assert_no_exception(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0, page.inner_text("body")[:2000]
+
+
+def chart_has_epoch(page, run_name: str, epoch: int) -> bool:
+    """True when a drawn Plotly chart has a trace of this run with a point at `epoch`."""
+    return page.evaluate(
+        """([name, epoch]) => [...document.querySelectorAll('.js-plotly-plot')].some(gd =>
+               (gd.data || []).some(t => String(t.name).startsWith(name)
+                                     && Array.from(t.x || []).includes(epoch)))""",
+        [run_name, epoch])
+
+
+def test_click_start_and_watch_epoch_1_arrive_on_compare(server, runs_dir):
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(server)
+        page.get_by_role("button", name="Start CPU run").wait_for(timeout=60_000)
+        assert_no_exception(page)
+
+        # A small run: 3 epochs on 4,096 images.
+        page.get_by_label("Epochs").fill("3")
+        page.get_by_label("Epochs").press("Enter")
+        page.get_by_text("Quick look on a subset").click()
+        page.get_by_label("Training images").fill("4096")
+        page.get_by_label("Training images").press("Enter")
+        page.get_by_label("Test images").fill("1000")
+        page.get_by_label("Test images").press("Enter")
+        page.get_by_label("Name (optional)").fill("browser run")
+        page.get_by_label("Name (optional)").press("Enter")
+        assert page.get_by_role("button", name="Start GPU run").is_disabled()
+        page.get_by_role("button", name="Start CPU run").click()
+        page.get_by_text("Queued 1 run(s)").wait_for(timeout=30_000)
+        page.get_by_text("browser run").first.wait_for(timeout=30_000)
+        assert_no_exception(page)
+        page.screenshot(path=str(SHOTS / "train.png"), full_page=True)
+
+        page.get_by_role("link", name="Compare").click()
+        page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+        # No reload: the live fragment must bring epoch 1 in by itself.
+        page.wait_for_function(
+            """(name) => [...document.querySelectorAll('.js-plotly-plot')].some(gd =>
+                   (gd.data || []).some(t => String(t.name).startsWith(name)
+                                         && Array.from(t.x || []).includes(1)))""",
+            arg="browser run", timeout=120_000)
+        assert chart_has_epoch(page, "browser run", 1)
+        assert chart_has_epoch(page, "Keras CPU (published)", 30)
+        store = RunStore(runs_dir)
+        [run_id] = [i for i in store.ids() if store.meta(i).get("name") == "browser run"]
+        # Let it finish so the screenshot shows the whole (tiny) run and a settled summary.
+        deadline = time.monotonic() + 120
+        while store.status(run_id) in ACTIVE_STATES and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert store.status(run_id) == "finished"
+        page.wait_for_function(
+            """(name) => [...document.querySelectorAll('.js-plotly-plot')].some(gd =>
+                   (gd.data || []).some(t => String(t.name).startsWith(name)
+                                         && Array.from(t.x || []).includes(3)))""",
+            arg="browser run", timeout=30_000)
+        time.sleep(1.5)  # let Plotly finish its transition before the picture
+        assert_no_exception(page)
+        page.screenshot(path=str(SHOTS / "compare.png"), full_page=True)
+
+        page.get_by_role("link", name="Runs").click()
+        page.get_by_text("Import a log").wait_for(timeout=30_000)
+        assert_no_exception(page)
+        page.screenshot(path=str(SHOTS / "runs.png"), full_page=True)
+        browser.close()
