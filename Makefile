@@ -39,6 +39,8 @@ test: $(VENV)/.testing chromium lint
 bench: $(VENV)/.testing
 	$(BIN)/python bench/reader_bench.py
 	$(BIN)/python bench/compare_page_bench.py
+	$(BIN)/python bench/hook_cost.py
+	@echo "slow (minutes): $(BIN)/python bench/worker_overhead.py --epochs 3 --repeats 2"
 
 clean:
 	rm -rf $(VENV) test-output .pytest_cache .ruff_cache

@@ -337,7 +337,8 @@ def train(config: RunConfig, folder, writer: MetricsWriter, stop: StopFlag) -> N
         "params": count_params(model),
         "train_samples": len(data[0]), "test_samples": len(data[2]),
         "batches_per_epoch": config.batches_per_epoch,
-        "jit_compile": getattr(model, "jit_compile", None) if config.engine == "fit" else config.jit,
+        "jit_compile": (getattr(model, "jit_compile", None) if config.engine == "fit"
+                        else {"on": True, "off": False, "auto": None}[config.jit]),
         "tensorboard": tensorboard is not None,
     }, sync=True)
     clock = EpochClock(writer, config, stop, tensorboard)
