@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
-from conftest import ROOT, TINY, cli, only_run, records, wait_for
-
-EPOCH_KEYS = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "train_s", "eval_s",
-              "epoch_time_s", "samples_per_s", "elapsed_s"}
-
-
-def assert_well_formed(run_dir, epochs: int, train: int) -> None:
-    log = records(run_dir)
-    assert log[0]["type"] == "start" and log[-1]["type"] == "end"
-    start = log[0]
-    assert start["params"] == {"total": 430_666, "trainable": 429_498, "non_trainable": 1_168}
-    assert start["train_samples"] == train
-    assert start["hardware"]["cpu_logical_cores"] >= 1 and start["hardware"]["cpu_model"]
-    assert start["versions"]["keras"].startswith("3.") and start["versions"]["tensorflow"]
-    assert start["hardware"]["gpu_names"] == []
-    epoch_records = [r for r in log if r["type"] == "epoch"]
-    assert [r["epoch"] for r in epoch_records] == list(range(1, epochs + 1))
-    previous_elapsed = 0.0
-    for record in epoch_records:
-        assert record.keys() >= EPOCH_KEYS
-        assert 0 <= record["accuracy"] <= 1 and 0 <= record["val_accuracy"] <= 1
-        assert math.isfinite(record["loss"]) and record["loss"] > 0
-        assert record["epoch_time_s"] == pytest.approx(record["train_s"] + record["eval_s"], abs=1e-3)
-        assert record["samples_per_s"] == pytest.approx(train / record["train_s"], rel=1e-3)
-        assert record["elapsed_s"] > previous_elapsed
-        previous_elapsed = record["elapsed_s"]
-    assert log[-1]["status"] == "finished"
-    # Training learns: the second epoch's training loss is below the first's.
-    assert epoch_records[-1]["loss"] < epoch_records[0]["loss"]
+from conftest import ROOT, TINY, assert_well_formed, cli, only_run, records, wait_for
 
 
 @pytest.mark.parametrize("engine", ["fit", "loop"])

@@ -172,11 +172,11 @@ class EpochClock:
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             record[key] = float(metrics[key]) if metrics.get(key) is not None else None
         record.update({
-            "train_s": round(self.train_s, 4), "eval_s": round(self.eval_s, 4),
-            "epoch_time_s": round(self.train_s + self.eval_s, 4),
+            "train_s": round(self.train_s, 6), "eval_s": round(self.eval_s, 6),
+            "epoch_time_s": round(self.train_s + self.eval_s, 6),
             "samples": self.config.train_samples,
             "samples_per_s": round(self.config.train_samples / self.train_s, 2),
-            "elapsed_s": round(now - self.t0, 4),
+            "elapsed_s": round(now - self.t0, 6),
         })
         self.writer.write(record, sync=True)  # a finished epoch survives a crash
         if self.tensorboard:
