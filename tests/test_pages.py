@@ -188,3 +188,24 @@ def test_compare_defaults_and_summary(store):
     at.toggle(key="show_refs").set_value(False).run()
     no_exceptions(at)
     assert at.multiselect(key="compare_runs").value == [by_name(store, "tiny cpu")]
+
+
+NO_FRAMEWORK_IN_STREAMLIT = """
+import sys
+from streamlit.testing.v1 import AppTest
+for path in ["app.py", "pages/train.py", "pages/compare.py", "pages/runs.py"]:
+    at = AppTest.from_file(path, default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "jax", "torch"))
+print(loaded)
+"""
+
+
+def test_the_streamlit_process_never_imports_a_framework(store):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", NO_FRAMEWORK_IN_STREAMLIT], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"

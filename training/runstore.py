@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from training import process
-from training.runlog import METRICS_FILE, SYSTEM_FILE, RunLog
+from training.runlog import METRICS_FILE, RunLog
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILE = "config.json"
@@ -33,7 +33,6 @@ PID_FILE = "pid.json"
 STDOUT_FILE = "stdout.log"
 STDERR_FILE = "stderr.log"
 TENSORBOARD_DIR = "tb"
-__all__ = ["METRICS_FILE", "SYSTEM_FILE", "RunStore"]
 
 QUEUED, RUNNING, FINISHED, STOPPED, FAILED, LOST = (
     "queued", "running", "finished", "stopped", "failed", "lost")

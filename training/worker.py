@@ -22,15 +22,16 @@ import traceback
 from training import hardware, mnist, process, runqueue
 from training.config import RunConfig
 from training.metricslog import MetricsWriter
+from training.runlog import METRICS_FILE, SYSTEM_FILE
 from training.runqueue import StopRequested
 from training.runstore import (
+    CONFIG_FILE,
     FAILED,
     FINISHED,
-    METRICS_FILE,
     QUEUED,
     RUNNING,
+    STATUS_FILE,
     STOPPED,
-    SYSTEM_FILE,
     TENSORBOARD_DIR,
     RunStore,
     read_json,
@@ -358,9 +359,9 @@ def _older_waiting(store: RunStore, run_id: str):
             if other >= run_id:
                 return False
             folder = store.root / other
-            if (read_json(folder / "status.json") or {}).get("state") != QUEUED:
+            if (read_json(folder / STATUS_FILE) or {}).get("state") != QUEUED:
                 continue  # cheap filter before the process check
-            meta = read_json(folder / "config.json") or {}
+            meta = read_json(folder / CONFIG_FILE) or {}
             if (meta.get("config") or {}).get("concurrent"):
                 continue
             try:
