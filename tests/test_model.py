@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
-
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 
 
 def test_layers_and_parameter_counts_match_the_published_summary():
