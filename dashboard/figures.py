@@ -74,8 +74,12 @@ def _line(run: RunSeries, xs: list, ys: list, mode: str = "lines+markers") -> go
 
 
 def make_metric_figure(runs: list[RunSeries], metric: str, x: str = "epoch",
-                       log_y: bool = False, log_x: bool = False) -> go.Figure:
-    """One metric per epoch (x="epoch") or against elapsed seconds (x="elapsed_s")."""
+                       log_y: bool = False, log_x: bool = False,
+                       target: float | None = None) -> go.Figure:
+    """One metric per epoch (x="epoch") or against elapsed seconds (x="elapsed_s").
+
+    `target` draws the target validation accuracy as a dotted line.
+    """
     figure = go.Figure()
     for run in runs:
         points = [(e.get(x), e.get(metric)) for e in run.epochs
@@ -89,6 +93,9 @@ def make_metric_figure(runs: list[RunSeries], metric: str, x: str = "epoch",
         figure.update_yaxes(type="log")
     if log_x:
         figure.update_xaxes(type="log")
+    if target is not None:
+        figure.add_hline(y=target, line={"dash": "dot", "color": "#6b7280", "width": 1},
+                         annotation_text=f"target {target:.2%}", annotation_position="bottom right")
     return figure
 
 
@@ -118,6 +125,12 @@ def make_system_figure(runs: list[RunSeries], key: str) -> go.Figure:
             figure.add_trace(_line(run, [p[0] for p in points], [p[1] for p in points], mode="lines"))
     return _layout(figure, SYSTEM_LABELS.get(key, key), "Seconds since the run started",
                    SYSTEM_LABELS.get(key, key))
+
+
+def system_keys(runs: list[RunSeries]) -> list[str]:
+    """The system metrics at least one of the runs has samples of, in display order."""
+    return [key for key in SYSTEM_LABELS
+            if any(_system_value(sample, key) is not None for run in runs for sample in run.system)]
 
 
 def system_peaks(samples: list[dict]) -> dict[str, float]:

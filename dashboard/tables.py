@@ -60,14 +60,14 @@ def history_rows(summaries: list[dict]) -> list[dict]:
     for s in sorted(summaries, key=lambda r: r.get("created") or 0, reverse=True):
         created = s.get("created")
         rows.append({
-            "id": s["id"], "Name": s["name"], "Status": s["status"], "Device": s["device"] or "—",
+            "Name": s["name"], "Status": s["status"], "Device": s["device"] or "—",
             "Engine": f"{s['engine'] or '?'}/{s['backend'] or '?'}",
-            "Settings": _settings(s),
             "Epochs": f"{s['epochs_done']}/{s['epochs'] or '?'}",
             "Best val acc": None if s["best_val_accuracy"] is None else round(s["best_val_accuracy"], 4),
             "Duration": _seconds(s["elapsed_s"]),
             "Started": time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if created else "—",
-            "Source": s["source"],
+            "Settings": _settings(s),
+            "Source": s["source"], "id": s["id"],
         })
     return rows
 

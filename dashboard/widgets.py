@@ -12,7 +12,7 @@ import streamlit as st
 from dashboard import state
 from training import manager
 from training.config import ENGINES, JIT_MODES, PRECISIONS, ConfigError, RunConfig, make_config
-from training.runstore import QUEUED, RunError, RunStore
+from training.runstore import ACTIVE_STATES, QUEUED, RunError, RunStore
 
 DEFAULTS = RunConfig()
 
@@ -110,3 +110,18 @@ def run_card(store: RunStore, run_id: str) -> None:
                         f"samples/s, val accuracy {last['val_accuracy']:.4f}")
         else:
             st.progress(0.0, text="Starting: loading TensorFlow, MNIST and the model")
+
+
+def recent_runs(store: RunStore, limit: int = 3) -> None:
+    """One line for each of the latest ended local runs, so a finished run does not just vanish."""
+    ended = [run_id for run_id in reversed(store.ids())
+             if store.meta(run_id).get("source") == "local" and store.status(run_id) not in ACTIVE_STATES]
+    if not ended:
+        return
+    st.caption("Recently ended (compare them on the Compare page):")
+    for run_id in ended[:limit]:
+        row = store.summary(run_id, state.follower(store, run_id))
+        best = "—" if row["best_val_accuracy"] is None else f"{row['best_val_accuracy']:.4f}"
+        took = "—" if row["elapsed_s"] is None else f"{row['elapsed_s']:,.1f} s"
+        st.markdown(f"- **{row['name']}** · {(row['device'] or '?').upper()} · `{row['status']}` · "
+                    f"{row['epochs_done']}/{row['epochs']} epochs · best val accuracy {best} · {took}")

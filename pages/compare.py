@@ -4,11 +4,11 @@ import streamlit as st
 
 from dashboard import state, tables
 from dashboard.figures import (
-    SYSTEM_LABELS,
     make_epoch_time_figure,
     make_metric_figure,
     make_system_figure,
     make_throughput_figure,
+    system_keys,
 )
 from training.runstore import FAILED
 
@@ -40,8 +40,9 @@ def live_comparison() -> None:
     runs = state.series(store, picked)
     st.dataframe(tables.summary_rows(runs, baseline, target), hide_index=True, key="summary")
     charts = [
-        ("val_acc_epoch", make_metric_figure(runs, "val_accuracy")),
-        ("val_acc_time", make_metric_figure(runs, "val_accuracy", x="elapsed_s", log_x=log_time)),
+        ("val_acc_epoch", make_metric_figure(runs, "val_accuracy", target=target)),
+        ("val_acc_time", make_metric_figure(runs, "val_accuracy", x="elapsed_s", log_x=log_time,
+                                            target=target)),
         ("val_loss_epoch", make_metric_figure(runs, "val_loss", log_y=log_loss)),
         ("val_loss_time", make_metric_figure(runs, "val_loss", x="elapsed_s", log_y=log_loss,
                                              log_x=log_time)),
@@ -53,9 +54,9 @@ def live_comparison() -> None:
     for row in range(0, len(charts), 2):
         for column, (key, figure) in zip(st.columns(2), charts[row:row + 2]):
             column.plotly_chart(figure, key=f"chart_{key}")
-    if any(run.system for run in runs):
+    if keys := system_keys(runs):
         with st.expander("System metrics (sampled about once a second)", expanded=False):
-            for column, key in zip(st.columns(2) * 4, SYSTEM_LABELS):
+            for column, key in zip(st.columns(2) * len(keys), keys):
                 column.plotly_chart(make_system_figure(runs, key), key=f"system_{key}")
     st.download_button("Download the compared epochs as CSV", key="download_csv", mime="text/csv",
                        data=tables.epochs_frame(runs).to_csv(index=False), file_name="comparison.csv")

@@ -22,8 +22,9 @@ shown = [s for s in summaries if (not statuses or s["status"] in statuses)
 st.dataframe(tables.history_rows(shown), hide_index=True, key="history")
 
 st.subheader("Run details")
-names = {s["id"]: f"{s['name']} · {s['status']} · {s['id']}" for s in summaries}
-run_id = st.selectbox("Run", list(reversed(list(names))), format_func=names.get, key="detail_run")
+newest_first = sorted(summaries, key=lambda s: s.get("created") or 0, reverse=True)
+names = {s["id"]: f"{s['name']} · {s['status']} · {s['id']}" for s in newest_first}
+run_id = st.selectbox("Run", list(names), format_func=names.get, key="detail_run")
 if run_id:
     meta, log, status = store.meta(run_id), state.follower(store, run_id), store.status(run_id)
     settings_col, machine_col = st.columns(2)

@@ -42,9 +42,9 @@ def live_runs() -> None:
         st.caption("No run is queued or running.")
         if active_now:
             st.rerun()  # everything ended: a full rerun turns this polling off
-        return
     for run_id in active:
         widgets.run_card(store, run_id)
+    widgets.recent_runs(store)
 
 
 live_runs()

@@ -138,6 +138,9 @@ def test_click_start_and_watch_epoch_1_arrive_on_compare(server, runs_dir):
 
         page.get_by_role("link", name="Runs").click()
         page.get_by_text("Import a log").wait_for(timeout=30_000)
+        page.locator('[data-testid="stFileUploaderDropzone"]').wait_for(timeout=30_000)
+        page.locator('[data-testid="stJson"]').first.wait_for(timeout=30_000)
+        time.sleep(1)  # let the JSON viewers finish drawing before the picture
         assert_no_exception(page)
         page.screenshot(path=str(SHOTS / "runs.png"), full_page=True)
         browser.close()

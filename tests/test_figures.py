@@ -12,6 +12,7 @@ from dashboard.figures import (
     make_metric_figure,
     make_system_figure,
     make_throughput_figure,
+    system_keys,
     system_peaks,
 )
 from dashboard.state import default_picks
@@ -69,8 +70,15 @@ def test_throughput_uses_samples_per_second(runs):
     assert list(figure.data[2].y) == [5000.0, 6000.0]
 
 
+def test_target_line_only_when_asked(runs):
+    assert make_metric_figure(runs, "val_accuracy").layout.shapes == ()
+    [line] = make_metric_figure(runs, "val_accuracy", target=0.99).layout.shapes
+    assert line.y0 == line.y1 == 0.99
+
+
 def test_system_figure_has_no_gpu_traces_without_gpu_fields(runs):
     assert len(make_system_figure(runs, "gpu_util_percent").data) == 0
+    assert system_keys(runs) == ["process_cpu_percent", "rss_mb"]
     cpu = make_system_figure(runs, "process_cpu_percent")
     assert [t.name for t in cpu.data] == [runs[2].label] and list(cpu.data[0].y) == [180.0]
     samples = [{"gpus": [{"util_percent": 40}, {"util_percent": 50}], "rss_mb": 1.0},

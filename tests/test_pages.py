@@ -121,6 +121,13 @@ def test_batch_larger_than_subset_is_refused(store):
     assert at.button(key="start_cpu").disabled is True
 
 
+def test_train_page_lists_recently_ended_runs(store):
+    at = no_exceptions(page("pages/train.py").run())
+    lines = [m.value for m in at.markdown if "best val accuracy" in m.value]
+    assert len(lines) == 2 and "**broken**" in lines[0] and "`failed`" in lines[0]
+    assert "**tiny cpu**" in lines[1] and "2/2 epochs" in lines[1]
+
+
 def test_stop_button_on_the_train_page_stops_a_running_run(store, mnist_cached):
     run_id = manager.launch(store, make_config(epochs=50, batch_size=16, limit_train=4096, limit_test=256))
     wait_for(lambda: store.status(run_id) == "running", 60, what="running")
