@@ -35,8 +35,13 @@ log_time = time_col.toggle("Log-scale time", value=False, key="log_time",
                            help="Puts a 100 s GPU run and a 3,000 s CPU run on one readable axis.")
 
 
-@st.fragment(run_every=state.REFRESH_S if state.any_active(store, picked) else None)
+was_active = state.any_active(store, picked)
+
+
+@st.fragment(run_every=state.REFRESH_S if was_active else None)
 def live_comparison() -> None:
+    if was_active and not state.any_active(store, picked):
+        st.rerun()  # the last shown run ended: a full rerun turns this polling off
     runs = state.series(store, picked)
     st.dataframe(tables.summary_rows(runs, baseline, target), hide_index=True, key="summary")
     charts = [

@@ -86,3 +86,22 @@ def test_uncaught_error_records_failed_with_traceback_in_stderr(runs_dir, tmp_pa
     end = records(run_dir)[-1]
     assert end["status"] == "failed" and "could not load MNIST" in end["error"]
     assert "Traceback" in result.stderr
+
+
+def test_second_signal_kills_at_once(runs_dir, mnist_cached):
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "training", "run", "--epochs", "50", *TINY, "--runs-dir", str(runs_dir)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # "running" is written just before TensorFlow's import, which takes seconds and
+        # checks no stop flag: the case a second signal is for.
+        def running() -> bool:
+            return any('"running"' in p.read_text() for p in runs_dir.glob("2*/status.json"))
+        wait_for(running, 60, interval=0.02, what="running")
+        worker.send_signal(signal.SIGTERM)
+        time.sleep(0.3)  # let the first handler run; two pending signals would be one
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=10)
+    finally:
+        worker.kill()
+    assert code == -signal.SIGTERM  # killed by the signal, not a clean stop

@@ -45,7 +45,11 @@ class GpuUnavailable(RuntimeError):
 
 
 class StopFlag:
-    """Set by SIGTERM/SIGINT; training checks it between batches."""
+    """Set by SIGTERM/SIGINT; training checks it between batches.
+
+    A second signal restores the default action and re-raises it, so a
+    second Ctrl-C kills a run that is stuck outside the training loop.
+    """
 
     def __init__(self) -> None:
         self.requested = False
@@ -55,6 +59,9 @@ class StopFlag:
             signal.signal(signum, self._handle)
 
     def _handle(self, signum, frame) -> None:
+        if self.requested:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
         self.requested = True
 
     def check(self) -> None:
