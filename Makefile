@@ -40,6 +40,7 @@ bench: $(VENV)/.testing
 	$(BIN)/python bench/reader_bench.py
 	$(BIN)/python bench/compare_page_bench.py
 	$(BIN)/python bench/hook_cost.py
+	$(BIN)/python bench/live_latency_bench.py
 	@echo "slow (minutes): $(BIN)/python bench/worker_overhead.py --epochs 3 --repeats 2"
 
 clean:

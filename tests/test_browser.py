@@ -7,24 +7,16 @@ every page land in test-output/screenshots/.
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TEST_OUTPUT
+from browser_support import CHART_HAS_EPOCH_JS, CHROMIUM, CHROMIUM_ARGS, start_streamlit
+from conftest import TEST_OUTPUT
 
 from training import manager
 from training.runstore import ACTIVE_STATES, RunStore
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = TEST_OUTPUT / "screenshots"
 
 pytestmark = [
@@ -34,35 +26,12 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def server(runs_dir, tmp_path, mnist_cached):
-    port = free_port()
-    log = open(tmp_path / "streamlit.log", "wb")
-    env = {**os.environ, "TRAINING_RUNS_DIR": str(runs_dir)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "streamlit.log").read_text()
-        time.sleep(0.3)
+    proc, url = start_streamlit(runs_dir, tmp_path / "streamlit.log")
     yield url
     proc.terminate()
     proc.wait(timeout=20)
-    log.close()
     store = RunStore(runs_dir)
     for run_id in store.ids():
         if store.status(run_id) in ACTIVE_STATES:
@@ -75,11 +44,7 @@ def assert_no_exception(page) -> None:
 
 def chart_has_epoch(page, run_name: str, epoch: int) -> bool:
     """True when a drawn Plotly chart has a trace of this run with a point at `epoch`."""
-    return page.evaluate(
-        """([name, epoch]) => [...document.querySelectorAll('.js-plotly-plot')].some(gd =>
-               (gd.data || []).some(t => String(t.name).startsWith(name)
-                                     && Array.from(t.x || []).includes(epoch)))""",
-        [run_name, epoch])
+    return page.evaluate(CHART_HAS_EPOCH_JS, [run_name, epoch])
 
 
 def test_click_start_and_watch_epoch_1_arrive_on_compare(server, runs_dir):
@@ -113,11 +78,7 @@ def test_click_start_and_watch_epoch_1_arrive_on_compare(server, runs_dir):
         page.get_by_role("link", name="Compare").click()
         page.wait_for_selector(".js-plotly-plot", timeout=60_000)
         # No reload: the live fragment must bring epoch 1 in by itself.
-        page.wait_for_function(
-            """(name) => [...document.querySelectorAll('.js-plotly-plot')].some(gd =>
-                   (gd.data || []).some(t => String(t.name).startsWith(name)
-                                         && Array.from(t.x || []).includes(1)))""",
-            arg="browser run", timeout=120_000)
+        page.wait_for_function(CHART_HAS_EPOCH_JS, arg=["browser run", 1], timeout=120_000)
         assert chart_has_epoch(page, "browser run", 1)
         assert chart_has_epoch(page, "Keras CPU (published)", 30)
         store = RunStore(runs_dir)
@@ -127,11 +88,7 @@ def test_click_start_and_watch_epoch_1_arrive_on_compare(server, runs_dir):
         while store.status(run_id) in ACTIVE_STATES and time.monotonic() < deadline:
             time.sleep(0.5)
         assert store.status(run_id) == "finished"
-        page.wait_for_function(
-            """(name) => [...document.querySelectorAll('.js-plotly-plot')].some(gd =>
-                   (gd.data || []).some(t => String(t.name).startsWith(name)
-                                         && Array.from(t.x || []).includes(3)))""",
-            arg="browser run", timeout=30_000)
+        page.wait_for_function(CHART_HAS_EPOCH_JS, arg=["browser run", 3], timeout=30_000)
         time.sleep(1.5)  # let Plotly finish its transition before the picture
         assert_no_exception(page)
         page.screenshot(path=str(SHOTS / "compare.png"), full_page=True)
