@@ -131,3 +131,15 @@ def test_detach_prints_the_run_id_last(runs_dir, mnist_cached):
     run_id = result.stdout.strip().splitlines()[-1]
     store = RunStore(runs_dir)
     assert wait_status(store, run_id, {"finished", "failed", "lost"}) == "finished"
+
+
+def test_concurrent_runs_do_not_wait_for_each_other(runs_dir, mnist_cached):
+    store = RunStore(runs_dir)
+    first = manager.launch(store, make_config(**SLOW))
+    try:
+        wait_status(store, first, {"running"}, timeout=60)
+        second = manager.launch(store, make_config(epochs=1, concurrent=True, **TINY))
+        assert wait_status(store, second, {"finished", "failed", "lost"}, timeout=120) == "finished"
+        assert store.status(first) == "running", "the concurrent run had to wait for the first"
+    finally:
+        manager.stop(store, first)

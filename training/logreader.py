@@ -79,7 +79,3 @@ class LogReader:
             return None
         return record
 
-
-def read_all(path: Path | str) -> list[dict]:
-    """Every complete record in a log, read once."""
-    return LogReader(path).read().records

@@ -76,8 +76,3 @@ class RunLog:
             return self.epochs[-1].get("elapsed_s")
         return None
 
-
-def load(run_dir: Path | str) -> RunLog:
-    log = RunLog(run_dir)
-    log.update()
-    return log

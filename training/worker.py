@@ -13,6 +13,7 @@ Exit codes: 0 finished or stopped on request, 1 failed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -223,8 +224,8 @@ def prepare_data(config: RunConfig):
     return x_train, eye[data.y_train], x_test, eye[data.y_test]
 
 
-def jit_setting(config: RunConfig):
-    return {"on": True, "off": False, "auto": "auto"}[config.jit]
+# --jit on|off|auto as a jit_compile flag; None ("auto") leaves the choice to Keras / TensorFlow.
+JIT_FLAGS = {"on": True, "off": False, "auto": None}
 
 
 def train_fit(model, data, config: RunConfig, clock: EpochClock) -> None:
@@ -272,7 +273,7 @@ def train_loop(model, data, config: RunConfig, clock: EpochClock) -> None:
     loss_fn = keras.losses.CategoricalCrossentropy()
     train_loss, train_acc = keras.metrics.Mean(), keras.metrics.CategoricalAccuracy()
     val_loss, val_acc = keras.metrics.Mean(), keras.metrics.CategoricalAccuracy()
-    jit = {"on": True, "off": False, "auto": None}[config.jit]
+    jit = JIT_FLAGS[config.jit]
 
     @tf.function(jit_compile=jit)
     def train_step(x, y):
@@ -335,7 +336,7 @@ def train(config: RunConfig, folder, writer: MetricsWriter, stop: StopFlag) -> N
     if config.engine == "fit":
         model.compile(optimizer=make_optimizer(config.lr, config.momentum),
                       loss="categorical_crossentropy", metrics=["accuracy"],
-                      jit_compile=jit_setting(config))
+                      jit_compile="auto" if JIT_FLAGS[config.jit] is None else JIT_FLAGS[config.jit])
     tensorboard = make_tensorboard_writer(str(folder / TENSORBOARD_DIR), config.backend)
     writer.write({
         "type": "start", "config": config.to_dict(),
@@ -345,8 +346,7 @@ def train(config: RunConfig, folder, writer: MetricsWriter, stop: StopFlag) -> N
         "params": count_params(model),
         "train_samples": len(data[0]), "test_samples": len(data[2]),
         "batches_per_epoch": config.batches_per_epoch,
-        "jit_compile": (getattr(model, "jit_compile", None) if config.engine == "fit"
-                        else {"on": True, "off": False, "auto": None}[config.jit]),
+        "jit_compile": model.jit_compile if config.engine == "fit" else JIT_FLAGS[config.jit],
         "tensorboard": tensorboard is not None,
     }, sync=True)
     clock = EpochClock(writer, config, stop, tensorboard)
@@ -380,6 +380,15 @@ def _older_waiting(store: RunStore, run_id: str):
     return check
 
 
+def _turn(store: RunStore, run_id: str, config: RunConfig, stop: StopFlag):
+    """This run's slot in the one-at-a-time queue, or no wait for a concurrent run."""
+    if config.concurrent:
+        return contextlib.nullcontext()
+    return runqueue.turn(store.root, _older_waiting(store, run_id), lambda: stop.requested,
+                         on_wait=lambda: print("queued: waiting for the run before it",
+                                               file=sys.stderr, flush=True))
+
+
 def work(store: RunStore, run_id: str) -> int:
     """Train the run in this process; returns the exit code."""
     stop = StopFlag()
@@ -397,16 +406,10 @@ def work(store: RunStore, run_id: str) -> int:
             store.set_status(run_id, status, error=error)
 
         try:
-            if config.concurrent:
+            with _turn(store, run_id, config, stop):
                 store.set_status(run_id, RUNNING)
+                started = time.perf_counter()  # end() reports seconds from here
                 train(config, folder, writer, stop)
-            else:
-                with runqueue.turn(store.root, _older_waiting(store, run_id), lambda: stop.requested,
-                                   on_wait=lambda: print("queued: waiting for the run before it",
-                                                         file=sys.stderr, flush=True)):
-                    store.set_status(run_id, RUNNING)
-                    started = time.perf_counter()
-                    train(config, folder, writer, stop)
         except StopRequested:
             end(STOPPED)
             return 0
