@@ -74,6 +74,11 @@ def _whole(value):
     return value
 
 
+def _number(value, spec: str) -> str:
+    """A logged number for display; a diverged run logs null (NaN) and shows a dash."""
+    return "—" if value is None else format(value, spec)
+
+
 def _label(field: str) -> str:
     return field.replace("_", " ").capitalize() + ":"
 
@@ -106,20 +111,25 @@ def run_card(store: RunStore, run_id: str) -> None:
                         f"of {progress['batches']} · {speed:,.0f} samples/s so far")
         elif done:
             last = log.epochs[-1]
-            st.progress(0.0, text=f"Epoch {done + 1} starting · last epoch {last['samples_per_s']:,.0f} "
-                        f"samples/s, val accuracy {last['val_accuracy']:.4f}")
+            st.progress(0.0, text=f"Epoch {done + 1} starting · last epoch "
+                        f"{_number(last.get('samples_per_s'), ',.0f')} samples/s, "
+                        f"val accuracy {_number(last.get('val_accuracy'), '.4f')}")
         else:
             st.progress(0.0, text="Starting: loading TensorFlow, MNIST and the model")
 
 
 def recent_runs(store: RunStore, limit: int = 3) -> None:
     """One line for each of the latest ended local runs, so a finished run does not just vanish."""
-    ended = [run_id for run_id in reversed(store.ids())
-             if store.meta(run_id).get("source") == "local" and store.status(run_id) not in ACTIVE_STATES]
+    ended = []
+    for run_id in reversed(store.ids()):  # newest first; stop reading once we have enough
+        if store.meta(run_id).get("source") == "local" and store.status(run_id) not in ACTIVE_STATES:
+            ended.append(run_id)
+            if len(ended) == limit:
+                break
     if not ended:
         return
     st.caption("Recently ended (compare them on the Compare page):")
-    for run_id in ended[:limit]:
+    for run_id in ended:
         row = store.summary(run_id, state.follower(store, run_id))
         best = "—" if row["best_val_accuracy"] is None else f"{row['best_val_accuracy']:.4f}"
         took = "—" if row["elapsed_s"] is None else f"{row['elapsed_s']:,.1f} s"

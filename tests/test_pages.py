@@ -219,3 +219,22 @@ def test_the_streamlit_process_never_imports_a_framework(store):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_run_card_between_epochs_survives_a_diverged_epoch(store):
+    # A running run (this test process stands in as its live worker) whose last
+    # epoch diverged: NaN metrics are logged as null.
+    from training import process
+
+    run_id = manager.create_local(store, make_config(epochs=5, name="diverging"))
+    store.write_pid(run_id, process.identity())
+    store.set_status(run_id, "running")
+    append_record(store.path(run_id) / "metrics.jsonl", {"type": "start"})
+    append_record(store.path(run_id) / "metrics.jsonl", {
+        "type": "epoch", "epoch": 1, "loss": float("nan"), "accuracy": 0.1, "val_loss": None,
+        "val_accuracy": None, "epoch_time_s": 3.0, "samples_per_s": 20000.0, "elapsed_s": 3.0})
+    at = no_exceptions(page("pages/train.py").run())
+    texts = [p.proto.text for p in at.get("progress")]
+    assert "Epochs: 1 of 5" in texts
+    assert "Epoch 2 starting · last epoch 20,000 samples/s, val accuracy —" in texts
+    store.set_status(run_id, "stopped")
