@@ -102,3 +102,15 @@ def test_windows_line_endings_parse(tmp_path):
     path = tmp_path / "metrics.jsonl"
     append(path, b'{"n": 1}\r\n{"n": 2}\r\n')
     assert [r["n"] for r in LogReader(path).read().records] == [1, 2]
+
+
+def test_record_appended_after_a_torn_line_stands_on_its_own(tmp_path):
+    from training.metricslog import append_record
+
+    path = tmp_path / "metrics.jsonl"
+    append(path, line(type="epoch", epoch=1) + b'{"type": "progress", "ba')  # writer killed mid-line
+    append_record(path, {"type": "end", "status": "stopped"})
+    reader = LogReader(path)
+    records = reader.read().records
+    assert [r["type"] for r in records] == ["epoch", "end"]
+    assert records[1]["status"] == "stopped" and reader.corrupt_lines == 1

@@ -85,8 +85,7 @@ def stop(store: RunStore, run_id: str, timeout: float = STOP_TIMEOUT_S) -> str:
     store.set_status(run_id, STOPPED)  # a worker that has not started yet sees this and exits
     ident = store.pid(run_id)
     killed = process.terminate(ident, timeout) if ident else False
-    log = store.log(run_id)
-    if log.end is None:
+    if store.end_record(run_id) is None:
         note = "killed after SIGTERM timeout" if killed else "stopped before training began"
         append_record(store.path(run_id) / METRICS_FILE,
                       {"type": "end", "status": STOPPED, "error": None, "note": note})

@@ -58,6 +58,17 @@ class MetricsWriter:
 
 
 def append_record(path: Path, record: dict) -> None:
-    """Append one record and fsync: for the rare writer that is not the worker."""
-    with MetricsWriter(path) as writer:
-        writer.write(record, sync=True)
+    """Append one record and fsync: for the rare writer that is not the worker.
+
+    If a killed writer left a torn last line, end it first, so that this record
+    stands on a line of its own (the torn one is then skipped as corrupt).
+    """
+    torn = False
+    if path.exists() and path.stat().st_size:
+        with open(path, "rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            torn = handle.read(1) != b"\n"
+    record.setdefault("time", time.time())
+    with open(path, "ab", buffering=0) as handle:
+        handle.write((b"\n" if torn else b"") + encode(record))
+        os.fsync(handle.fileno())

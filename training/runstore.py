@@ -86,23 +86,6 @@ def read_json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _last_end_record(metrics: Path) -> dict | None:
-    """The end record, if the log has one; reads only the file's last 64 KiB."""
-    try:
-        with open(metrics, "rb") as handle:
-            handle.seek(max(0, os.fstat(handle.fileno()).st_size - 65536))
-            tail = handle.read()
-    except FileNotFoundError:
-        return None
-    for line in reversed(tail.splitlines()):
-        if b'"type":"end"' in line:
-            try:
-                return json.loads(line)
-            except ValueError:
-                return None
-    return None
-
-
 class RunStore:
     """All runs under one folder. Holds no state besides the folder's path."""
 
@@ -159,6 +142,22 @@ class RunStore:
     def meta(self, run_id: str) -> dict:
         return read_json(self.path(run_id) / CONFIG_FILE) or {}
 
+    def end_record(self, run_id: str) -> dict | None:
+        """The log's end record, if any; reads only the file's last 64 KiB."""
+        try:
+            with open(self.path(run_id) / METRICS_FILE, "rb") as handle:
+                handle.seek(max(0, os.fstat(handle.fileno()).st_size - 65536))
+                tail = handle.read()
+        except FileNotFoundError:
+            return None
+        for line in reversed(tail.splitlines()):
+            if b'"type":"end"' in line:
+                try:
+                    return json.loads(line)
+                except ValueError:
+                    return None
+        return None
+
     def pid(self, run_id: str) -> dict | None:
         return read_json(self.path(run_id) / PID_FILE)
 
@@ -171,7 +170,7 @@ class RunStore:
         ident = read_json(folder / PID_FILE)
         if process.is_alive(ident):
             return recorded
-        end = _last_end_record(folder / METRICS_FILE)
+        end = self.end_record(run_id)
         if end and end.get("status") in END_STATES:
             return end["status"]
         if ident is None and recorded == QUEUED:
