@@ -83,6 +83,7 @@ def assert_well_formed(run_dir: Path, epochs: int, train: int, backend: str = "t
         assert record["epoch_time_s"] == pytest.approx(record["train_s"] + record["eval_s"], abs=1e-3)
         assert record["samples_per_s"] == pytest.approx(train / record["train_s"], rel=1e-3)
         assert record["elapsed_s"] > previous_elapsed
+        assert 0 < record["cpu_s"] <= record["epoch_time_s"] * (os.cpu_count() or 1) * 1.1
         previous_elapsed = record["elapsed_s"]
     assert log[-1]["status"] == "finished"
     # Training learns: the second epoch's training loss is below the first's.

@@ -15,7 +15,7 @@ import statistics
 
 DEFAULT_TARGET = 0.99
 EXPORT_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "train_s", "eval_s",
-                  "epoch_time_s", "samples_per_s", "elapsed_s")
+                  "epoch_time_s", "samples_per_s", "elapsed_s", "cpu_s")
 
 
 def _steady(epochs: list[dict], key: str) -> float | None:

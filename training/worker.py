@@ -138,7 +138,7 @@ class EpochClock:
         self.stop = stop
         self.tensorboard = tensorboard
         self.batches = config.batches_per_epoch
-        self.t0 = self.epoch_t0 = self.train_end = self.eval_t0 = 0.0
+        self.t0 = self.epoch_t0 = self.eval_t0 = self.epoch_cpu0 = 0.0
         self.train_s = self.eval_s = 0.0
         self.next_progress = 0.0
 
@@ -147,6 +147,7 @@ class EpochClock:
 
     def begin_epoch(self) -> None:
         self.epoch_t0 = time.perf_counter()
+        self.epoch_cpu0 = time.process_time()  # all of this process's threads
         self.next_progress = self.epoch_t0 + PROGRESS_INTERVAL_S
         self.train_s = self.eval_s = 0.0
 
@@ -186,6 +187,8 @@ class EpochClock:
             "samples": self.config.train_samples,
             "samples_per_s": round(self.config.train_samples / self.train_s, 2),
             "elapsed_s": round(now - self.t0, 6),
+            # CPU seconds the whole process used this epoch: cpu_s / epoch_time_s = cores kept busy.
+            "cpu_s": round(time.process_time() - self.epoch_cpu0, 4),
         })
         self.writer.write(record, sync=True)  # a finished epoch survives a crash
         if self.tensorboard:
