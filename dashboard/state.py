@@ -13,12 +13,12 @@ import streamlit as st
 
 from dashboard.figures import RunSeries, assign_colors, legend_label
 from training import hardware
+from training.config import BACKENDS
 from training.importing import ensure_references
 from training.runlog import RunLog
 from training.runstore import ACTIVE_STATES, RunStore, default_runs_dir
 
 REFRESH_S = 1.0  # live parts poll this often while a shown run is active
-OPTIONAL_BACKENDS = {"jax": "jax", "torch": "torch"}
 
 
 @st.cache_resource(show_spinner=False)
@@ -71,10 +71,8 @@ def gpu_availability() -> tuple[bool, str]:
 
 
 def installed_backends() -> dict[str, bool]:
-    found = {"tensorflow": importlib.util.find_spec("tensorflow") is not None}
-    for backend, module in OPTIONAL_BACKENDS.items():
-        found[backend] = importlib.util.find_spec(module) is not None
-    return found
+    """Which Keras backends can be imported; each backend's module has its own name."""
+    return {backend: importlib.util.find_spec(backend) is not None for backend in BACKENDS}
 
 
 def default_picks(metas: dict[str, dict], with_references: bool,
