@@ -28,8 +28,8 @@ RERUNS = 5
 def main() -> None:
     from streamlit.testing.v1 import AppTest
 
-    from training.importing import REFERENCE_TEXT, import_text
-    from training.runstore import RunStore
+    from training.imports.runs import REFERENCE_TEXT, import_text
+    from training.store.runs import RunStore
 
     keras_block = REFERENCE_TEXT.read_text().split("### Tensorflow GPU")[0]
     with tempfile.TemporaryDirectory() as tmp:

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psutil  # noqa: E402
 
 from training.config import make_config  # noqa: E402
-from training.metricslog import MetricsWriter  # noqa: E402
-from training.worker import EpochClock, StopFlag  # noqa: E402
+from training.store.logwriter import LogWriter  # noqa: E402
+from training.worker.engines import EpochClock, StopFlag  # noqa: E402
 
 BATCHES, EPOCH_S = 469, 10.0
 
@@ -40,7 +40,7 @@ def per_call(fn, repeat: int) -> float:
 def main() -> None:
     config = make_config()
     metrics = {"loss": 0.0123, "accuracy": 0.9961}
-    with tempfile.TemporaryDirectory() as tmp, MetricsWriter(Path(tmp) / "m.jsonl") as writer:
+    with tempfile.TemporaryDirectory() as tmp, LogWriter(Path(tmp) / "m.jsonl") as writer:
         clock = EpochClock(writer, config, StopFlag())
         clock.begin_training()
         clock.begin_epoch()

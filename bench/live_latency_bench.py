@@ -2,7 +2,7 @@
 
 Starts `streamlit run app.py` on loopback with a temporary runs folder, opens
 the Compare page in Debian's Chromium (Playwright, system browser), launches a
-real CPU run through the run manager, and for every epoch notes when its point
+real CPU run through the local launcher, and for every epoch notes when its point
 first appears in a drawn Plotly chart. Latency = that moment minus the epoch
 record's own `time` field (same machine, same clock). Goal (issue 4): within 2 s.
 Chromium, Streamlit and the training share the 2 cores, as they would for a user.
@@ -12,7 +12,6 @@ Run: .venv/bin/python bench/live_latency_bench.py [--epochs 8]
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -24,9 +23,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from browser_support import CHART_HAS_EPOCH_JS, CHROMIUM, CHROMIUM_ARGS, start_streamlit  # noqa: E402
 
-from training import manager  # noqa: E402
 from training.config import make_config  # noqa: E402
-from training.runstore import RunStore  # noqa: E402
+from training.launch import local  # noqa: E402
+from training.store.runs import ACTIVE_STATES, RunStore  # noqa: E402
 
 
 def main() -> None:
@@ -41,8 +40,8 @@ def main() -> None:
         store = RunStore(runs_dir)
         try:
             # About 2 s an epoch here, so epochs arrive slower than the 1 s refresh.
-            run_id = manager.launch(store, make_config(epochs=args.epochs, batch_size=32, limit_train=4096,
-                                                       limit_test=512, name="latency"))
+            run = local.launch(store, make_config(epochs=args.epochs, batch_size=32, limit_train=4096,
+                                                  limit_test=512, name="latency"))
             seen = {}
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -53,13 +52,12 @@ def main() -> None:
                                            polling=20)
                     seen[epoch] = time.time()
                 browser.close()
-            records = [json.loads(line) for line in (store.path(run_id) / "metrics.jsonl").open()]
-            written = {r["epoch"]: r["time"] for r in records if r["type"] == "epoch"}
+            written = {r["epoch"]: r["time"] for r in run.log().epochs}
         finally:
             proc.terminate()
             proc.wait(timeout=20)
-            if store.status(run_id) in ("queued", "running"):
-                manager.stop(store, run_id)
+            if run.status() in ACTIVE_STATES:
+                local.stop(run)
     latencies = [seen[e] - written[e] for e in sorted(seen)]
     print("epoch -> chart latency (s):", " ".join(f"{v:.2f}" for v in latencies))
     print(f"median {statistics.median(latencies):.2f} s, max {max(latencies):.2f} s "

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from training import mnist  # noqa: E402
-from training.model import build_model, make_optimizer  # noqa: E402
+from training.worker import mnist  # noqa: E402
+from training.worker.model import build_model, make_optimizer  # noqa: E402
 
 
 class EpochClock(keras.callbacks.Callback):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from training.logreader import LogReader  # noqa: E402
-from training.metricslog import MetricsWriter  # noqa: E402
+from training.store.logreader import LogReader  # noqa: E402
+from training.store.logwriter import LogWriter  # noqa: E402
 
 RECORDS = 100_000
 POLLS = 200
@@ -31,7 +31,7 @@ def epoch_record(n: int) -> dict:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "metrics.jsonl"
-        with MetricsWriter(path) as writer:
+        with LogWriter(path) as writer:
             for n in range(RECORDS):
                 writer.write(epoch_record(n))
         size_mb = path.stat().st_size / 2**20
@@ -40,7 +40,7 @@ def main() -> None:
         assert len(reader.read().records) == RECORDS
         full_ms = (time.perf_counter() - started) * 1000
         timings = []
-        with MetricsWriter(path) as writer:
+        with LogWriter(path) as writer:
             for n in range(POLLS):
                 writer.write(epoch_record(RECORDS + n))
                 started = time.perf_counter()

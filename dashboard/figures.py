@@ -6,12 +6,10 @@ and one legend label on every chart. Published reference runs are dashed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 
-PALETTE = qualitative.Plotly + qualitative.D3 + qualitative.Set2
+from dashboard.series import RunSeries
+
 X_AXES = {"epoch": "Epoch", "elapsed_s": "Elapsed wall-clock seconds"}
 LABELS = {
     "val_accuracy": "Validation accuracy", "val_loss": "Validation loss",
@@ -25,37 +23,6 @@ SYSTEM_LABELS = {
     "gpu_util_percent": "GPU utilisation %", "gpu_memory_used_mb": "GPU memory used (MiB)",
     "gpu_power_w": "GPU power (W)", "gpu_temperature_c": "GPU temperature (°C)",
 }
-
-
-@dataclass
-class RunSeries:
-    """What the figures need of one run."""
-
-    id: str
-    label: str  # legend text: name · device · engine/backend (· precision)
-    color: str
-    epochs: list[dict]
-    reference: bool = False
-    system: list[dict] = field(default_factory=list)
-
-
-def assign_colors(run_ids: list[str]) -> dict[str, str]:
-    """One colour per run, stable for the order the runs were picked in."""
-    return {run_id: PALETTE[i % len(PALETTE)] for i, run_id in enumerate(run_ids)}
-
-
-def legend_label(meta: dict) -> str:
-    config = meta.get("config") or {}
-    parts = [meta.get("name") or meta.get("id", "?")]
-    if meta.get("device"):
-        parts.append(meta["device"].upper())
-    engine = meta.get("engine") or "?"
-    parts.append(f"{engine}/{meta['backend']}" if meta.get("backend") else engine)
-    if config.get("precision") and config["precision"] != "float32":
-        parts.append(config["precision"])
-    if config.get("jit") and config["jit"] != "auto":
-        parts.append(f"jit {config['jit']}")
-    return " · ".join(parts)
 
 
 def _layout(figure: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:

@@ -7,20 +7,22 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import state
+from dashboard import state, widgets
 from dashboard.figures import SYSTEM_LABELS, system_peaks
-from training import manager
-from training.importers import ImportFormatError
-from training.importing import import_text
-from training.runstore import ACTIVE_STATES, FAILED, STDERR_FILE, RunError, RunStore
+from training.config import ConfigError
+from training.imports.parsers import ImportFormatError
+from training.imports.runs import MAX_SAMPLES, import_text
+from training.store.runs import ACTIVE_STATES, FAILED, Run, RunError, RunStore
 
 STDERR_TAIL_LINES = 40
 IMPORT_TYPES = ["txt", "log", "md", "csv", "out"]
 
 
-def run_detail(store: RunStore, run_id: str) -> None:
+def run_detail(run: Run, status: str) -> None:
     """Settings, hardware and versions, system peaks, the failure, Stop and Delete."""
-    meta, log, status = store.meta(run_id), state.follower(store, run_id), store.status(run_id)
+    meta, log = run.meta, state.follower(run, system=True)
+    if log.format_error:
+        st.warning(f"This run's log cannot be read: {log.format_error}.")
     settings_col, machine_col = st.columns(2)
     settings_col.markdown("**Settings**")
     settings_col.json(meta.get("config") or {k: meta.get(k) for k in ("source", "origin", "format")})
@@ -31,31 +33,25 @@ def run_detail(store: RunStore, run_id: str) -> None:
         peaks = system_peaks(log.system)
         st.markdown("**Peaks:** " + " · ".join(f"{SYSTEM_LABELS[k]}: {v:,.1f}" for k, v in peaks.items()))
     if status == FAILED:
-        _failure(store, run_id, (log.end or {}).get("error"))
+        st.error(f"Failed: {(log.end or {}).get('error')}")
+        if tail := run.stderr_tail(STDERR_TAIL_LINES):
+            st.code(tail, language="text")
+    widgets.stop_notice()
     stop_col, confirm_col, delete_col = st.columns(3)
-    if status in ACTIVE_STATES and stop_col.button("Stop", key="detail_stop"):
-        manager.stop(store, run_id)
-        st.rerun()
-    deletable = meta.get("source") != "reference" and status not in ACTIVE_STATES
+    if status in ACTIVE_STATES:
+        widgets.stop_button(stop_col, run, status, key="detail_stop")
+    deletable = run.source != "reference" and status not in ACTIVE_STATES
     confirmed = confirm_col.checkbox("Yes, delete this run and its files", key="confirm_delete",
                                      disabled=not deletable)
     if delete_col.button("Delete", key="delete", disabled=not (deletable and confirmed)):
         try:
-            store.delete(run_id)
+            run.store.delete(run.id)
         except RunError as error:
             st.error(str(error))
             return
-        state.forget(store, run_id)
-        st.toast(f"Deleted {meta.get('name')} ({run_id}).")
+        state.forget(run)
+        st.toast(f"Deleted {run.name} ({run.id}).")
         st.rerun()
-
-
-def _failure(store: RunStore, run_id: str, error: str | None) -> None:
-    st.error(f"Failed: {error}")
-    stderr = store.path(run_id) / STDERR_FILE
-    if stderr.exists():
-        tail = stderr.read_text(errors="replace").splitlines()[-STDERR_TAIL_LINES:]
-        st.code("\n".join(tail), language="text")
 
 
 def import_form(store: RunStore) -> None:
@@ -63,15 +59,20 @@ def import_form(store: RunStore) -> None:
     st.caption("Keras fit console output (Keras 2 or 3, raw terminal captures too), the published "
                "TensorFlow format, or a Keras CSVLogger file. One file may hold several logs.")
     upload = st.file_uploader("Log file", key="upload", type=IMPORT_TYPES)
-    name_col, device_col = st.columns(2)
+    name_col, device_col, samples_col = st.columns(3)
     name = name_col.text_input("Name (optional)", key="import_name")
     device = device_col.selectbox("Device", ["guess from the log", "cpu", "gpu"], key="import_device")
+    samples = samples_col.number_input(
+        "Training images per epoch (optional)", min_value=0, max_value=MAX_SAMPLES, value=0, step=1,
+        key="import_samples", help="For logs that do not say how many images an epoch trained on "
+                                   "(Keras 3, CSVLogger): lets the dashboard show samples/s. 0 = unknown.")
     if not st.button("Import", key="import", disabled=upload is None):
         return
     try:
         made = import_text(store, upload.getvalue().decode("utf-8", errors="replace"), upload.name,
-                           name=name.strip() or None, device=None if device.startswith("guess") else device)
-    except (ImportFormatError, RunError) as error:
+                           name=name.strip() or None, device=None if device.startswith("guess") else device,
+                           samples=int(samples) or None)
+    except (ImportFormatError, RunError, ConfigError) as error:
         st.error(f"Nothing imported: {error}")
         return
-    st.success(f"Imported {len(made)} run(s): " + ", ".join(f"{store.meta(i)['name']} ({i})" for i in made))
+    st.success(f"Imported {len(made)} run(s): " + ", ".join(f"{store.open(i).name} ({i})" for i in made))

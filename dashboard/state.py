@@ -2,7 +2,8 @@
 
 Process state lives on disk; session state holds only UI choices plus one
 `RunLog` follower per run, a cache of byte offsets so a refresh reads only
-what was appended since the last one.
+what was appended since the last one. A page works out the statuses of the
+runs it shows once per rerun (`RunStore.statuses`) and passes them down.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ import importlib.util
 
 import streamlit as st
 
-from dashboard.figures import RunSeries, assign_colors, legend_label
+from dashboard.series import RunSeries, assign_colors, legend_label
 from training import hardware
 from training.config import BACKENDS
-from training.importing import ensure_references
-from training.runlog import RunLog
-from training.runstore import ACTIVE_STATES, RunStore, default_runs_dir
+from training.imports.runs import ensure_references
+from training.store.runlog import RunLog
+from training.store.runs import ACTIVE_STATES, Run, RunStore, default_runs_dir
 
 REFRESH_S = 1.0  # live parts poll this often while a shown run is active
+NEW_RUNS_POLL_S = 3.0  # how often an idle Compare page looks for runs made elsewhere
 
 
 @st.cache_resource(show_spinner=False)
@@ -33,36 +35,38 @@ def get_store() -> RunStore:
     return _store_for(str(default_runs_dir()))
 
 
-def follower(store: RunStore, run_id: str) -> RunLog:
-    """This session's incremental reader of a run's log, brought up to date."""
+def follower(run: Run, system: bool = False) -> RunLog:
+    """This session's incremental reader of a run's log, brought up to date.
+
+    `system=True` also reads system.jsonl; only the charts need it.
+    """
     followers: dict = st.session_state.setdefault("_followers", {})
-    key = (str(store.root), run_id)
+    key = (str(run.store.root), run.id)
     log = followers.get(key)
     if log is None:
-        log = followers[key] = RunLog(store.path(run_id))
-    log.update()
+        log = followers[key] = RunLog(run.metrics_path, run.system_path)
+    log.update(system=system)
     return log
 
 
-def forget(store: RunStore, run_id: str) -> None:
-    st.session_state.get("_followers", {}).pop((str(store.root), run_id), None)
+def forget(run: Run) -> None:
+    st.session_state.get("_followers", {}).pop((str(run.store.root), run.id), None)
 
 
-def series(store: RunStore, run_ids: list[str]) -> list[RunSeries]:
+def series(runs: list[Run]) -> list[RunSeries]:
     """Figure input for the picked runs, colours fixed by pick order."""
-    colors = assign_colors(run_ids)
+    colors = assign_colors([run.id for run in runs])
     result = []
-    for run_id in run_ids:
-        meta = store.meta(run_id)
-        log = follower(store, run_id)
-        result.append(RunSeries(id=run_id, label=legend_label(meta), color=colors[run_id],
-                                epochs=log.epochs, reference=meta.get("source") == "reference",
-                                system=log.system))
+    for run in runs:
+        log = follower(run, system=True)
+        result.append(RunSeries(id=run.id, label=legend_label(run.meta), color=colors[run.id],
+                                epochs=log.epochs, reference=run.source == "reference",
+                                system=log.system, note=log.format_error))
     return result
 
 
-def any_active(store: RunStore, run_ids: list[str]) -> bool:
-    return any(store.status(run_id) in ACTIVE_STATES for run_id in run_ids)
+def any_active(runs: list[Run]) -> bool:
+    return any(run.status() in ACTIVE_STATES for run in runs)
 
 
 def gpu_availability() -> tuple[bool, str]:

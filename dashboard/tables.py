@@ -1,7 +1,7 @@
-"""Tables for the dashboard: the comparison summary, per-epoch export, run history.
+"""Tables for the dashboard: the comparison table, per-epoch export, run history.
 
-Pure functions over `RunSeries` and run summaries; the maths is
-`training.summary`, the same code as `python -m training compare`.
+Pure functions over `RunSeries` and `Run.row()` dicts; the maths is
+`training.comparison`, the same code as `python -m training compare`.
 """
 
 from __future__ import annotations
@@ -10,62 +10,58 @@ import time
 
 import pandas as pd
 
-from dashboard.figures import RunSeries
-from training import summary
+from dashboard.series import RunSeries
+from training import comparison
+from training.display import MISSING, number
 
 
-def _seconds(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.2f} s"
-
-
-def summary_rows(runs: list[RunSeries], baseline_id: str | None, target: float) -> list[dict]:
+def comparison_rows(runs: list[RunSeries], baseline_id: str | None, target: float) -> list[dict]:
     """One row per run; speedups are against the baseline run (>1 = faster)."""
-    stats = {run.id: summary.summarise(run.epochs, target) for run in runs}
-    base = stats.get(baseline_id)
+    measures = {run.id: comparison.measure(run.epochs, target) for run in runs}
+    base = measures.get(baseline_id)
     rows = []
     for run in runs:
-        s = stats[run.id]
-        speed = summary.speedup(base, s) if base else {"steady_epoch": None, "time_to_target": None}
-        reached = ("not reached" if s["time_to_target_s"] is None
-                   else f"{s['time_to_target_s']:,.2f} s (epoch {s['time_to_target_epoch']})")
+        m = measures[run.id]
+        speed = comparison.speedup(base, m) if base else {"steady_epoch": None, "time_to_target": None}
+        reached = ("not reached" if m["time_to_target_s"] is None
+                   else f"{m['time_to_target_s']:,.2f} s (epoch {m['time_to_target_epoch']})")
+        best = m["best_val_accuracy"]
         rows.append({
             "Run": run.label,
-            "Epochs": s["epochs_done"],
-            "Steady epoch": _seconds(s["steady_epoch_s"]),
-            "Samples/s": "—" if s["steady_samples_per_s"] is None else f"{s['steady_samples_per_s']:,.0f}",
-            "Speedup": "—" if speed["steady_epoch"] is None else f"{speed['steady_epoch']:.2f}×",
+            "Epochs": m["epochs_done"],
+            "Steady epoch": number(m["steady_epoch_s"], ",.2f", " s"),
+            "Samples/s": number(m["steady_samples_per_s"], ",.0f"),
+            "Speedup": number(speed["steady_epoch"], ".2f", "×"),
             f"Time to {target:.2%}": reached,
-            "Time-to-target speedup": ("—" if speed["time_to_target"] is None
-                                       else f"{speed['time_to_target']:.2f}×"),
-            "Total": _seconds(s["total_s"]),
-            "Best val acc": ("—" if s["best_val_accuracy"] is None
-                             else f"{s['best_val_accuracy']:.4f} (epoch {s['best_epoch']})"),
+            "Time-to-target speedup": number(speed["time_to_target"], ".2f", "×"),
+            "Total": number(m["total_s"], ",.2f", " s"),
+            "Best val acc": MISSING if best is None else f"{best:.4f} (epoch {m['best_epoch']})",
         })
     return rows
 
 
 def epochs_frame(runs: list[RunSeries]) -> pd.DataFrame:
     """Every compared run's per-epoch table, stacked, for the CSV download."""
-    frames = [pd.DataFrame(summary.export_rows(run.epochs)).assign(run_id=run.id, run=run.label)
+    frames = [pd.DataFrame(comparison.export_rows(run.epochs)).assign(run_id=run.id, run=run.label)
               for run in runs if run.epochs]
     if not frames:
-        return pd.DataFrame(columns=["run_id", "run", *summary.EXPORT_COLUMNS])
+        return pd.DataFrame(columns=["run_id", "run", *comparison.EXPORT_COLUMNS])
     frame = pd.concat(frames, ignore_index=True)
-    return frame[["run_id", "run", *summary.EXPORT_COLUMNS]]
+    return frame[["run_id", "run", *comparison.EXPORT_COLUMNS]]
 
 
-def history_rows(summaries: list[dict]) -> list[dict]:
-    """The Runs page table, newest first."""
+def history_rows(listing: list[dict]) -> list[dict]:
+    """The Runs page table from `Run.row()`s, newest first."""
     rows = []
-    for s in sorted(summaries, key=lambda r: r.get("created") or 0, reverse=True):
+    for s in sorted(listing, key=lambda r: r.get("created") or 0, reverse=True):
         created = s.get("created")
         rows.append({
-            "Name": s["name"], "Status": s["status"], "Device": s["device"] or "—",
+            "Name": s["name"], "Status": s["status"], "Device": s["device"] or MISSING,
             "Engine": f"{s['engine'] or '?'}/{s['backend'] or '?'}",
             "Epochs": f"{s['epochs_done']}/{s['epochs'] or '?'}",
             "Best val acc": None if s["best_val_accuracy"] is None else round(s["best_val_accuracy"], 4),
-            "Duration": _seconds(s["elapsed_s"]),
-            "Started": time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if created else "—",
+            "Duration": number(s["elapsed_s"], ",.2f", " s"),
+            "Started": time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if created else MISSING,
             "Settings": _settings(s),
             "Source": s["source"], "id": s["id"],
         })
@@ -74,7 +70,7 @@ def history_rows(summaries: list[dict]) -> list[dict]:
 
 def _settings(s: dict) -> str:
     if s.get("batch_size") is None:
-        return "—"
+        return MISSING
     text = f"batch {s['batch_size']}, lr {s['lr']:g}"
     if s.get("train_samples") and s["train_samples"] != 60_000:
         text += f", {s['train_samples']:,} images"

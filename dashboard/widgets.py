@@ -1,4 +1,4 @@
-"""Streamlit pieces more than one page uses: the settings form and the run card.
+"""Streamlit pieces more than one page uses: the settings form, the run card, Stop.
 
 The form validates through `training.config.make_config`, the same check the
 command line and the worker use, and shows the message under the widget it
@@ -10,11 +10,13 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import state
-from training import manager
 from training.config import ENGINES, JIT_MODES, PRECISIONS, ConfigError, RunConfig, make_config
-from training.runstore import ACTIVE_STATES, QUEUED, RunError, RunStore
+from training.display import number
+from training.launch import local
+from training.store.runs import ACTIVE_STATES, QUEUED, STOPPING, Run, RunError
 
 DEFAULTS = RunConfig()
+STATUS_TEXT = {STOPPING: "stopping…"}
 
 
 def settings_form() -> tuple[RunConfig | None, ConfigError | None]:
@@ -74,64 +76,74 @@ def _whole(value):
     return value
 
 
-def _number(value, spec: str) -> str:
-    """A logged number for display; a diverged run logs null (NaN) and shows a dash."""
-    return "—" if value is None else format(value, spec)
-
-
 def _label(field: str) -> str:
     return field.replace("_", " ").capitalize() + ":"
 
 
-def run_card(store: RunStore, run_id: str) -> None:
+def run_card(run: Run, status: str) -> None:
     """Status, two progress bars, throughput so far and a Stop button."""
-    meta = store.meta(run_id)
-    status = store.status(run_id)
-    log = state.follower(store, run_id)
+    meta = run.meta
+    log = state.follower(run)
     with st.container(border=True):
         title, button = st.columns([5, 1])
-        title.markdown(f"**{meta.get('name')}** · {meta.get('device', '?').upper()} · "
-                       f"`{status}` · `{run_id}`")
-        if button.button("Stop", key=f"stop_{run_id}"):
-            try:
-                manager.stop(store, run_id)
-            except RunError as error:
-                st.warning(str(error))
-            st.rerun()
+        title.markdown(f"**{run.name}** · {meta.get('device', '?').upper()} · "
+                       f"`{STATUS_TEXT.get(status, status)}` · `{run.id}`")
+        stop_button(button, run, status, key=f"stop_{run.id}")
         planned = meta.get("epochs") or 1
         done = log.epochs_done
         st.progress(min(done / planned, 1.0), text=f"Epochs: {done} of {planned}")
         progress = log.progress
-        if status == QUEUED:
+        if status == STOPPING:
+            st.progress(0.0, text="Stopping: the worker finishes its batch (killed after "
+                                  f"{local.STOP_GRACE_S:g} s if it does not)")
+        elif status == QUEUED:
             st.progress(0.0, text="Queued: starts when no other run is training (fair timing)")
         elif progress:
             fraction = progress["batch"] / progress["batches"]
-            speed = progress.get("samples_per_s") or 0
             st.progress(min(fraction, 1.0), text=f"Epoch {progress['epoch']}: batch {progress['batch']} "
-                        f"of {progress['batches']} · {speed:,.0f} samples/s so far")
+                        f"of {progress['batches']} · {number(progress.get('samples_per_s'), ',.0f')} "
+                        "samples/s so far")
         elif done:
             last = log.epochs[-1]
             st.progress(0.0, text=f"Epoch {done + 1} starting · last epoch "
-                        f"{_number(last.get('samples_per_s'), ',.0f')} samples/s, "
-                        f"val accuracy {_number(last.get('val_accuracy'), '.4f')}")
+                        f"{number(last.get('samples_per_s'), ',.0f')} samples/s, "
+                        f"val accuracy {number(last.get('val_accuracy'), '.4f')}")
         else:
             st.progress(0.0, text="Starting: loading TensorFlow, MNIST and the model")
 
 
-def recent_runs(store: RunStore, limit: int = 3) -> None:
+def stop_button(where, run: Run, status: str, key: str) -> None:
+    """A Stop button that asks the run to stop and returns at once.
+
+    The stop happens in the click's callback, with the run the page showed,
+    so a run that ended after the page was drawn is reported by `stop_notice`
+    rather than silently ignored or raised.
+    """
+    where.button("Stop", key=key, disabled=status == STOPPING, on_click=_request_stop, args=(run,))
+
+
+def _request_stop(run: Run) -> None:
+    try:
+        local.request_stop(run)
+    except RunError as error:  # it ended between the page being drawn and the click
+        st.session_state["_stop_notice"] = str(error)
+
+
+def stop_notice() -> None:
+    """Say why the last Stop did nothing, once."""
+    if notice := st.session_state.pop("_stop_notice", None):
+        st.warning(notice)
+
+
+def recent_runs(runs: list[Run], statuses: dict[str, str], limit: int = 3) -> None:
     """One line for each of the latest ended local runs, so a finished run does not just vanish."""
-    ended = []
-    for run_id in reversed(store.ids()):  # newest first; stop reading once we have enough
-        if store.meta(run_id).get("source") == "local" and store.status(run_id) not in ACTIVE_STATES:
-            ended.append(run_id)
-            if len(ended) == limit:
-                break
+    ended = [run for run in reversed(runs)  # newest first
+             if run.source == "local" and statuses[run.id] not in ACTIVE_STATES][:limit]
     if not ended:
         return
     st.caption("Recently ended (compare them on the Compare page):")
-    for run_id in ended:
-        row = store.summary(run_id, state.follower(store, run_id))
-        best = "—" if row["best_val_accuracy"] is None else f"{row['best_val_accuracy']:.4f}"
-        took = "—" if row["elapsed_s"] is None else f"{row['elapsed_s']:,.1f} s"
+    for run in ended:
+        row = run.row(state.follower(run), statuses[run.id])
         st.markdown(f"- **{row['name']}** · {(row['device'] or '?').upper()} · `{row['status']}` · "
-                    f"{row['epochs_done']}/{row['epochs']} epochs · best val accuracy {best} · {took}")
+                    f"{row['epochs_done']}/{row['epochs']} epochs · best val accuracy "
+                    f"{number(row['best_val_accuracy'], '.4f')} · {number(row['elapsed_s'], ',.1f', ' s')}")

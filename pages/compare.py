@@ -1,4 +1,4 @@
-"""Compare: convergence, wall-clock race, throughput and the summary, live."""
+"""Compare: convergence, wall-clock race, throughput and the comparison table, live."""
 
 import streamlit as st
 
@@ -10,17 +10,30 @@ from dashboard.figures import (
     make_throughput_figure,
     system_keys,
 )
-from training.runstore import FAILED
+from training.store.runs import ACTIVE_STATES, FAILED
 
 store = state.get_store()
 st.title("Compare runs")
-metas = {run_id: store.meta(run_id) for run_id in store.ids()}
+runs = {run.id: run for run in store.runs()}
+statuses = store.statuses(list(runs.values()))  # once per rerun
+metas = {run_id: run.meta for run_id, run in runs.items()}
+
+
+@st.fragment(run_every=state.NEW_RUNS_POLL_S)
+def watch_for_new_runs() -> None:
+    """Runs made elsewhere (the CLI, another dashboard) join the list without a reload."""
+    if set(store.ids()) != set(runs):
+        st.rerun()
+
+
+watch_for_new_runs()
 show_refs = st.toggle("Show the published 2018 reference runs", value=True, key="show_refs")
 choices = [i for i, m in metas.items() if show_refs or m.get("source") != "reference"]
-failed = frozenset(i for i in metas if store.status(i) == FAILED)
+failed = frozenset(i for i, status in statuses.items() if status == FAILED)
+# The widget's identity is its key, so new choices keep the user's picks.
 picked = st.multiselect("Runs", choices, default=state.default_picks(metas, show_refs, failed),
                         key="compare_runs", format_func=lambda i: f"{metas[i].get('name')} · {i}")
-picked = [i for i in picked if i in choices]
+picked = [runs[i] for i in picked if i in choices]
 if not picked:
     st.info("Pick at least one run. Start one on the Train page, or import a log on the Runs page.")
     st.stop()
@@ -28,43 +41,45 @@ if not picked:
 target_col, base_col, log_col, time_col = st.columns([1, 2, 1, 1])
 target = target_col.number_input("Target validation accuracy", min_value=0.5, max_value=1.0, value=0.99,
                                  step=0.001, format="%.3f", key="target")
-baseline = base_col.selectbox("Speedup baseline", picked, key="baseline",
-                              format_func=lambda i: metas[i].get("name") or i)
+baseline = base_col.selectbox("Speedup baseline", [run.id for run in picked], key="baseline",
+                              format_func=lambda i: runs[i].name)
 log_loss = log_col.toggle("Log-scale loss", value=True, key="log_loss")
 log_time = time_col.toggle("Log-scale time", value=False, key="log_time",
                            help="Puts a 100 s GPU run and a 3,000 s CPU run on one readable axis.")
 
 
-was_active = state.any_active(store, picked)
+was_active = any(statuses[run.id] in ACTIVE_STATES for run in picked)
 
 
 @st.fragment(run_every=state.REFRESH_S if was_active else None)
 def live_comparison() -> None:
-    if was_active and not state.any_active(store, picked):
+    if was_active and not state.any_active(picked):
         st.rerun()  # the last shown run ended: a full rerun turns this polling off
-    runs = state.series(store, picked)
-    st.dataframe(tables.summary_rows(runs, baseline, target), hide_index=True, key="summary")
+    series = state.series(picked)
+    for unreadable in (s for s in series if s.note):
+        st.warning(f"{unreadable.label}: {unreadable.note}.")
+    st.dataframe(tables.comparison_rows(series, baseline, target), hide_index=True, key="comparison")
     charts = [
-        ("val_acc_epoch", make_metric_figure(runs, "val_accuracy", target=target)),
-        ("val_acc_time", make_metric_figure(runs, "val_accuracy", x="elapsed_s", log_x=log_time,
+        ("val_acc_epoch", make_metric_figure(series, "val_accuracy", target=target)),
+        ("val_acc_time", make_metric_figure(series, "val_accuracy", x="elapsed_s", log_x=log_time,
                                             target=target)),
-        ("val_loss_epoch", make_metric_figure(runs, "val_loss", log_y=log_loss)),
-        ("val_loss_time", make_metric_figure(runs, "val_loss", x="elapsed_s", log_y=log_loss,
+        ("val_loss_epoch", make_metric_figure(series, "val_loss", log_y=log_loss)),
+        ("val_loss_time", make_metric_figure(series, "val_loss", x="elapsed_s", log_y=log_loss,
                                              log_x=log_time)),
-        ("loss_epoch", make_metric_figure(runs, "loss", log_y=log_loss)),
-        ("acc_epoch", make_metric_figure(runs, "accuracy")),
-        ("epoch_time", make_epoch_time_figure(runs)),
-        ("throughput", make_throughput_figure(runs)),
+        ("loss_epoch", make_metric_figure(series, "loss", log_y=log_loss)),
+        ("acc_epoch", make_metric_figure(series, "accuracy")),
+        ("epoch_time", make_epoch_time_figure(series)),
+        ("throughput", make_throughput_figure(series)),
     ]
     for row in range(0, len(charts), 2):
         for column, (key, figure) in zip(st.columns(2), charts[row:row + 2]):
             column.plotly_chart(figure, key=f"chart_{key}")
-    if keys := system_keys(runs):
+    if keys := system_keys(series):
         with st.expander("System metrics (sampled about once a second)", expanded=False):
             for column, key in zip(st.columns(2) * len(keys), keys):
-                column.plotly_chart(make_system_figure(runs, key), key=f"system_{key}")
+                column.plotly_chart(make_system_figure(series, key), key=f"system_{key}")
     st.download_button("Download the compared epochs as CSV", key="download_csv", mime="text/csv",
-                       data=tables.epochs_frame(runs).to_csv(index=False), file_name="comparison.csv")
+                       data=tables.epochs_frame(series).to_csv(index=False), file_name="comparison.csv")
 
 
 live_comparison()

@@ -6,22 +6,24 @@ from dashboard import panels, state, tables
 
 store = state.get_store()
 st.title("Runs")
-summaries = [store.summary(run_id, state.follower(store, run_id)) for run_id in store.ids()]
+runs = {run.id: run for run in store.runs()}
+statuses = store.statuses(list(runs.values()))  # once per rerun
+listing = [run.row(state.follower(run), statuses[run.id]) for run in runs.values()]
 
 status_col, device_col = st.columns(2)
-statuses = status_col.multiselect("Status", sorted({s["status"] for s in summaries}), key="filter_status")
-devices = device_col.multiselect("Device", sorted({s["device"] or "unknown" for s in summaries}),
+wanted_status = status_col.multiselect("Status", sorted({r["status"] for r in listing}), key="filter_status")
+devices = device_col.multiselect("Device", sorted({r["device"] or "unknown" for r in listing}),
                                  key="filter_device")
-shown = [s for s in summaries if (not statuses or s["status"] in statuses)
-         and (not devices or (s["device"] or "unknown") in devices)]
+shown = [r for r in listing if (not wanted_status or r["status"] in wanted_status)
+         and (not devices or (r["device"] or "unknown") in devices)]
 st.dataframe(tables.history_rows(shown), hide_index=True, key="history")
 
 st.subheader("Run details")
-newest_first = sorted(summaries, key=lambda s: s.get("created") or 0, reverse=True)
-names = {s["id"]: f"{s['name']} · {s['status']} · {s['id']}" for s in newest_first}
+newest_first = sorted(listing, key=lambda r: r.get("created") or 0, reverse=True)
+names = {r["id"]: f"{r['name']} · {r['status']} · {r['id']}" for r in newest_first}
 run_id = st.selectbox("Run", list(names), format_func=names.get, key="detail_run")
 if run_id:
-    panels.run_detail(store, run_id)
+    panels.run_detail(runs[run_id], statuses[run_id])
 
 st.subheader("Import a log")
 panels.import_form(store)

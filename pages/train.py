@@ -5,8 +5,8 @@ import dataclasses
 import streamlit as st
 
 from dashboard import state, widgets
-from training import manager
-from training.runstore import ACTIVE_STATES
+from training.launch import local
+from training.store.runs import ACTIVE_STATES
 
 store = state.get_store()
 st.title("Train the published CNN")
@@ -19,32 +19,36 @@ gpu_ok, gpu_reason = state.gpu_availability()
 cpu_col, gpu_col, pair_col = st.columns(3)
 started = []
 if cpu_col.button("Start CPU run", key="start_cpu", type="primary", disabled=config is None):
-    started = [manager.launch(store, dataclasses.replace(config, device="cpu"))]
+    started = [local.launch(store, dataclasses.replace(config, device="cpu"))]
 if gpu_col.button("Start GPU run", key="start_gpu", disabled=config is None or not gpu_ok,
                   help=None if gpu_ok else gpu_reason):
-    started = [manager.launch(store, dataclasses.replace(config, device="gpu"))]
+    started = [local.launch(store, dataclasses.replace(config, device="gpu"))]
 if pair_col.button("Start CPU then GPU", key="start_pair", disabled=config is None or not gpu_ok,
                    help=None if gpu_ok else gpu_reason):
-    started = manager.launch_pair(store, config)
+    started = local.launch_pair(store, config)
 if not gpu_ok:
     st.info(f"GPU runs are disabled: {gpu_reason}.", icon="ℹ️")
 if started:
-    st.success(f"Queued {len(started)} run(s): {', '.join(started)}. Follow them below or on Compare.")
+    st.success(f"Queued {len(started)} run(s): {', '.join(run.id for run in started)}. "
+               "Follow them below or on Compare.")
 
 st.subheader("Queued and running")
-active_now = [r for r in store.ids() if store.status(r) in ACTIVE_STATES]
+was_active = any(status in ACTIVE_STATES for status in store.statuses().values())
 
 
-@st.fragment(run_every=state.REFRESH_S if active_now else None)
+@st.fragment(run_every=state.REFRESH_S if was_active else None)
 def live_runs() -> None:
-    active = [r for r in store.ids() if store.status(r) in ACTIVE_STATES]
+    runs = store.runs()
+    statuses = store.statuses(runs)  # once per refresh, shared by every card
+    active = [run for run in runs if statuses[run.id] in ACTIVE_STATES]
+    widgets.stop_notice()
     if not active:
         st.caption("No run is queued or running.")
-        if active_now:
+        if was_active:
             st.rerun()  # everything ended: a full rerun turns this polling off
-    for run_id in active:
-        widgets.run_card(store, run_id)
-    widgets.recent_runs(store)
+    for run in active:
+        widgets.run_card(run, statuses[run.id])
+    widgets.recent_runs(runs, statuses)
 
 
 live_runs()

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from training.store.logwriter import FORMAT_VERSION
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TEST_OUTPUT = ROOT / "test-output"
@@ -67,6 +69,7 @@ def assert_well_formed(run_dir: Path, epochs: int, train: int, backend: str = "t
     log = records(run_dir)
     assert log[0]["type"] == "start" and log[-1]["type"] == "end"
     start = log[0]
+    assert start["format_version"] == FORMAT_VERSION
     assert start["params"] == {"total": 430_666, "trainable": 429_498, "non_trainable": 1_168}
     assert start["train_samples"] == train
     assert start["hardware"]["cpu_logical_cores"] >= 1 and start["hardware"]["cpu_model"]
@@ -93,7 +96,7 @@ def assert_well_formed(run_dir: Path, epochs: int, train: int, backend: str = "t
 @pytest.fixture(scope="session")
 def mnist_cached() -> None:
     """Make sure the verified MNIST cache exists before workers need it."""
-    from training import mnist
+    from training.worker import mnist
     mnist.load_arrays()
 
 

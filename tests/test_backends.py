@@ -13,8 +13,8 @@ import time
 import pytest
 from conftest import TINY, assert_well_formed, cli, only_run, records
 
-from dashboard.figures import legend_label
-from training.runstore import RunStore
+from dashboard.series import legend_label
+from training.store.runs import RunStore
 
 BACKENDS = [
     "tensorflow",
@@ -30,7 +30,7 @@ def test_fit_trains_on_each_backend(backend, runs_dir, mnist_cached):
     assert result.returncode == 0, result.stderr[-2000:]
     run_dir = only_run(runs_dir)
     assert_well_formed(run_dir, epochs=2, train=1024, backend=backend)
-    meta = RunStore(runs_dir).meta(run_dir.name)
+    meta = RunStore(runs_dir).open(run_dir.name).meta
     assert meta["backend"] == backend and backend in legend_label(meta)
 
 
@@ -64,7 +64,7 @@ def test_precision_and_jit_are_applied_and_recorded(engine, backend, precision, 
     assert start["config"]["precision"] == precision and start["jit_compile"] is compiled
     [epoch] = records(run_dir, "epoch")
     assert 0 <= epoch["val_accuracy"] <= 1 and epoch["loss"] > 0
-    assert f"{precision} · jit {jit}" in legend_label(RunStore(runs_dir).meta(run_dir.name))
+    assert f"{precision} · jit {jit}" in legend_label(RunStore(runs_dir).open(run_dir.name).meta)
 
 
 def test_system_sampler_writes_cpu_records_and_no_gpu_fields(runs_dir, mnist_cached):

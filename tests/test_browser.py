@@ -14,8 +14,8 @@ import pytest
 from browser_support import CHART_HAS_EPOCH_JS, CHROMIUM, CHROMIUM_ARGS, start_streamlit
 from conftest import TEST_OUTPUT
 
-from training import manager
-from training.runstore import ACTIVE_STATES, RunStore
+from training.launch import local
+from training.store.runs import ACTIVE_STATES, RunStore
 
 SHOTS = TEST_OUTPUT / "screenshots"
 
@@ -34,8 +34,8 @@ def server(runs_dir, tmp_path, mnist_cached):
     proc.wait(timeout=20)
     store = RunStore(runs_dir)
     for run_id in store.ids():
-        if store.status(run_id) in ACTIVE_STATES:
-            manager.stop(store, run_id)
+        if store.open(run_id).status() in ACTIVE_STATES:
+            local.stop(store.open(run_id))
 
 
 def assert_no_exception(page) -> None:
@@ -82,12 +82,12 @@ def test_click_start_and_watch_epoch_1_arrive_on_compare(server, runs_dir):
         assert chart_has_epoch(page, "browser run", 1)
         assert chart_has_epoch(page, "Keras CPU (published)", 30)
         store = RunStore(runs_dir)
-        [run_id] = [i for i in store.ids() if store.meta(i).get("name") == "browser run"]
-        # Let it finish so the screenshot shows the whole (tiny) run and a settled summary.
+        [run_id] = [i for i in store.ids() if store.open(i).meta.get("name") == "browser run"]
+        # Let it finish so the screenshot shows the whole (tiny) run and a settled comparison.
         deadline = time.monotonic() + 120
-        while store.status(run_id) in ACTIVE_STATES and time.monotonic() < deadline:
+        while store.open(run_id).status() in ACTIVE_STATES and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert store.status(run_id) == "finished"
+        assert store.open(run_id).status() == "finished"
         page.wait_for_function(CHART_HAS_EPOCH_JS, arg=["browser run", 3], timeout=30_000)
         time.sleep(1.5)  # let Plotly finish its transition before the picture
         assert_no_exception(page)

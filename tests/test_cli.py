@@ -9,7 +9,7 @@ import json
 import pytest
 from conftest import FIXTURES, cli
 
-from training.importing import REFERENCE_TEXT
+from training.imports.runs import REFERENCE_TEXT
 
 
 def test_list_json_has_the_reference_runs_with_every_field(runs_dir):
@@ -96,3 +96,50 @@ def test_reference_runs_cannot_be_deleted_or_stopped(runs_dir):
     assert result.returncode == 1 and "reference run" in result.stderr
     result = cli("stop", "ref-keras-cpu", runs_dir=runs_dir)
     assert result.returncode == 1 and "finished" in result.stderr
+
+
+def test_import_samples_option_fills_in_throughput(runs_dir):
+    plain = cli("import", str(FIXTURES / "keras3-fit-verbose2.txt"), runs_dir=runs_dir).stdout.split()[0]
+    counted = cli("import", str(FIXTURES / "keras3-fit-verbose2.txt"), "--samples", "6000",
+                  runs_dir=runs_dir).stdout.split()[0]
+    assert json.loads(cli("compare", plain, counted, "--json", runs_dir=runs_dir).stdout)["runs"][0][
+        "steady_samples_per_s"] is None
+    text = cli("compare", plain, counted, runs_dir=runs_dir).stdout
+    assert "samples/s            —" in text  # the log says nothing of its size
+    assert "samples/s            2,500" in text  # median of 6000/3 s and 6000/2 s, epoch 1 excluded
+    bad = cli("import", str(FIXTURES / "keras3-fit-verbose2.txt"), "--samples", "0", runs_dir=runs_dir)
+    assert bad.returncode == 2 and "--samples: must be a whole number from 1 to" in bad.stderr
+
+
+def newer_log(runs_dir) -> str:
+    from training.store.layout import METRICS_FILE
+    from training.store.logwriter import encode
+    from training.store.runs import RunStore
+
+    records = [{"type": "start", "format_version": 99}, {"type": "epoch", "epoch": 1, "loss": 0.1},
+               {"type": "end", "status": "finished"}]
+    run = RunStore(runs_dir).create({"name": "from the future", "source": "imported"}, "finished",
+                                    files={METRICS_FILE: b"".join(encode(r) for r in records)})
+    return run.id
+
+
+def test_a_log_from_a_newer_version_is_refused_with_one_clear_message(runs_dir):
+    run_id = newer_log(runs_dir)
+    result = cli("export", run_id, runs_dir=runs_dir)
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("error: written by a newer version (log format 99; this one reads "
+                                     "up to 2); upgrade")
+    assert cli("compare", run_id, "ref-keras-cpu", runs_dir=runs_dir).returncode == 1
+    listing = cli("list", runs_dir=runs_dir)
+    assert listing.returncode == 0 and "[written by a newer version" in listing.stdout
+
+
+def test_verbose_shows_what_was_skipped(runs_dir):
+    run_id = newer_log(runs_dir)
+    (runs_dir / run_id / "status.json").write_text("{not json")
+    quiet = cli("list", runs_dir=runs_dir)
+    loud = cli("list", "--verbose", runs_dir=runs_dir)
+    assert quiet.returncode == loud.returncode == 0
+    assert "unreadable JSON" not in quiet.stderr
+    assert f"DEBUG training.store.layout: unreadable JSON in {runs_dir / run_id / 'status.json'}" \
+        in loud.stderr

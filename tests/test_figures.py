@@ -6,17 +6,15 @@ import pytest
 
 from dashboard import tables
 from dashboard.figures import (
-    RunSeries,
-    assign_colors,
-    legend_label,
     make_metric_figure,
     make_system_figure,
     make_throughput_figure,
     system_keys,
     system_peaks,
 )
+from dashboard.series import RunSeries, assign_colors, legend_label
 from dashboard.state import default_picks
-from training.importing import reference_logs
+from training.imports.runs import reference_logs
 
 
 @pytest.fixture
@@ -87,7 +85,7 @@ def test_system_figure_has_no_gpu_traces_without_gpu_fields(runs):
 
 
 def test_summary_rows_against_a_baseline(runs):
-    rows = tables.summary_rows(runs, baseline_id="cpu", target=0.99)
+    rows = tables.comparison_rows(runs, baseline_id="cpu", target=0.99)
     cpu, gpu, mine = rows
     assert cpu["Speedup"] == "1.00×" and gpu["Speedup"] == "28.50×"
     assert cpu["Steady epoch"] == "110.00 s" and gpu["Steady epoch"] == "3.86 s"
@@ -95,13 +93,13 @@ def test_summary_rows_against_a_baseline(runs):
     assert gpu["Time-to-target speedup"] == f"{229 / 9.58:.2f}×"
     assert mine["Steady epoch"] == "10.00 s" and mine["Speedup"] == "11.00×"
     assert cpu["Best val acc"] == "0.9939 (epoch 11)"
-    assert tables.summary_rows(runs, "cpu", 0.995)[0]["Time to 99.50%"] == "not reached"
+    assert tables.comparison_rows(runs, "cpu", 0.995)[0]["Time to 99.50%"] == "not reached"
 
 
 def test_single_epoch_run_has_no_steady_state():
     one = RunSeries("x", "x", "#000", [{"epoch": 1, "epoch_time_s": 3.0, "elapsed_s": 3.0,
                                        "val_accuracy": 0.5}])
-    [row] = tables.summary_rows([one], "x", 0.99)
+    [row] = tables.comparison_rows([one], "x", 0.99)
     assert row["Steady epoch"] == "—" and row["Speedup"] == "—" and row["Total"] == "3.00 s"
 
 

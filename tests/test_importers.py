@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import FIXTURES
 
-from training import summary
-from training.importers import (
+from training import comparison
+from training.imports.parsers import (
     CSV_LOGGER,
     KERAS_CONSOLE,
     TENSORFLOW_LOOP,
@@ -14,8 +14,8 @@ from training.importers import (
     clean_terminal_text,
     parse,
 )
-from training.importing import REFERENCE_TEXT, import_text, reference_logs
-from training.runstore import RunStore
+from training.imports.runs import REFERENCE_TEXT, import_text, reference_logs
+from training.store.runs import RunStore
 
 # What the captured runs printed at the end of each epoch, read off the CSVLogger
 # file written by the same run as the terminal capture.
@@ -74,13 +74,13 @@ def test_published_readme_gives_one_run_per_block_named_by_heading(ending):
 
 def test_published_comparison_matches_the_published_figures():
     logs = reference_logs()
-    cpu = summary.summarise(logs["Keras CPU"].epochs)
-    gpu = summary.summarise(logs["Tensorflow GPU"].epochs)
+    cpu = comparison.measure(logs["Keras CPU"].epochs)
+    gpu = comparison.measure(logs["Tensorflow GPU"].epochs)
     assert cpu["epochs_done"] == 30 and cpu["total_s"] == 3318
     assert cpu["steady_epoch_s"] == 110 and gpu["steady_epoch_s"] == pytest.approx(3.86, abs=0.005)
     assert (cpu["time_to_target_s"], gpu["time_to_target_s"]) == (229, 9.58)
     assert (cpu["best_val_accuracy"], gpu["best_val_accuracy"]) == (0.9939, 0.9938)
-    assert summary.speedup(cpu, gpu)["steady_epoch"] == pytest.approx(28.5, abs=0.05)
+    assert comparison.speedup(cpu, gpu)["steady_epoch"] == pytest.approx(28.5, abs=0.05)
 
 
 def test_clean_terminal_text_replays_the_cursor():
@@ -101,10 +101,54 @@ def test_nothing_recognisable_is_a_clear_error_and_writes_nothing(tmp_path):
 def test_import_writes_read_only_finished_runs(tmp_path):
     store = RunStore(tmp_path / "runs")
     ids = import_text(store, REFERENCE_TEXT.read_text(), "results.md")
-    assert [store.meta(i)["name"] for i in ids] == ["Keras CPU", "Tensorflow GPU"]
-    assert [store.meta(i)["device"] for i in ids] == ["cpu", "gpu"]
-    assert [store.meta(i)["engine"] for i in ids] == ["fit", "loop"]
-    assert all(store.status(i) == "finished" for i in ids)
-    assert store.log(ids[0]).epochs_done == 30
+    assert [store.open(i).meta["name"] for i in ids] == ["Keras CPU", "Tensorflow GPU"]
+    assert [store.open(i).meta["device"] for i in ids] == ["cpu", "gpu"]
+    assert [store.open(i).meta["engine"] for i in ids] == ["fit", "loop"]
+    assert all(store.open(i).status() == "finished" for i in ids)
+    assert store.open(ids[0]).log().epochs_done == 30
     [csv_id] = import_text(store, read("keras3-csvlogger.csv"), "run.csv", name="Mine", device="cpu")
-    assert store.meta(csv_id)["name"] == "Mine" and store.meta(csv_id)["device"] == "cpu"
+    assert store.open(csv_id).meta["name"] == "Mine" and store.open(csv_id).meta["device"] == "cpu"
+
+
+# Real captures of Keras 2.15 (tf.keras) and Keras 3.15 fits of the same 2-epoch run,
+# with the validation accuracy each epoch's CSVLogger file recorded (tests/fixtures/README.md).
+KERAS2_VAL = [0.9160, 0.8360]
+KERAS3_VAL = [0.9170, 0.8420]
+CAPTURES = [
+    ("keras2-fit-verbose2.txt", KERAS2_VAL, [0.9083, 0.9845], [7, 5]),
+    ("keras2-fit-terminal.txt", KERAS2_VAL, [0.9083, 0.9845], [7, 4]),
+    ("keras2-fit-summary-acc-verbose2.txt", KERAS2_VAL, [0.9083, 0.9845], [5, 3]),  # acc / val_acc
+    ("keras3-fit-summary-terminal.txt", KERAS3_VAL, [0.9083, 0.9857], [5, 4]),
+    ("keras3-fit-summary-verbose2.txt", KERAS3_VAL, [0.9083, 0.9857], [6, 5]),
+]
+
+
+@pytest.mark.parametrize(("name", "val_accuracy", "accuracy", "seconds"), CAPTURES,
+                         ids=[c[0] for c in CAPTURES])
+def test_real_keras2_and_keras3_console_logs_in_both_verbose_modes(name, val_accuracy, accuracy, seconds):
+    [log] = parse(read(name))  # a model summary before the log is no second log
+    assert log.format == KERAS_CONSOLE
+    assert [e["epoch"] for e in log.epochs] == [1, 2]
+    assert [e["val_accuracy"] for e in log.epochs] == val_accuracy
+    assert [e["accuracy"] for e in log.epochs] == accuracy
+    assert [e["epoch_time_s"] for e in log.epochs] == seconds
+    assert [e["elapsed_s"] for e in log.epochs] == [seconds[0], seconds[0] + seconds[1]]
+    assert all(e["loss"] > 0 and e["val_loss"] > 0 for e in log.epochs)
+
+
+def test_samples_given_at_import_give_samples_per_second(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    [run_id] = import_text(store, read("keras2-fit-verbose2.txt"), "k2.txt", samples=6000)
+    epochs = store.open(run_id).log().epochs
+    assert [e["samples_per_s"] for e in epochs] == [round(6000 / 7, 2), round(6000 / 5, 2)]
+    assert store.open(run_id).meta["train_samples"] == 6000
+
+
+@pytest.mark.parametrize("samples", [0, -5, 10**10, 2.5, True])
+def test_bad_sample_counts_are_refused_before_anything_is_written(tmp_path, samples):
+    from training.config import ConfigError
+
+    store = RunStore(tmp_path / "runs")
+    with pytest.raises(ConfigError, match="samples: must be a whole number from 1 to"):
+        import_text(store, read("keras2-fit-verbose2.txt"), "k2.txt", samples=samples)
+    assert store.ids() == []

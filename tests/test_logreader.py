@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 
-from training.logreader import LogReader
+import pytest
+
+from training.store.logreader import LogReader
 
 
 def line(**record) -> bytes:
@@ -105,7 +107,7 @@ def test_windows_line_endings_parse(tmp_path):
 
 
 def test_record_appended_after_a_torn_line_stands_on_its_own(tmp_path):
-    from training.metricslog import append_record
+    from training.store.logwriter import append_record
 
     path = tmp_path / "metrics.jsonl"
     append(path, line(type="epoch", epoch=1) + b'{"type": "progress", "ba')  # writer killed mid-line
@@ -114,3 +116,33 @@ def test_record_appended_after_a_torn_line_stands_on_its_own(tmp_path):
     records = reader.read().records
     assert [r["type"] for r in records] == ["epoch", "end"]
     assert records[1]["status"] == "stopped" and reader.corrupt_lines == 1
+
+
+def test_run_log_takes_known_versions_and_refuses_a_newer_one(tmp_path):
+    from training.store.logwriter import FORMAT_VERSION, encode
+    from training.store.runlog import NewerLogFormat, RunLog
+
+    for version, readable in ((None, True), (1, True), (FORMAT_VERSION, True), (FORMAT_VERSION + 1, False)):
+        path = tmp_path / f"v{version}.jsonl"
+        start = {"type": "start"} if version is None else {"type": "start", "format_version": version}
+        body = encode(start) if version is not None else b'{"type":"start"}\n'  # a version-1 writer
+        path.write_bytes(body + encode({"type": "epoch", "epoch": 1}))
+        log = RunLog(path)
+        log.update()
+        assert (log.epochs_done == 1) is readable
+        if readable:
+            assert log.check() is log and log.format_error is None
+        else:
+            assert log.format_error == (f"written by a newer version (log format {version}; this one "
+                                        f"reads up to {FORMAT_VERSION}); upgrade")
+            with pytest.raises(NewerLogFormat):
+                log.check()
+
+
+def test_every_start_record_is_stamped_with_the_format_version():
+    import json
+
+    from training.store.logwriter import FORMAT_VERSION, encode
+
+    assert json.loads(encode({"type": "start", "config": {}}))["format_version"] == FORMAT_VERSION
+    assert "format_version" not in json.loads(encode({"type": "epoch", "epoch": 1}))

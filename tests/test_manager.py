@@ -1,4 +1,4 @@
-"""The run manager with real detached workers: finish, stop, lose, queue, recover."""
+"""The local launcher with real detached workers: finish, stop, lose, queue, recover."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import time
 import pytest
 from conftest import cli, records, wait_for
 
-from training import manager
 from training.config import make_config
-from training.runlog import RunLog
-from training.runstore import RunError, RunStore
+from training.launch import local
+from training.store.runlog import RunLog
+from training.store.runs import RunError, RunStore
 
 TINY = {"limit_train": 1024, "limit_test": 512}
 # Long enough to catch mid-epoch: 256 batches of 16 per epoch, many epochs.
@@ -20,45 +20,45 @@ SLOW = {"limit_train": 4096, "limit_test": 256, "batch_size": 16, "epochs": 50}
 
 
 def wait_status(store: RunStore, run_id: str, wanted: set[str], timeout: float = 120) -> str:
-    return wait_for(lambda: store.status(run_id) if store.status(run_id) in wanted else None,
+    return wait_for(lambda: store.open(run_id).status() if store.open(run_id).status() in wanted else None,
                     timeout, what=f"{run_id} to become {wanted}")
 
 
 def test_launch_returns_at_once_and_run_finishes(runs_dir, mnist_cached):
     store = RunStore(runs_dir)
     started = time.monotonic()
-    run_id = manager.launch(store, make_config(epochs=2, **TINY))
+    run_id = local.launch(store, make_config(epochs=2, **TINY)).id
     assert time.monotonic() - started < 2, "launch must not wait for the training"
-    assert store.status(run_id) in ("queued", "running")
+    assert store.open(run_id).status() in ("queued", "running")
     assert wait_status(store, run_id, {"finished", "failed", "lost"}) == "finished"
-    log = store.log(run_id)
+    log = store.open(run_id).log()
     assert log.epochs_done == 2 and log.end["status"] == "finished"
     assert (runs_dir / run_id / "stderr.log").exists()
 
 
 def test_stop_sigterm_records_stopped_and_keeps_epochs(runs_dir, mnist_cached):
     store = RunStore(runs_dir)
-    run_id = manager.launch(store, make_config(**SLOW))
-    wait_for(lambda: store.log(run_id).epochs_done >= 1 and store.log(run_id).progress, 120,
+    run_id = local.launch(store, make_config(**SLOW)).id
+    wait_for(lambda: store.open(run_id).log().epochs_done >= 1 and store.open(run_id).log().progress, 120,
              what="a progress record after epoch 1")
-    assert manager.stop(store, run_id) == "stopped"
-    assert store.status(run_id) == "stopped"
-    log = store.log(run_id)
+    assert local.stop(store.open(run_id)) == "stopped"
+    assert store.open(run_id).status() == "stopped"
+    log = store.open(run_id).log()
     assert log.end["status"] == "stopped" and "note" not in log.end, "the worker wrote its own end"
     assert log.epochs_done >= 1
     with pytest.raises(RunError):
-        manager.stop(store, run_id)
+        local.stop(store.open(run_id))
 
 
 def test_kill_9_mid_epoch_is_lost_with_completed_epochs_intact(runs_dir, mnist_cached):
     store = RunStore(runs_dir)
-    run_id = manager.launch(store, make_config(**SLOW))
-    wait_for(lambda: store.log(run_id).epochs_done >= 2 and store.log(run_id).progress, 180,
+    run_id = local.launch(store, make_config(**SLOW)).id
+    wait_for(lambda: store.open(run_id).log().epochs_done >= 2 and store.open(run_id).log().progress, 180,
              what="mid-epoch 3")
-    before = store.log(run_id).epochs
-    os.killpg(store.pid(run_id)["pid"], signal.SIGKILL)
+    before = store.open(run_id).log().epochs
+    os.killpg(store.open(run_id).pid()["pid"], signal.SIGKILL)
     assert wait_status(store, run_id, {"lost"}, timeout=10) == "lost"
-    after = store.log(run_id)
+    after = store.open(run_id).log()
     assert after.end is None
     assert after.epochs[: len(before)] == before
     assert [e["epoch"] for e in after.epochs] == list(range(1, after.epochs_done + 1))
@@ -66,24 +66,25 @@ def test_kill_9_mid_epoch_is_lost_with_completed_epochs_intact(runs_dir, mnist_c
 
 def test_new_store_instance_picks_up_a_running_run_and_its_progress(runs_dir, mnist_cached):
     launcher = RunStore(runs_dir)
-    run_id = manager.launch(launcher, make_config(**SLOW))
+    run_id = local.launch(launcher, make_config(**SLOW)).id
     try:
         other = RunStore(runs_dir)  # as a restarted dashboard would
         wait_status(other, run_id, {"running"}, timeout=60)
-        follower = RunLog(other.path(run_id))
+        run = other.open(run_id)
+        follower = RunLog(run.metrics_path)
         wait_for(lambda: follower.update() and follower.progress, 60, what="progress")
         first = follower.progress["elapsed_s"]
         wait_for(lambda: follower.update() and follower.progress
                  and follower.progress["elapsed_s"] > first, 30, what="more progress")
-        assert other.summary(run_id)["status"] == "running"
+        assert run.row()["status"] == "running"
     finally:
-        manager.stop(RunStore(runs_dir), run_id)
+        local.stop(RunStore(runs_dir).open(run_id))
 
 
 def test_queued_runs_start_in_order_one_at_a_time(runs_dir, mnist_cached):
     store = RunStore(runs_dir)
-    ids = [manager.launch(store, make_config(epochs=1, **TINY)) for _ in range(3)]
-    statuses = [store.status(i) for i in ids]
+    ids = [local.launch(store, make_config(epochs=1, **TINY)).id for _ in range(3)]
+    statuses = [store.open(i).status() for i in ids]
     assert all(s in ("queued", "running") for s in statuses)
     for run_id in ids:
         assert wait_status(store, run_id, {"finished", "failed", "lost"}, timeout=180) == "finished"
@@ -97,31 +98,31 @@ def test_queued_runs_start_in_order_one_at_a_time(runs_dir, mnist_cached):
 
 def test_stopping_a_queued_run_cancels_it(runs_dir, mnist_cached):
     store = RunStore(runs_dir)
-    first = manager.launch(store, make_config(**SLOW))
-    second = manager.launch(store, make_config(epochs=1, **TINY))
+    first = local.launch(store, make_config(**SLOW)).id
+    second = local.launch(store, make_config(epochs=1, **TINY)).id
     try:
         wait_status(store, first, {"running"}, timeout=60)
         time.sleep(1)
-        assert store.status(second) == "queued"
-        assert manager.stop(store, second) == "stopped"
+        assert store.open(second).status() == "queued"
+        assert local.stop(store.open(second)) == "stopped"
         assert records(runs_dir / second, "epoch") == []
         assert records(runs_dir / second)[-1]["status"] == "stopped"
     finally:
-        manager.stop(store, first)
+        local.stop(store.open(first))
 
 
 def test_pair_launch_queues_cpu_then_gpu_with_the_same_settings(runs_dir):
     store = RunStore(runs_dir)
-    cpu, gpu = manager.launch_pair(store, make_config(epochs=3, batch_size=64, **TINY))
+    cpu, gpu = [r.id for r in local.launch_pair(store, make_config(epochs=3, batch_size=64, **TINY))]
     try:
-        a, b = store.meta(cpu), store.meta(gpu)
+        a, b = store.open(cpu).meta, store.open(gpu).meta
         assert (a["device"], b["device"]) == ("cpu", "gpu") and cpu < gpu
         same = {k: v for k, v in a["config"].items() if k not in ("device", "name")}
         assert same == {k: v for k, v in b["config"].items() if k not in ("device", "name")}
     finally:
         for run_id in (gpu, cpu):
-            if store.status(run_id) in ("queued", "running"):
-                manager.stop(store, run_id)
+            if store.open(run_id).status() in ("queued", "running"):
+                local.stop(store.open(run_id))
 
 
 def test_detach_prints_the_run_id_last(runs_dir, mnist_cached):
@@ -135,11 +136,11 @@ def test_detach_prints_the_run_id_last(runs_dir, mnist_cached):
 
 def test_concurrent_runs_do_not_wait_for_each_other(runs_dir, mnist_cached):
     store = RunStore(runs_dir)
-    first = manager.launch(store, make_config(**SLOW))
+    first = local.launch(store, make_config(**SLOW)).id
     try:
         wait_status(store, first, {"running"}, timeout=60)
-        second = manager.launch(store, make_config(epochs=1, concurrent=True, **TINY))
+        second = local.launch(store, make_config(epochs=1, concurrent=True, **TINY)).id
         assert wait_status(store, second, {"finished", "failed", "lost"}, timeout=120) == "finished"
-        assert store.status(first) == "running", "the concurrent run had to wait for the first"
+        assert store.open(first).status() == "running", "the concurrent run had to wait for the first"
     finally:
-        manager.stop(store, first)
+        local.stop(store.open(first))

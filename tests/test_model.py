@@ -6,7 +6,7 @@ import pytest
 
 
 def test_layers_and_parameter_counts_match_the_published_summary():
-    from training.model import build_model, count_params
+    from training.worker.model import build_model, count_params
 
     model = build_model()
     kinds = [type(layer).__name__ for layer in model.layers]
@@ -29,7 +29,7 @@ def test_layers_and_parameter_counts_match_the_published_summary():
 
 
 def test_optimizer_is_nesterov_sgd():
-    from training.model import make_optimizer
+    from training.worker.model import make_optimizer
 
     optimizer = make_optimizer(0.05, 0.9)
     assert optimizer.nesterov and optimizer.momentum == 0.9

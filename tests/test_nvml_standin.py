@@ -15,7 +15,8 @@ import types
 
 import pytest
 
-from training import hardware, sysmetrics
+from training import hardware
+from training.worker import sampler
 
 
 class FakeNvmlError(Exception):
@@ -64,7 +65,7 @@ def test_hidden_gpus_disable_the_buttons(nvml, monkeypatch):
 def test_sampler_records_only_the_visible_gpus(nvml, monkeypatch, tmp_path):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
     path = tmp_path / "system.jsonl"
-    with sysmetrics.SystemSampler(path, interval_s=0.05):
+    with sampler.SystemSampler(path, interval_s=0.05):
         time.sleep(0.3)
     samples = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(samples) >= 2
@@ -77,7 +78,7 @@ def test_unsupported_field_is_absent_not_fatal(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(count=1, power_supported=False))
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     path = tmp_path / "system.jsonl"
-    with sysmetrics.SystemSampler(path, interval_s=0.05):
+    with sampler.SystemSampler(path, interval_s=0.05):
         time.sleep(0.2)
     gpu = json.loads(path.read_text().splitlines()[0])["gpus"][0]
     assert "power_w" not in gpu and gpu["util_percent"] == 90
@@ -85,6 +86,6 @@ def test_unsupported_field_is_absent_not_fatal(monkeypatch, tmp_path):
 
 def test_cpu_run_sampler_never_touches_nvml(nvml, tmp_path):
     path = tmp_path / "system.jsonl"
-    with sysmetrics.SystemSampler(path, interval_s=0.05, use_gpus=False):
+    with sampler.SystemSampler(path, interval_s=0.05, use_gpus=False):
         time.sleep(0.2)
     assert all("gpus" not in json.loads(line) for line in path.read_text().splitlines())

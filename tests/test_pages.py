@@ -9,11 +9,11 @@ import pytest
 from conftest import FIXTURES, ROOT, cli, wait_for
 from streamlit.testing.v1 import AppTest
 
-from training import manager
 from training.config import make_config
-from training.importing import ensure_references
-from training.metricslog import append_record
-from training.runstore import RunStore
+from training.imports.runs import ensure_references
+from training.launch import local
+from training.store.logwriter import append_record
+from training.store.runs import RunStore
 
 PAGES = ["app.py", "pages/train.py", "pages/compare.py", "pages/runs.py"]
 
@@ -37,11 +37,10 @@ def template(tmp_path_factory, mnist_cached) -> Path:
                runs_dir=runs_dir).returncode == 0
     store = RunStore(runs_dir)
     ensure_references(store)
-    failed = manager.create_local(store, make_config(epochs=1, name="broken"))
-    append_record(store.path(failed) / "metrics.jsonl", {"type": "end", "status": "failed",
-                                                         "error": "RuntimeError: boom"})
-    (store.path(failed) / "stderr.log").write_text("Traceback (most recent call last):\nRuntimeError: boom\n")
-    store.set_status(failed, "failed", error="RuntimeError: boom")
+    failed = local.create_local(store, make_config(epochs=1, name="broken"))
+    failed.append_end("failed", "RuntimeError: boom")
+    failed.stderr_path.write_text("Traceback (most recent call last):\nRuntimeError: boom\n")
+    failed.set_status("failed", error="RuntimeError: boom")
     return runs_dir
 
 
@@ -53,7 +52,7 @@ def store(template, runs_dir) -> RunStore:
 
 
 def by_name(store: RunStore, name: str) -> str:
-    return next(i for i in store.ids() if store.meta(i).get("name") == name)
+    return next(i for i in store.ids() if store.open(i).meta.get("name") == name)
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -73,7 +72,7 @@ def test_gpu_buttons_are_disabled_with_their_reason(store):
     assert any(i.value == f"GPU runs are disabled: {reason}." for i in at.info)
 
 
-def test_start_cpu_creates_a_run_through_the_run_manager(store, mnist_cached):
+def test_start_cpu_creates_a_run_through_the_launcher(store, mnist_cached):
     before = set(store.ids())
     at = page("pages/train.py").run()
     at.number_input(key="epochs").set_value(3)
@@ -85,15 +84,15 @@ def test_start_cpu_creates_a_run_through_the_run_manager(store, mnist_cached):
     no_exceptions(at.button(key="start_cpu").click().run())
     [new] = set(store.ids()) - before
     try:
-        meta = store.meta(new)
+        meta = store.open(new).meta
         assert meta["name"] == "from the page" and meta["device"] == "cpu"
         assert {k: meta["config"][k] for k in ("epochs", "batch_size", "limit_train", "limit_test")} == {
             "epochs": 3, "batch_size": 64, "limit_train": 512, "limit_test": 256}
         assert any(new in s.value for s in at.success)
-        assert store.status(new) in ("queued", "running", "finished")
+        assert store.open(new).status() in ("queued", "running", "finished")
     finally:
-        if store.status(new) in ("queued", "running"):
-            manager.stop(store, new)
+        if store.open(new).status() in ("queued", "running"):
+            local.stop(store.open(new))
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [
@@ -129,12 +128,13 @@ def test_train_page_lists_recently_ended_runs(store):
 
 
 def test_stop_button_on_the_train_page_stops_a_running_run(store, mnist_cached):
-    run_id = manager.launch(store, make_config(epochs=50, batch_size=16, limit_train=4096, limit_test=256))
-    wait_for(lambda: store.status(run_id) == "running", 60, what="running")
+    run_id = local.launch(store, make_config(epochs=50, batch_size=16, limit_train=4096, limit_test=256)).id
+    wait_for(lambda: store.open(run_id).status() == "running", 60, what="running")
     at = no_exceptions(page("pages/train.py").run())
     assert at.button(key=f"stop_{run_id}")
     at.button(key=f"stop_{run_id}").click().run()
-    assert store.status(run_id) == "stopped"
+    assert store.open(run_id).status() in ("stopping", "stopped")  # the page did not wait
+    wait_for(lambda: store.open(run_id).status() == "stopped", 30, what="stopped")
 
 
 def test_runs_page_history_filter_and_failed_details(store):
@@ -173,7 +173,7 @@ def test_import_good_file(store):
     at.text_input(key="import_name").set_value("csv run")
     no_exceptions(at.button(key="import").click().run())
     [new] = set(store.ids()) - before
-    assert store.meta(new)["name"] == "csv run" and store.log(new).epochs_done == 3
+    assert store.open(new).meta["name"] == "csv run" and store.open(new).log().epochs_done == 3
     assert any("Imported 1 run(s)" in s.value for s in at.success)
 
 
@@ -224,17 +224,45 @@ def test_the_streamlit_process_never_imports_a_framework(store):
 def test_run_card_between_epochs_survives_a_diverged_epoch(store):
     # A running run (this test process stands in as its live worker) whose last
     # epoch diverged: NaN metrics are logged as null.
-    from training import process
+    from training.store import process
 
-    run_id = manager.create_local(store, make_config(epochs=5, name="diverging"))
-    store.write_pid(run_id, process.identity())
-    store.set_status(run_id, "running")
-    append_record(store.path(run_id) / "metrics.jsonl", {"type": "start"})
-    append_record(store.path(run_id) / "metrics.jsonl", {
+    run_id = local.create_local(store, make_config(epochs=5, name="diverging")).id
+    store.open(run_id).write_pid(process.identity())
+    store.open(run_id).set_status("running")
+    append_record(store.open(run_id).folder / "metrics.jsonl", {"type": "start"})
+    append_record(store.open(run_id).folder / "metrics.jsonl", {
         "type": "epoch", "epoch": 1, "loss": float("nan"), "accuracy": 0.1, "val_loss": None,
         "val_accuracy": None, "epoch_time_s": 3.0, "samples_per_s": 20000.0, "elapsed_s": 3.0})
     at = no_exceptions(page("pages/train.py").run())
     texts = [p.proto.text for p in at.get("progress")]
     assert "Epochs: 1 of 5" in texts
     assert "Epoch 2 starting · last epoch 20,000 samples/s, val accuracy —" in texts
-    store.set_status(run_id, "stopped")
+    store.open(run_id).set_status("stopped")
+
+
+def test_compare_lists_a_run_made_elsewhere_and_keeps_the_picks(store, runs_dir):
+    at = no_exceptions(page("pages/compare.py").run())
+    mine = [by_name(store, "laptop"), "ref-tensorflow-gpu"]
+    at.multiselect(key="compare_runs").set_value(mine).run()
+    # Another process (the command line) makes a run while this session is open.
+    made = cli("import", str(FIXTURES / "keras2-fit-verbose2.txt"), "--name", "from the CLI",
+               runs_dir=runs_dir)
+    [new] = made.stdout.split()
+    no_exceptions(at.run())
+    assert any(option.endswith(new) for option in at.multiselect(key="compare_runs").options)
+    assert at.multiselect(key="compare_runs").value == mine  # the user's picks stay
+    at.multiselect(key="compare_runs").set_value([*mine, new]).run()
+    assert any(label.startswith("from the CLI") for label in at.dataframe[0].value["Run"])
+
+
+def test_a_run_from_a_newer_version_is_named_not_raised(store):
+    from training.store.layout import METRICS_FILE
+    from training.store.logwriter import encode
+
+    log = encode({"type": "start", "format_version": 99}) + encode({"type": "epoch", "epoch": 1})
+    run = store.create({"name": "future", "source": "imported"}, "finished", files={METRICS_FILE: log})
+    at = page("pages/compare.py").run()
+    at.multiselect(key="compare_runs").set_value([run.id]).run()
+    no_exceptions(at)
+    assert any("written by a newer version" in w.value for w in at.warning)
+    no_exceptions(page("pages/runs.py").run())

@@ -10,18 +10,18 @@ import time
 import pytest
 from conftest import ROOT
 
-from training import process
 from training.config import make_config
-from training.manager import create_local
-from training.metricslog import append_record
-from training.runstore import InvalidRunId, RunError, RunNotFound, RunStore
+from training.launch.local import create_local
+from training.store import process
+from training.store.logwriter import append_record
+from training.store.runs import InvalidRunId, RunError, RunNotFound, RunStore
 
 CREATE_ONE = """
 import sys
 from training.config import make_config
-from training.manager import create_local
-from training.runstore import RunStore
-print(create_local(RunStore(sys.argv[1]), make_config(epochs=1)))
+from training.launch.local import create_local
+from training.store.runs import RunStore
+print(create_local(RunStore(sys.argv[1]), make_config(epochs=1)).id)
 """
 
 
@@ -38,15 +38,15 @@ def test_twenty_parallel_creates_get_unique_sorted_ids(tmp_path):
 
 def test_ids_sort_by_creation_time(tmp_path):
     store = RunStore(tmp_path)
-    first = create_local(store, make_config())
+    first = create_local(store, make_config()).id
     time.sleep(0.002)
-    second = create_local(store, make_config())
+    second = create_local(store, make_config()).id
     assert store.ids() == [first, second]
 
 
 def test_folder_has_config_and_status_and_no_half_made_copy(tmp_path):
     store = RunStore(tmp_path)
-    run_id = create_local(store, make_config(epochs=3, name="hello"))
+    run_id = create_local(store, make_config(epochs=3, name="hello")).id
     meta = json.loads((tmp_path / run_id / "config.json").read_text())
     assert meta["name"] == "hello" and meta["config"]["epochs"] == 3 and meta["source"] == "local"
     assert json.loads((tmp_path / run_id / "status.json").read_text())["state"] == "queued"
@@ -55,57 +55,57 @@ def test_folder_has_config_and_status_and_no_half_made_copy(tmp_path):
 @pytest.mark.parametrize("bad", ["../etc", "a/b", "..", "", ".hidden", "x" * 200, "a b"])
 def test_bad_run_ids_are_refused(tmp_path, bad):
     with pytest.raises(InvalidRunId):
-        RunStore(tmp_path).path(bad)
+        RunStore(tmp_path).open(bad)
 
 
 def test_unknown_run_id(tmp_path):
     with pytest.raises(RunNotFound):
-        RunStore(tmp_path).status("20990101-000000-000000-abcdef")
+        RunStore(tmp_path).open("20990101-000000-000000-abcdef")
 
 
 def test_queued_without_pid_becomes_lost_after_grace(tmp_path, monkeypatch):
     store = RunStore(tmp_path)
-    run_id = create_local(store, make_config())
-    assert store.status(run_id) == "queued"  # a launch in progress
-    monkeypatch.setattr("training.runstore.LAUNCH_GRACE_S", -1)
-    assert store.status(run_id) == "lost"
+    run_id = create_local(store, make_config()).id
+    assert store.open(run_id).status() == "queued"  # a launch in progress
+    monkeypatch.setattr("training.store.runs.LAUNCH_GRACE_S", -1)
+    assert store.open(run_id).status() == "lost"
 
 
 def test_running_with_a_dead_or_reused_pid_is_lost(tmp_path):
     store = RunStore(tmp_path)
-    run_id = create_local(store, make_config())
-    store.set_status(run_id, "running")
+    run_id = create_local(store, make_config()).id
+    store.open(run_id).set_status("running")
     me = process.identity()
-    store.write_pid(run_id, me)
-    assert store.status(run_id) == "running"
+    store.open(run_id).write_pid(me)
+    assert store.open(run_id).status() == "running"
     # Same pid, different start time: the pid was reused by another process.
-    store.write_pid(run_id, {**me, "create_time": me["create_time"] - 100})
-    assert store.status(run_id) == "lost"
+    store.open(run_id).write_pid({**me, "create_time": me["create_time"] - 100})
+    assert store.open(run_id).status() == "lost"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     ident = process.identity(dead.pid)
     dead.wait()
-    store.write_pid(run_id, ident)
-    assert store.status(run_id) == "lost"
+    store.open(run_id).write_pid(ident)
+    assert store.open(run_id).status() == "lost"
 
 
 def test_end_record_wins_when_status_file_lags(tmp_path):
     store = RunStore(tmp_path)
-    run_id = create_local(store, make_config())
-    store.set_status(run_id, "running")
+    run_id = create_local(store, make_config()).id
+    store.open(run_id).set_status("running")
     append_record(tmp_path / run_id / "metrics.jsonl", {"type": "end", "status": "finished"})
-    assert store.status(run_id) == "finished"
+    assert store.open(run_id).status() == "finished"
 
 
 def test_delete_refused_while_active_and_for_references(tmp_path):
-    from training.importing import ensure_references
+    from training.imports.runs import ensure_references
 
     store = RunStore(tmp_path)
-    run_id = create_local(store, make_config())
-    store.set_status(run_id, "running")
-    store.write_pid(run_id, process.identity())
+    run_id = create_local(store, make_config()).id
+    store.open(run_id).set_status("running")
+    store.open(run_id).write_pid(process.identity())
     with pytest.raises(RunError, match="stop it before deleting"):
         store.delete(run_id)
-    store.set_status(run_id, "stopped")
+    store.open(run_id).set_status("stopped")
     store.delete(run_id)
     assert run_id not in store.ids() and not (tmp_path / run_id).exists()
     for ref in ensure_references(store):

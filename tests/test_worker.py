@@ -91,7 +91,7 @@ def test_uncaught_error_records_failed_with_traceback_in_stderr(runs_dir, tmp_pa
 def test_second_signal_kills_at_once(runs_dir, mnist_cached):
     worker = subprocess.Popen(
         [sys.executable, "-m", "training", "run", "--epochs", "50", *TINY, "--runs-dir", str(runs_dir)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         # "running" is written just before TensorFlow's import, which takes seconds and
         # checks no stop flag: the case a second signal is for.
@@ -99,7 +99,9 @@ def test_second_signal_kills_at_once(runs_dir, mnist_cached):
             return any('"running"' in p.read_text() for p in runs_dir.glob("2*/status.json"))
         wait_for(running, 60, interval=0.02, what="running")
         worker.send_signal(signal.SIGTERM)
-        time.sleep(0.3)  # let the first handler run; two pending signals would be one
+        # Wait for the handler to have run: two signals pending at once would count as one.
+        while b"stop requested" not in (line := worker.stderr.readline()):
+            assert line, "the worker ended without acknowledging the first signal"
         worker.send_signal(signal.SIGTERM)
         code = worker.wait(timeout=10)
     finally:

@@ -1,5 +1,31 @@
 """Train the published MNIST CNN on the CPU or a GPU and keep its runs on disk.
 
-Start reading at `cli.py` (the command line) or `manager.py` (what the
-dashboard calls). Only `worker.py` and `model.py` import Keras/TensorFlow.
+Module map, in the order data flows (docs/architecture.md has the picture):
+
+    config.py        RunConfig: every setting, its range and help, validated in one place
+    cli.py           `python -m training ...`; its `run` options come from RunConfig's fields
+    launch/          start and stop runs: local.py spawns a detached worker per run
+    store/           disk is the truth
+        layout.py        the file names of a run folder (their one owner) and atomic writes
+        runs.py          RunStore (all runs) and Run (one run: status, pid, log, end record)
+        process.py       process identity (pid + start time), detached spawn, signals
+        queue.py         one run at a time, oldest first (flock), and who is next
+        logwriter.py     append-only JSON lines, with the log format version
+        logreader.py     incremental reader: each new record once, a torn tail means "not yet"
+        runlog.py        what a run's log says so far: start, progress, epochs, end
+    worker/          the only code that imports TensorFlow, Keras, JAX or torch
+        work.py          one run from queue turn to end record
+        device.py        pin the device before Keras is imported; ask the backend for GPUs
+        engines.py       EpochClock and the two engines, Keras `fit` and a TensorFlow loop
+        model.py, mnist.py, sampler.py (CPU/GPU samples about once a second)
+    imports/         runs trained elsewhere
+        parsers.py       Keras 2/3 console logs, the published TensorFlow format, CSVLogger
+        runs.py          parsed logs as read-only run folders; the built-in reference runs
+    comparison.py    steady state, time to target, speedup: shared by `compare` and the pages
+    hardware.py      CPU model, cores and NVML's GPUs, without importing a framework
+    display.py       the one "None -> —" number formatter
 """
+
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -49,8 +49,8 @@ def best_val_accuracy(epochs: list[dict]) -> tuple[float, int] | None:
     return float(accuracy), -neg_epoch
 
 
-def summarise(epochs: list[dict], target: float = DEFAULT_TARGET) -> dict:
-    """The per-run figures of a comparison."""
+def measure(epochs: list[dict], target: float = DEFAULT_TARGET) -> dict:
+    """One run's measures: the numbers a comparison shows for it."""
     reached = time_to_target(epochs, target)
     best = best_val_accuracy(epochs)
     last = epochs[-1] if epochs else {}
@@ -73,11 +73,11 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b
 
 
-def speedup(summary_a: dict, summary_b: dict) -> dict:
-    """How much faster B is than A: >1 means B is faster."""
+def speedup(measures_a: dict, measures_b: dict) -> dict:
+    """How much faster B is than A, from their `measure()`s: >1 means B is faster."""
     return {
-        "steady_epoch": ratio(summary_a["steady_epoch_s"], summary_b["steady_epoch_s"]),
-        "time_to_target": ratio(summary_a["time_to_target_s"], summary_b["time_to_target_s"]),
+        "steady_epoch": ratio(measures_a["steady_epoch_s"], measures_b["steady_epoch_s"]),
+        "time_to_target": ratio(measures_a["time_to_target_s"], measures_b["time_to_target_s"]),
     }
 
 

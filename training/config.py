@@ -1,15 +1,17 @@
 """Run configuration: one frozen dataclass, validated in one place.
 
-The command line, the dashboard and the worker all build a `RunConfig` through
-`make_config`, so a bad value is refused with the same message everywhere and
-never reaches a run folder. This module imports nothing heavy.
+Each field carries its own rules in its metadata: the help text, the allowed
+choices or range. `validate` checks every field from those rules, and the
+command line builds its `run` options from them (`cli.add_config_options`),
+so adding a setting touches this file and the dashboard's widget, nothing
+else. This module imports nothing heavy.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEVICES = ("cpu", "gpu")
 ENGINES = ("fit", "loop")
@@ -38,6 +40,24 @@ class ConfigError(ValueError):
         return "--" + self.field.replace("_", "-")
 
 
+def setting(default, help: str, *, choices: tuple | None = None, low=None, high=None,
+            low_open: bool = False, flag: str | None = None):
+    """A RunConfig field with its rules.
+
+    Args:
+        default: the value when nothing is given.
+        help: one line for `--help` and the dashboard's tooltips.
+        choices: the allowed values of a text setting.
+        low, high: the allowed range of a number (`high=None` for batch_size,
+            whose bound is the training set's size, checked in `validate`).
+        low_open: True when `low` itself is not allowed (a learning rate of 0).
+        flag: the command-line switch of a boolean, e.g. `--no-system-metrics`.
+    """
+    rules = {"help": help, "choices": choices, "low": low, "high": high, "low_open": low_open,
+             "flag": flag}
+    return field(default=default, metadata=rules)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that decides what a training run does.
@@ -46,29 +66,30 @@ class RunConfig:
     (Nesterov), batch 128, 30 epochs on full MNIST.
     """
 
-    device: str = "cpu"
-    engine: str = "fit"
-    backend: str = "tensorflow"
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 0.05
-    momentum: float = 0.9
-    seed: int = 1
-    limit_train: int | None = None  # first N training images; None = all 60,000
-    limit_test: int | None = None  # first N test images; None = all 10,000
-    precision: str = "float32"
-    jit: str = "auto"
-    name: str = ""
-    concurrent: bool = False  # True: skip the one-at-a-time queue
-    system_metrics: bool = True  # sample CPU/RSS/GPU about once a second
+    device: str = setting("cpu", "where to train", choices=DEVICES)
+    engine: str = setting("fit", "fit: Keras model.fit; loop: a TensorFlow GradientTape loop",
+                          choices=ENGINES)
+    backend: str = setting("tensorflow", "the Keras backend", choices=BACKENDS)
+    epochs: int = setting(30, "passes over the training set", low=1, high=MAX_EPOCHS)
+    batch_size: int = setting(128, "images per training step", low=1)
+    lr: float = setting(0.05, "SGD learning rate", low=0.0, high=10.0, low_open=True)
+    momentum: float = setting(0.9, "Nesterov momentum", low=0.0, high=0.999)
+    seed: int = setting(1, "random seed for weights and shuffling", low=0, high=MAX_SEED)
+    limit_train: int | None = setting(None, "use the first N training images (default: all 60,000)",
+                                      low=1, high=MNIST_TRAIN_SIZE)
+    limit_test: int | None = setting(None, "use the first N test images (default: all 10,000)",
+                                     low=1, high=MNIST_TEST_SIZE)
+    precision: str = setting("float32", "Keras dtype policy", choices=PRECISIONS)
+    jit: str = setting("auto", "XLA / jit compilation", choices=JIT_MODES)
+    name: str = setting("", f"a label for the run (at most {MAX_NAME_LENGTH} characters)")
+    concurrent: bool = setting(False, "do not wait for other runs (their timings then compete)",
+                               flag="--concurrent")
+    system_metrics: bool = setting(True, "do not sample CPU/GPU about once a second",
+                                   flag="--no-system-metrics")
 
     @property
     def train_samples(self) -> int:
         return self.limit_train or MNIST_TRAIN_SIZE
-
-    @property
-    def test_samples(self) -> int:
-        return self.limit_test or MNIST_TEST_SIZE
 
     @property
     def batches_per_epoch(self) -> int:
@@ -112,25 +133,31 @@ def _check_float(field: str, value, low: float, high: float, low_open: bool) -> 
         raise ConfigError(field, f"must be in {bracket}{low:g}, {high:g}], got {value:g}")
 
 
+def _check_field(spec: dataclasses.Field, value, config: RunConfig) -> None:
+    rules = spec.metadata
+    if value is None and spec.default is None:
+        return  # an optional limit left unset
+    if rules["choices"]:
+        _check_choice(spec.name, value, rules["choices"])
+    elif spec.type in ("int", "int | None"):
+        high = config.train_samples if rules["high"] is None else rules["high"]
+        _check_int(spec.name, value, rules["low"], high)
+    elif spec.type == "float":
+        _check_float(spec.name, value, rules["low"], rules["high"], rules["low_open"])
+    elif spec.type == "bool" and not isinstance(value, bool):
+        raise ConfigError(spec.name, f"must be true or false, got {value!r}")
+
+
 def validate(config: RunConfig) -> None:
-    """Check every field; the first bad one raises `ConfigError`."""
-    _check_choice("device", config.device, DEVICES)
-    _check_choice("engine", config.engine, ENGINES)
-    _check_choice("backend", config.backend, BACKENDS)
-    _check_choice("precision", config.precision, PRECISIONS)
-    _check_choice("jit", config.jit, JIT_MODES)
+    """Check every field against its rules; the first bad one raises `ConfigError`."""
+    for spec in dataclasses.fields(config):
+        if spec.name != "batch_size":  # its bound needs the limits checked first
+            _check_field(spec, getattr(config, spec.name), config)
+    _check_field(next(f for f in dataclasses.fields(config) if f.name == "batch_size"),
+                 config.batch_size, config)
     if config.engine == "loop" and config.backend != "tensorflow":
         raise ConfigError("engine", "loop is a TensorFlow custom loop; use --engine fit with "
                           f"--backend {config.backend}")
-    _check_int("epochs", config.epochs, 1, MAX_EPOCHS)
-    if config.limit_train is not None:
-        _check_int("limit_train", config.limit_train, 1, MNIST_TRAIN_SIZE)
-    if config.limit_test is not None:
-        _check_int("limit_test", config.limit_test, 1, MNIST_TEST_SIZE)
-    _check_int("batch_size", config.batch_size, 1, config.train_samples)
-    _check_float("lr", config.lr, 0.0, 10.0, low_open=True)
-    _check_float("momentum", config.momentum, 0.0, 0.999, low_open=False)
-    _check_int("seed", config.seed, 0, MAX_SEED)
     if not isinstance(config.name, str) or len(config.name) > MAX_NAME_LENGTH:
         raise ConfigError("name", f"must be text of at most {MAX_NAME_LENGTH} characters")
     if any(not ch.isprintable() for ch in config.name):

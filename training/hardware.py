@@ -6,12 +6,15 @@ Nothing here imports a deep-learning framework, so the dashboard can ask
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import sys
 from functools import lru_cache
 
 import psutil
+
+log = logging.getLogger(__name__)
 
 
 def cpu_model() -> str:
@@ -20,8 +23,8 @@ def cpu_model() -> str:
             for line in handle:
                 if line.lower().startswith("model name"):
                     return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    except OSError as error:
+        log.debug("no /proc/cpuinfo: %s", error)
     return platform.processor() or platform.machine()
 
 
@@ -30,7 +33,8 @@ def nvml_gpus() -> list[dict]:
     try:
         import pynvml  # from nvidia-ml-py
         pynvml.nvmlInit()
-    except Exception:
+    except Exception as error:  # ImportError, or NVMLError_LibraryNotFound / DriverNotLoaded
+        log.debug("NVML unavailable: %s", error)
         return []
     try:
         gpus = []
@@ -41,13 +45,14 @@ def nvml_gpus() -> list[dict]:
             gpus.append({"index": index, "name": name if isinstance(name, str) else name.decode(),
                          "memory_total_mb": memory.total / 2**20})
         return gpus
-    except Exception:
+    except Exception as error:  # an NVMLError mid-query: report no GPU rather than half of one
+        log.debug("NVML query failed: %s", error)
         return []
     finally:
         try:
             pynvml.nvmlShutdown()
-        except Exception:
-            pass
+        except Exception as error:
+            log.debug("nvmlShutdown failed: %s", error)
 
 
 @lru_cache(maxsize=1)

@@ -1,11 +1,14 @@
 """Importers: the metrics of trainings run elsewhere, as epoch records.
 
 Accepted, in one file or several blocks of one file:
-  (a) Keras `fit` console output: the Keras 2 form
+  (a) Keras `fit` console output, after any `model.summary()` table: Keras 2 (tf.keras,
+      tf_keras) with verbose=1 and verbose=2
         Epoch 1/30
         60000/60000 [====] - 112s 2ms/step - loss: 0.0879 - acc: 0.9733 - val_loss: ...
-      and the Keras 3 form
+        469/469 - 2s - loss: 0.0879 - accuracy: 0.9733 - val_loss: ... - 2s/epoch - 22ms/step
+      and Keras 3 with verbose=1 and verbose=2
         469/469 ━━━━ 10s 21ms/step - accuracy: 0.97 - loss: 0.09 - val_accuracy: ...
+        469/469 - 10s - 21ms/step - accuracy: 0.97 - loss: 0.09 - val_accuracy: ...
       including terminal captures full of redraws (\\r), backspaces and colours;
   (b) the published TensorFlow form, with cumulative seconds
         loss: 0.0931 / 0.0435    accuracy: 0.9708 / 0.9847    step 1  5.50 sec
@@ -32,6 +35,10 @@ _EPOCH = re.compile(r"^\s*Epoch\s+(\d+)\s*/\s*(\d+)\s*$")
 _KERAS_LINE = re.compile(
     r"^\s*(?P<done>\d+)/(?P<total>\d+)\s.*?(?:^|\s)(?:-\s+)?(?P<seconds>\d+(?:\.\d+)?)s\s+(?:-\s+)?"
     r"\d+(?:\.\d+)?(?:s|ms|us)/(?:step|sample)(?P<metrics>(?:\s+-\s+\w+:\s+\S+)+)\s*$")
+# Keras 2 with verbose=2: "469/469 - 2s - loss: ... - val_accuracy: 0.98 - 2s/epoch - 22ms/step";
+# before TF 2.2 the count was samples, "60000/60000 - 3s - loss: ...", or absent.
+_KERAS2_TERSE = re.compile(
+    r"^\s*(?:(?P<done>\d+)/(?P<total>\d+)\s+)?-\s+(?P<seconds>\d+(?:\.\d+)?)s\s+(?P<metrics>-\s+\w+:\s+\S.*)$")
 _METRIC = re.compile(r"(\w+):\s+([-+0-9.eE]+|nan|inf)")
 _TF_LINE = re.compile(
     r"^\s*loss:\s*(?P<loss>\S+)\s*/\s*(?P<val_loss>\S+)\s+accuracy:\s*(?P<acc>\S+)\s*/\s*"
@@ -151,7 +158,7 @@ def parse_text(text: str) -> list[ParsedLog]:
             if pending_epoch == 1 or current is None or current.format != KERAS_CONSOLE:
                 start(KERAS_CONSOLE).samples = samples_hint
             continue
-        match = _KERAS_LINE.match(line)
+        match = _KERAS_LINE.match(line) or _KERAS2_TERSE.match(line)
         if match and pending_epoch is not None and match["done"] == match["total"]:
             # Only the epoch's final line: an earlier redraw shows an ETA, not the time taken.
             metrics = {normalise_metric(k): _number(v) for k, v in _METRIC.findall(match["metrics"])}

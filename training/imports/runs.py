@@ -10,10 +10,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.importers import KERAS_CONSOLE, TENSORFLOW_LOOP, ParsedLog, guess_device, parse, set_samples
-from training.metricslog import encode
-from training.runlog import METRICS_FILE
-from training.runstore import FINISHED, RunError, RunStore
+from training.config import ConfigError
+from training.imports.parsers import (
+    KERAS_CONSOLE,
+    TENSORFLOW_LOOP,
+    ParsedLog,
+    guess_device,
+    parse,
+    set_samples,
+)
+from training.store.layout import METRICS_FILE
+from training.store.logwriter import encode
+from training.store.runs import FINISHED, RunError, RunStore
 
 REFERENCE_TEXT = Path(__file__).resolve().parent / "reference" / "published-results.md"
 PUBLISHED_SAMPLES = 60_000  # both published runs trained on all of MNIST
@@ -22,6 +30,7 @@ REFERENCE_RUNS = {  # parsed-log heading -> (run id, display name)
     "Tensorflow GPU": ("ref-tensorflow-gpu", "TensorFlow GPU (published)"),
 }
 MAX_IMPORT_BYTES = 20 * 2**20
+MAX_SAMPLES = 10**9  # training images per epoch an imported log may claim
 
 
 def _engine_of(log: ParsedLog) -> str:
@@ -44,15 +53,36 @@ def write_log(store: RunStore, log: ParsedLog, name: str, device: str | None, or
         "backend": "tensorflow" if log.format in (KERAS_CONSOLE, TENSORFLOW_LOOP) else None,
         "epochs": len(log.epochs), "train_samples": log.samples, "config": None,
     }
-    return store.create(meta, FINISHED, files={METRICS_FILE: _log_bytes(log, origin)}, run_id=run_id)
+    return store.create(meta, FINISHED, files={METRICS_FILE: _log_bytes(log, origin)}, run_id=run_id).id
+
+
+def check_samples(samples) -> None:
+    if samples is None:
+        return
+    if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= MAX_SAMPLES:
+        raise ConfigError("samples", f"must be a whole number from 1 to {MAX_SAMPLES:,}, got {samples!r}")
 
 
 def import_text(store: RunStore, text: str, origin: str, name: str | None = None,
-                device: str | None = None) -> list[str]:
-    """One read-only run per log in `text`; nothing is written if none is found."""
+                device: str | None = None, samples: int | None = None) -> list[str]:
+    """One read-only run per log in `text`; nothing is written if none is found.
+
+    Args:
+        store: where the runs go.
+        text: the log file's text; one file may hold several logs.
+        origin: the file name, kept in the run's metadata.
+        name: a label for the runs (else the log's heading or the file name).
+        device: cpu or gpu (else guessed from the names).
+        samples: training images per epoch, for logs that do not say, so that
+            samples/s can be shown.
+    """
     if device not in (None, "cpu", "gpu"):
-        raise RunError(f"--device must be cpu or gpu, got {device!r}")
+        raise ConfigError("device", f"must be cpu or gpu, got {device!r}")
+    check_samples(samples)
     logs = parse(text)  # raises ImportFormatError before anything is written
+    if samples:
+        for log in logs:
+            set_samples(log, samples)
     stem = Path(origin).stem or "imported"
     run_ids = []
     for number, log in enumerate(logs, start=1):
@@ -64,12 +94,12 @@ def import_text(store: RunStore, text: str, origin: str, name: str | None = None
 
 
 def import_file(store: RunStore, path: Path | str, name: str | None = None,
-                device: str | None = None) -> list[str]:
+                device: str | None = None, samples: int | None = None) -> list[str]:
     path = Path(path)
     if path.stat().st_size > MAX_IMPORT_BYTES:
         raise RunError(f"{path} is larger than {MAX_IMPORT_BYTES // 2**20} MiB; not a training log")
     text = path.read_bytes().decode("utf-8", errors="replace")
-    return import_text(store, text, path.name, name, device)
+    return import_text(store, text, path.name, name, device, samples)
 
 
 def reference_logs() -> dict[str, ParsedLog]:

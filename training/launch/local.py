@@ -1,4 +1,4 @@
-"""The run manager: launch, stop and cancel runs; what the dashboard calls.
+"""The local launcher: start runs on this machine, stop them, and cancel them.
 
 Launching writes a complete run folder (status `queued`), starts the worker
 detached (`python -m training work RUN_ID`), records its pid and returns at
@@ -9,27 +9,21 @@ never waits on a training. Imports neither Streamlit nor TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 
-from training import process
+import psutil
+
+from training import PROJECT_ROOT
 from training.config import RunConfig, validate
-from training.metricslog import append_record
-from training.runlog import METRICS_FILE
-from training.runstore import (
-    ACTIVE_STATES,
-    PROJECT_ROOT,
-    QUEUED,
-    STDERR_FILE,
-    STDOUT_FILE,
-    STOPPED,
-    RunError,
-    RunStore,
-)
+from training.store import process
+from training.store.runs import ACTIVE_STATES, END_STATES, QUEUED, STOPPED, STOPPING, Run, RunError, RunStore
 
-STOP_TIMEOUT_S = 10.0  # SIGTERM grace before SIGKILL
+STOP_GRACE_S = 10.0  # SIGTERM grace before SIGKILL
+log = logging.getLogger(__name__)
 
 
-def create_local(store: RunStore, config: RunConfig) -> str:
+def create_local(store: RunStore, config: RunConfig) -> Run:
     """A queued run folder for `config`; nothing is started."""
     validate(config)
     meta = {
@@ -45,24 +39,28 @@ def create_local(store: RunStore, config: RunConfig) -> str:
     return store.create(meta, QUEUED)
 
 
-def launch(store: RunStore, config: RunConfig) -> str:
-    """Create the run and start its worker detached; returns the run id at once."""
-    run_id = create_local(store, config)
-    folder = store.path(run_id)
-    env = {**os.environ, "TRAINING_RUNS_DIR": str(store.root), "PYTHONUNBUFFERED": "1"}
-    child = process.spawn_detached(
-        ["-m", "training", "work", run_id, "--runs-dir", str(store.root)],
-        cwd=PROJECT_ROOT, stdout=folder / STDOUT_FILE, stderr=folder / STDERR_FILE, env=env)
+def _spawn_cli(run: Run, *args: str):
+    """`python -m training ARGS --runs-dir ROOT`, detached, its output in the run's logs."""
+    env = {**os.environ, "TRAINING_RUNS_DIR": str(run.store.root), "PYTHONUNBUFFERED": "1"}
+    return process.spawn_detached(["-m", "training", *args, "--runs-dir", str(run.store.root)],
+                                  cwd=PROJECT_ROOT, stdout=run.stdout_path, stderr=run.stderr_path,
+                                  env=env)
+
+
+def launch(store: RunStore, config: RunConfig) -> Run:
+    """Create the run and start its worker detached; returns at once."""
+    run = create_local(store, config)
+    child = _spawn_cli(run, "work", run.id)
     # The worker writes the same identity itself; writing it here too closes
     # the window in which a just-launched run has no pid on disk.
     try:
-        store.write_pid(run_id, process.identity(child.pid))
-    except Exception:
-        pass  # it already exited; the worker's own record or its end record tells
-    return run_id
+        run.write_pid(process.identity(child.pid))
+    except psutil.NoSuchProcess:
+        log.debug("worker %d of run %s exited at once; its own records tell why", child.pid, run.id)
+    return run
 
 
-def launch_pair(store: RunStore, config: RunConfig) -> list[str]:
+def launch_pair(store: RunStore, config: RunConfig) -> list[Run]:
     """CPU then GPU with the same settings; the queue runs them one after the other."""
     return [launch(store, dataclasses.replace(config, device=device, name=_pair_name(config, device)))
             for device in ("cpu", "gpu")]
@@ -72,23 +70,42 @@ def _pair_name(config: RunConfig, device: str) -> str:
     return f"{config.name} ({device.upper()})" if config.name else ""
 
 
-def stop(store: RunStore, run_id: str, timeout: float = STOP_TIMEOUT_S) -> str:
-    """Stop a queued or running run; returns its final status.
+def _mark_stopping(run: Run) -> None:
+    state = run.status()
+    if state not in ACTIVE_STATES:
+        raise RunError(f"run {run.id} already ended: it is {state}")
+    run.set_status(STOPPING)  # a worker that has not started yet sees this and exits
+
+
+def stop(run: Run, grace: float = STOP_GRACE_S) -> str:
+    """Stop a queued or running run and wait for it; returns its final status.
 
     SIGTERM to the worker's process group lets it finish the current batch and
-    write its own `stopped` record; after `timeout` seconds SIGKILL. Either way
-    the run ends `stopped`: if the worker could not say so, this does.
+    write its own `stopped` record; after `grace` seconds SIGKILL. If the worker
+    could not write an end record, this writes one. Raises `RunError` if the
+    run had already ended.
     """
-    state = store.status(run_id)
-    if state not in ACTIVE_STATES:
-        raise RunError(f"run {run_id} is {state}, not queued or running")
-    store.set_status(run_id, STOPPED)  # a worker that has not started yet sees this and exits
-    ident = store.pid(run_id)
-    killed = process.terminate(ident, timeout) if ident else False
-    if store.end_record(run_id) is None:
+    if run.recorded_state() != STOPPING:  # a request_stop marked it already
+        _mark_stopping(run)
+    ident = run.pid()
+    killed = process.terminate(ident, grace) if ident else False
+    end = run.end_record()
+    if end is None:
         note = "killed after SIGTERM timeout" if killed else "stopped before training began"
-        append_record(store.path(run_id) / METRICS_FILE,
-                      {"type": "end", "status": STOPPED, "error": None, "note": note})
-    store.set_status(run_id, STOPPED)
+        run.append_end(STOPPED, note=note)
+    final = end["status"] if end and end.get("status") in END_STATES else STOPPED
+    run.set_status(final)  # it may have finished just before the signal
     process.reap_children()
-    return STOPPED
+    return final
+
+
+def request_stop(run: Run, grace: float | None = None) -> None:
+    """Stop without waiting: what the dashboard's Stop buttons call.
+
+    Marks the run `stopping` and hands the SIGTERM, the grace period and any
+    SIGKILL to a detached `python -m training stop`, so a page returns at once
+    and the stop completes even if the dashboard goes away meanwhile.
+    """
+    _mark_stopping(run)
+    grace = STOP_GRACE_S if grace is None else grace
+    _spawn_cli(run, "stop", run.id, "--grace", f"{grace:g}")

@@ -1,4 +1,4 @@
-"""The metrics log writer: append-only JSON lines, one record per line.
+"""The log writer: append-only JSON lines, one record per line.
 
 Modelled on Keras's `CSVLogger`: open at the start, one line per event using
 Keras's own metric names, flush every line so another process can follow the
@@ -14,7 +14,9 @@ import os
 import time
 from pathlib import Path
 
-FORMAT_VERSION = 1
+# Version of the log format (docs/log-format.md). Every start record carries it;
+# readers refuse a newer one rather than guess. 1: no version field; 2: the field.
+FORMAT_VERSION = 2
 
 
 def _clean(value):
@@ -29,10 +31,13 @@ def _clean(value):
 
 
 def encode(record: dict) -> bytes:
+    """One record as one JSON line; a start record is stamped with FORMAT_VERSION."""
+    if record.get("type") == "start":
+        record = {"type": "start", "format_version": FORMAT_VERSION, **record}
     return (json.dumps(_clean(record), separators=(",", ":")) + "\n").encode()
 
 
-class MetricsWriter:
+class LogWriter:
     """Appends records to one log file. Every line is flushed as written."""
 
     def __init__(self, path: Path):
@@ -50,7 +55,7 @@ class MetricsWriter:
             os.fsync(self._file.fileno())
             self._file.close()
 
-    def __enter__(self) -> MetricsWriter:
+    def __enter__(self) -> LogWriter:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -4,7 +4,8 @@ A worker waits for its turn by holding an exclusive `flock` on
 `<runs>/.queue.lock`. The kernel drops the lock when its holder dies, even by
 SIGKILL or the OOM killer, so no supervisor process is needed and a dead run
 never blocks the queue. `flock` alone is not first-in-first-out, so a worker
-that gets the lock while an older run is still waiting lets go and retries.
+that gets the lock while an older run is still waiting lets go and retries:
+`older_run_waiting` is that policy.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from training.store.runs import QUEUED, RunNotFound, RunStore
 
 LOCK_NAME = ".queue.lock"
 POLL_S = 0.2  # how often a queued run looks again; a start costs at most this
@@ -50,3 +53,23 @@ def turn(runs_dir: Path, older_waiting: Callable[[], bool],
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def older_run_waiting(store: RunStore, run_id: str) -> bool:
+    """True while a run created before `run_id` is still queued for its turn.
+
+    Concurrent runs never take a turn, so they are not waited for. Reads only
+    status.json for most runs: the process check runs for queued ones alone.
+    """
+    for other in store.ids():
+        if other >= run_id:  # ids sort by creation time
+            return False
+        try:
+            run = store.open(other)
+            if run.recorded_state() != QUEUED or (run.meta.get("config") or {}).get("concurrent"):
+                continue
+            if run.status() == QUEUED:
+                return True
+        except RunNotFound:
+            continue  # deleted while we looked
+    return False

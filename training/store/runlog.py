@@ -1,24 +1,39 @@
 """What a run's log says so far: its start, latest progress, epochs and end.
 
-A `RunLog` follows `metrics.jsonl` (and `system.jsonl`) through `LogReader`s,
-so calling `update()` on every dashboard refresh costs only the new bytes.
+A `RunLog` follows `metrics.jsonl` (and, when asked, `system.jsonl`) through
+`LogReader`s, so calling `update()` on every dashboard refresh costs only the
+new bytes. A log written by a newer version of this tool than the reader
+knows is not guessed at: `format_error` says so and no record is taken.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from training.logreader import LogReader
+from training.store.logreader import LogReader
+from training.store.logwriter import FORMAT_VERSION
 
-METRICS_FILE = "metrics.jsonl"
-SYSTEM_FILE = "system.jsonl"
+
+class NewerLogFormat(Exception):
+    """The log was written by a newer version of this tool."""
+
+
+def newer_format_message(version) -> str:
+    return (f"written by a newer version (log format {version}; this one reads up to "
+            f"{FORMAT_VERSION}); upgrade")
 
 
 class RunLog:
-    def __init__(self, run_dir: Path | str):
-        run_dir = Path(run_dir)
-        self._metrics = LogReader(run_dir / METRICS_FILE)
-        self._system = LogReader(run_dir / SYSTEM_FILE)
+    """The records of one run so far.
+
+    Args:
+        metrics_path: the run's metrics.jsonl.
+        system_path: its system.jsonl, read only by `update(system=True)`.
+    """
+
+    def __init__(self, metrics_path: Path, system_path: Path | None = None):
+        self._metrics = LogReader(metrics_path)
+        self._system = LogReader(system_path) if system_path else None
         self._clear()
         self.system: list[dict] = []
 
@@ -27,30 +42,48 @@ class RunLog:
         self.progress: dict | None = None  # latest within-epoch record
         self.epochs: list[dict] = []
         self.end: dict | None = None
+        self.format_error: str | None = None
 
     @property
     def corrupt_lines(self) -> int:
         return self._metrics.corrupt_lines
 
-    def update(self) -> bool:
-        """Take in whatever was appended since the last call; True if anything was."""
+    def update(self, system: bool = False) -> bool:
+        """Take in whatever was appended since the last call; True if anything was.
+
+        `system=True` also follows system.jsonl, which only the charts need.
+        """
         changed = False
         result = self._metrics.read()
         if result.reset:
             self._clear()
             changed = True
         for record in result.records:
-            self._take(record)
+            if self.format_error is None:
+                self._take(record)
             changed = True
-        system = self._system.read()
-        if system.reset:
-            self.system = []
-        self.system.extend(r for r in system.records if r.get("type") == "system")
-        return changed or bool(system.records) or system.reset
+        if system and self._system:
+            samples = self._system.read()
+            if samples.reset:
+                self.system = []
+            self.system.extend(r for r in samples.records if r.get("type") == "system")
+            changed = changed or bool(samples.records) or samples.reset
+        return changed
+
+    def check(self) -> RunLog:
+        """Raise `NewerLogFormat` if the log could not be read; else self."""
+        if self.format_error:
+            raise NewerLogFormat(self.format_error)
+        return self
 
     def _take(self, record: dict) -> None:
         kind = record.get("type")
         if kind == "start":
+            version = record.get("format_version", 1)  # version 1 had no such field
+            if not isinstance(version, int) or version > FORMAT_VERSION:
+                self._clear()
+                self.format_error = newer_format_message(version)
+                return
             self.start = record
         elif kind == "progress":
             self.progress = record
@@ -75,4 +108,3 @@ class RunLog:
         if self.epochs:
             return self.epochs[-1].get("elapsed_s")
         return None
-

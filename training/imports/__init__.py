@@ -1,0 +1,1 @@
+"""Runs trained elsewhere: log parsers, and the run folders made from them."""

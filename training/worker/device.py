@@ -1,0 +1,69 @@
+"""Device and backend: chosen before Keras is imported, checked right after.
+
+Importing Keras fixes the backend, and importing a backend fixes which GPUs it
+sees, so `pin_device` must run first. A `--device gpu` run whose backend sees
+no GPU fails with the cause; it never falls back to the CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from training.config import RunConfig
+
+
+class GpuUnavailable(RuntimeError):
+    """--device gpu, but the backend sees no GPU. Never fall back to the CPU."""
+
+
+def pin_device(config: RunConfig) -> None:
+    """Choose the Keras backend and hide GPUs for --device cpu. Before any import."""
+    os.environ["KERAS_BACKEND"] = config.backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep stderr for real errors
+    if config.device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+        os.environ["JAX_PLATFORMS"] = "cpu"
+
+
+def backend_devices(backend: str) -> tuple[str, list[str]]:
+    """(backend version, names of the GPUs the backend itself can use)."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+        gpus = tf.config.list_physical_devices("GPU")
+        names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
+        return tf.__version__, names
+    if backend == "jax":
+        import jax
+        try:
+            names = [d.device_kind for d in jax.devices("gpu")]
+        except RuntimeError:  # JAX raises this when no GPU platform is present
+            names = []
+        return jax.__version__, names
+    import torch
+    names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return torch.__version__, names
+
+
+def check_device(config: RunConfig, gpu_names: list[str]) -> None:
+    if config.device == "gpu" and not gpu_names:
+        hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
+        note = f" (CUDA_VISIBLE_DEVICES={hidden!r})" if hidden is not None else ""
+        raise GpuUnavailable(
+            f"--device gpu: the {config.backend} backend sees no GPU{note}. Check the NVIDIA "
+            f"driver (nvidia-smi) and that a CUDA build of {config.backend} is installed. "
+            "Not falling back to the CPU.")
+
+
+def versions(config: RunConfig, backend_version: str) -> dict:
+    import keras
+    import numpy
+    found = {"python": sys.version.split()[0], "keras": keras.__version__,
+             "numpy": numpy.__version__, "backend": config.backend,
+             "backend_version": backend_version}
+    try:
+        import tensorflow as tf
+        found["tensorflow"] = tf.__version__
+    except ImportError:
+        found["tensorflow"] = None
+    return found

@@ -1,0 +1,249 @@
+"""How a run trains: `EpochClock` and the two engines that share it.
+
+  fit    the published "Keras" system: `model.fit` with a recording callback
+  loop   the published low-level "TensorFlow" system: GradientTape in tf.function
+
+Both time training and evaluation separately and write the same progress and
+epoch records, so their runs compare like for like.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from training.config import RunConfig
+from training.store.logwriter import LogWriter
+from training.store.queue import StopRequested
+from training.worker import mnist
+
+PROGRESS_INTERVAL_S = 1.0  # one progress record about every second
+STOP_ACK = b"stop requested: the run stops after its current batch; signal again to kill it now\n"
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT; training checks it between batches.
+
+    A second signal restores the default action and re-raises it, so a
+    second Ctrl-C kills a run that is stuck outside the training loop.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def install(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        self.requested = True
+        # os.write, not print: a buffered stream may be mid-write when the signal lands.
+        os.write(2, STOP_ACK)
+
+    def check(self) -> None:
+        if self.requested:
+            raise StopRequested("stop requested")
+
+
+# -- records -----------------------------------------------------------------
+class EpochClock:
+    """Times epochs and writes progress and epoch records; shared by both engines.
+
+    Epoch time = training seconds + evaluation seconds, as the published logs
+    count it; elapsed time runs from the start of training and never pauses.
+    """
+
+    def __init__(self, writer: LogWriter, config: RunConfig, stop: StopFlag,
+                 tensorboard=None):
+        self.writer = writer
+        self.config = config
+        self.stop = stop
+        self.tensorboard = tensorboard
+        self.batches = config.batches_per_epoch
+        self.t0 = self.epoch_t0 = self.eval_t0 = self.epoch_cpu0 = 0.0
+        self.train_s = self.eval_s = 0.0
+        self.next_progress = 0.0
+
+    def begin_training(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def begin_epoch(self) -> None:
+        self.epoch_t0 = time.perf_counter()
+        self.epoch_cpu0 = time.process_time()  # all of this process's threads
+        self.next_progress = self.epoch_t0 + PROGRESS_INTERVAL_S
+        self.train_s = self.eval_s = 0.0
+
+    def batch(self, epoch: int, batches_done: int, read_metrics) -> None:
+        """Called before each batch: honour a stop, and about once a second report."""
+        self.stop.check()
+        now = time.perf_counter()
+        if now < self.next_progress or batches_done == 0:
+            return
+        self.next_progress = now + PROGRESS_INTERVAL_S
+        seconds = now - self.epoch_t0
+        samples = min(batches_done * self.config.batch_size, self.config.train_samples)
+        record = {"type": "progress", "epoch": epoch, "batch": batches_done,
+                  "batches": self.batches, "epoch_s": round(seconds, 4),
+                  "samples_per_s": round(samples / seconds, 2) if seconds > 0 else None,
+                  "elapsed_s": round(now - self.t0, 4)}
+        record.update({k: float(v) for k, v in read_metrics().items()})
+        self.writer.write(record)
+
+    def begin_eval(self) -> None:
+        self.eval_t0 = time.perf_counter()
+        self.train_s = self.eval_t0 - self.epoch_t0
+
+    def end_eval(self) -> None:
+        self.eval_s = time.perf_counter() - self.eval_t0
+
+    def end_epoch(self, epoch: int, metrics: dict) -> None:
+        now = time.perf_counter()
+        if not self.train_s:  # no evaluation ran
+            self.train_s = now - self.epoch_t0
+        record = {"type": "epoch", "epoch": epoch}
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            record[key] = float(metrics[key]) if metrics.get(key) is not None else None
+        record.update({
+            "train_s": round(self.train_s, 6), "eval_s": round(self.eval_s, 6),
+            "epoch_time_s": round(self.train_s + self.eval_s, 6),
+            "samples": self.config.train_samples,
+            "samples_per_s": round(self.config.train_samples / self.train_s, 2),
+            "elapsed_s": round(now - self.t0, 6),
+            # CPU seconds the whole process used this epoch: cpu_s / epoch_time_s = cores kept busy.
+            "cpu_s": round(time.process_time() - self.epoch_cpu0, 4),
+        })
+        self.writer.write(record, sync=True)  # a finished epoch survives a crash
+        if self.tensorboard:
+            self.tensorboard(record)
+
+
+def make_tensorboard_writer(logdir: str, backend: str):
+    """Per-epoch scalars for `tensorboard --logdir runs`; None if TF is absent."""
+    try:
+        import tensorboard  # noqa: F401 - tf.summary needs it to write
+        import tensorflow as tf
+    except ImportError:
+        return None
+    if backend != "tensorflow":
+        tf.config.set_visible_devices([], "GPU")  # TF must not grab the GPU JAX/torch use
+    summary = tf.summary.create_file_writer(logdir)
+
+    def write(record: dict) -> None:
+        with summary.as_default():
+            for key in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s", "samples_per_s"):
+                if record.get(key) is not None:
+                    tf.summary.scalar(key, record[key], step=record["epoch"])
+        summary.flush()
+
+    return write
+
+
+# -- engines -----------------------------------------------------------------
+def prepare_data(config: RunConfig):
+    """MNIST as float32 in [0, 1], shape (N, 28, 28, 1), with one-hot labels."""
+    import numpy as np
+    data = mnist.load(config.limit_train, config.limit_test)
+    eye = np.eye(10, dtype="float32")
+    x_train = (data.x_train.astype("float32") / 255.0)[..., None]
+    x_test = (data.x_test.astype("float32") / 255.0)[..., None]
+    return x_train, eye[data.y_train], x_test, eye[data.y_test]
+
+
+# --jit on|off|auto as a jit_compile flag; None ("auto") leaves the choice to Keras / TensorFlow.
+JIT_FLAGS = {"on": True, "off": False, "auto": None}
+
+
+def train_fit(model, data, config: RunConfig, clock: EpochClock) -> None:
+    """The published "Keras" system: model.fit with a recording callback."""
+    import keras
+
+    class Recorder(keras.callbacks.Callback):
+        # Only *_begin hooks and epoch/test ends are overridden: overriding
+        # on_train_batch_end would make Keras convert every batch's logs to
+        # Python numbers and turn off its async dispatch.
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch + 1
+            clock.begin_epoch()
+
+        def on_train_batch_begin(self, batch, logs=None):
+            clock.batch(self.epoch, batch, self.model.get_metrics_result)
+
+        def on_test_begin(self, logs=None):
+            clock.begin_eval()
+
+        def on_test_end(self, logs=None):
+            clock.end_eval()
+
+        def on_epoch_end(self, epoch, logs=None):
+            clock.end_epoch(epoch + 1, logs or {})
+
+    x_train, y_train, x_test, y_test = data
+    clock.begin_training()
+    model.fit(x_train, y_train, batch_size=config.batch_size, epochs=config.epochs,
+              validation_data=(x_test, y_test), shuffle=True, verbose=0,
+              callbacks=[Recorder()])
+
+
+def train_loop(model, data, config: RunConfig, clock: EpochClock) -> None:
+    """The published low-level "TensorFlow" system: GradientTape in tf.function."""
+    import keras
+    import tensorflow as tf
+
+    from training.worker.model import make_optimizer
+
+    x_train, y_train, x_test, y_test = data
+    optimizer = make_optimizer(config.lr, config.momentum)
+    if config.precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    loss_fn = keras.losses.CategoricalCrossentropy()
+    train_loss, train_acc = keras.metrics.Mean(), keras.metrics.CategoricalAccuracy()
+    val_loss, val_acc = keras.metrics.Mean(), keras.metrics.CategoricalAccuracy()
+    jit = JIT_FLAGS[config.jit]
+
+    @tf.function(jit_compile=jit)
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            probs = model(x, training=True)
+            loss = loss_fn(y, probs)
+            scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+        grads = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        train_loss.update_state(loss)
+        train_acc.update_state(y, probs)
+
+    @tf.function(jit_compile=jit)
+    def eval_step(x, y):
+        probs = model(x, training=False)
+        val_loss.update_state(loss_fn(y, probs))
+        val_acc.update_state(y, probs)
+
+    train_ds = (tf.data.Dataset.from_tensor_slices((x_train, y_train))
+                .shuffle(len(x_train), seed=config.seed, reshuffle_each_iteration=True)
+                .batch(config.batch_size).prefetch(tf.data.AUTOTUNE))
+    test_ds = tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(config.batch_size)
+
+    def running():
+        return {"loss": train_loss.result(), "accuracy": train_acc.result()}
+
+    clock.begin_training()
+    for epoch in range(1, config.epochs + 1):
+        for metric in (train_loss, train_acc, val_loss, val_acc):
+            metric.reset_state()
+        clock.begin_epoch()
+        for batch, (x, y) in enumerate(train_ds):
+            clock.batch(epoch, batch, running)
+            train_step(x, y)
+        clock.stop.check()
+        clock.begin_eval()
+        for x, y in test_ds:
+            eval_step(x, y)
+        float(val_loss.result())  # wait for the last step before stopping the clock
+        clock.end_eval()
+        clock.end_epoch(epoch, {"loss": train_loss.result(), "accuracy": train_acc.result(),
+                                "val_loss": val_loss.result(), "val_accuracy": val_acc.result()})
+
+
