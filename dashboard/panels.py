@@ -12,7 +12,7 @@ from dashboard.figures import SYSTEM_LABELS, system_peaks
 from training.config import ConfigError
 from training.imports.parsers import ImportFormatError
 from training.imports.runs import MAX_SAMPLES, import_text
-from training.store.runs import ACTIVE_STATES, FAILED, Run, RunError, RunStore
+from training.store.runs import ACTIVE_STATES, FAILED, LOST, Run, RunError, RunStore
 
 STDERR_TAIL_LINES = 40
 IMPORT_TYPES = ["txt", "log", "md", "csv", "out"]
@@ -32,17 +32,22 @@ def run_detail(run: Run, status: str) -> None:
     if log.system:
         peaks = system_peaks(log.system)
         st.markdown("**Peaks:** " + " · ".join(f"{SYSTEM_LABELS[k]}: {v:,.1f}" for k, v in peaks.items()))
-    if status == FAILED:
-        st.error(f"Failed: {(log.end or {}).get('error')}")
-        if tail := run.stderr_tail(STDERR_TAIL_LINES):
-            st.code(tail, language="text")
+    for warning in log.warnings:
+        st.warning(f"During training ({warning.get('source')}): {warning.get('message')}")
+    if status in (FAILED, LOST) and (cause := run.cause(status, log)):
+        st.error(f"{status.capitalize()}: {cause}")
+    if status == FAILED and (tail := run.stderr_tail(STDERR_TAIL_LINES)):
+        st.code(tail, language="text")
     widgets.stop_notice()
+    read_only = run.store.read_only_reason()
     stop_col, confirm_col, delete_col = st.columns(3)
     if status in ACTIVE_STATES:
-        widgets.stop_button(stop_col, run, status, key="detail_stop")
-    deletable = run.source != "reference" and status not in ACTIVE_STATES
+        widgets.stop_button(stop_col, run, status, key="detail_stop", read_only=read_only)
+    deletable = run.source != "reference" and status not in ACTIVE_STATES and not read_only
     confirmed = confirm_col.checkbox("Yes, delete this run and its files", key="confirm_delete",
                                      disabled=not deletable)
+    if read_only:
+        st.caption(f"Stop and Delete are off: {read_only}.")
     if delete_col.button("Delete", key="delete", disabled=not (deletable and confirmed)):
         try:
             run.store.delete(run.id)

@@ -15,7 +15,6 @@ import streamlit as st
 from dashboard.series import RunSeries, assign_colors, legend_label
 from training import hardware
 from training.config import BACKENDS
-from training.imports.runs import ensure_references
 from training.store.runlog import RunLog
 from training.store.runs import ACTIVE_STATES, Run, RunStore, default_runs_dir
 
@@ -26,12 +25,12 @@ NEW_RUNS_POLL_S = 3.0  # how often an idle Compare page looks for runs made else
 @st.cache_resource(show_spinner=False)
 def _store_for(root: str) -> RunStore:
     store = RunStore(root)
-    ensure_references(store)
+    store.sweep_debris()  # once per dashboard process: what a crashed writer left behind
     return store
 
 
 def get_store() -> RunStore:
-    """The store of `$TRAINING_RUNS_DIR` (else runs/), with the reference runs in it."""
+    """The store of `$TRAINING_RUNS_DIR` (else runs/); it lists the built-in reference runs too."""
     return _store_for(str(default_runs_dir()))
 
 

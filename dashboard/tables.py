@@ -63,7 +63,7 @@ def history_rows(listing: list[dict]) -> list[dict]:
             "Duration": number(s["elapsed_s"], ",.2f", " s"),
             "Started": time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if created else MISSING,
             "Settings": _settings(s),
-            "Source": s["source"], "id": s["id"],
+            "Source": s["source"], "Note": s.get("error") or "", "id": s["id"],
         })
     return rows
 

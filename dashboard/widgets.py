@@ -88,7 +88,7 @@ def run_card(run: Run, status: str) -> None:
         title, button = st.columns([5, 1])
         title.markdown(f"**{run.name}** · {meta.get('device', '?').upper()} · "
                        f"`{STATUS_TEXT.get(status, status)}` · `{run.id}`")
-        stop_button(button, run, status, key=f"stop_{run.id}")
+        stop_button(button, run, status, key=f"stop_{run.id}", read_only=run.store.read_only_reason())
         planned = meta.get("epochs") or 1
         done = log.epochs_done
         st.progress(min(done / planned, 1.0), text=f"Epochs: {done} of {planned}")
@@ -112,14 +112,16 @@ def run_card(run: Run, status: str) -> None:
             st.progress(0.0, text="Starting: loading TensorFlow, MNIST and the model")
 
 
-def stop_button(where, run: Run, status: str, key: str) -> None:
+def stop_button(where, run: Run, status: str, key: str, read_only: str | None = None) -> None:
     """A Stop button that asks the run to stop and returns at once.
 
     The stop happens in the click's callback, with the run the page showed,
     so a run that ended after the page was drawn is reported by `stop_notice`
-    rather than silently ignored or raised.
+    rather than silently ignored or raised. On a read-only runs folder it is
+    off, and its help says why.
     """
-    where.button("Stop", key=key, disabled=status == STOPPING, on_click=_request_stop, args=(run,))
+    where.button("Stop", key=key, disabled=status == STOPPING or bool(read_only), help=read_only,
+                 on_click=_request_stop, args=(run,))
 
 
 def _request_stop(run: Run) -> None:

@@ -15,10 +15,15 @@ st.caption("MNIST, the 2018 network (430,666 parameters), SGD with Nesterov mome
 
 config, error = widgets.settings_form()
 gpu_ok, gpu_reason = state.gpu_availability()
+cannot_start = store.start_problem()  # a read-only runs folder, or too little disk space
+if cannot_start:
+    st.warning(f"Runs cannot start: {cannot_start}. Runs already there can still be browsed.", icon="⚠️")
+    config = None
 
 cpu_col, gpu_col, pair_col = st.columns(3)
 started = []
-if cpu_col.button("Start CPU run", key="start_cpu", type="primary", disabled=config is None):
+if cpu_col.button("Start CPU run", key="start_cpu", type="primary", disabled=config is None,
+                  help=cannot_start):
     started = [local.launch(store, dataclasses.replace(config, device="cpu"))]
 if gpu_col.button("Start GPU run", key="start_gpu", disabled=config is None or not gpu_ok,
                   help=None if gpu_ok else gpu_reason):

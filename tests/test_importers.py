@@ -95,7 +95,7 @@ def test_nothing_recognisable_is_a_clear_error_and_writes_nothing(tmp_path):
         import_text(store, "hello\nworld\n", "notes.txt")
     with pytest.raises(ImportFormatError):
         import_text(store, "a,b\n1,2\n", "table.csv")
-    assert store.ids() == []
+    assert not (tmp_path / "runs").exists()  # nothing written, not even the folder
 
 
 def test_import_writes_read_only_finished_runs(tmp_path):
@@ -151,4 +151,29 @@ def test_bad_sample_counts_are_refused_before_anything_is_written(tmp_path, samp
     store = RunStore(tmp_path / "runs")
     with pytest.raises(ConfigError, match="samples: must be a whole number from 1 to"):
         import_text(store, read("keras2-fit-verbose2.txt"), "k2.txt", samples=samples)
-    assert store.ids() == []
+    assert not (tmp_path / "runs").exists()  # nothing written, not even the folder
+
+
+def test_the_shipped_reference_runs_are_what_the_published_text_builds(tmp_path):
+    import json
+
+    from training.imports.runs import build_reference_runs
+    from training.store.runs import BUILTIN_DIR, builtin_ids
+
+    built = build_reference_runs(tmp_path)
+    assert built == builtin_ids() == ["ref-keras-cpu", "ref-tensorflow-gpu"]
+    for run_id in built:
+        for name in ("config.json", "metrics.jsonl"):
+            shipped = (BUILTIN_DIR / run_id / name).read_text()
+            fresh = (tmp_path / run_id / name).read_text()
+            if name == "config.json":
+                shipped, fresh = json.loads(shipped), json.loads(fresh)
+            assert shipped == fresh, f"{run_id}/{name}: rebuild with python -m training.imports.runs"
+
+
+def test_reference_runs_appear_in_every_store_without_being_written(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    assert store.ids() == ["ref-keras-cpu", "ref-tensorflow-gpu"]
+    assert store.open("ref-keras-cpu").log().epochs_done == 30
+    assert store.open("ref-keras-cpu").status() == "finished"
+    assert not (tmp_path / "runs").exists()

@@ -106,16 +106,31 @@ def test_windows_line_endings_parse(tmp_path):
     assert [r["n"] for r in LogReader(path).read().records] == [1, 2]
 
 
-def test_record_appended_after_a_torn_line_stands_on_its_own(tmp_path):
-    from training.store.logwriter import append_record
+@pytest.mark.parametrize("how", ["append_record", "LogWriter"])
+def test_a_torn_last_line_is_repaired_on_the_next_append(tmp_path, how):
+    from training.store.logwriter import LogWriter, append_record
 
     path = tmp_path / "metrics.jsonl"
     append(path, line(type="epoch", epoch=1) + b'{"type": "progress", "ba')  # writer killed mid-line
-    append_record(path, {"type": "end", "status": "stopped"})
+    if how == "append_record":
+        append_record(path, {"type": "end", "status": "stopped"})
+    else:
+        with LogWriter(path) as writer:
+            writer.write({"type": "end", "status": "stopped"})
     reader = LogReader(path)
     records = reader.read().records
     assert [r["type"] for r in records] == ["epoch", "end"]
-    assert records[1]["status"] == "stopped" and reader.corrupt_lines == 1
+    assert records[1]["status"] == "stopped" and reader.corrupt_lines == 0
+    assert b'"ba' not in path.read_bytes()  # the torn fragment is gone, not just skipped
+
+
+def test_a_file_that_is_only_a_torn_line_is_emptied_before_the_append(tmp_path):
+    from training.store.logwriter import append_record
+
+    path = tmp_path / "metrics.jsonl"
+    append(path, b'{"type": "sta')
+    append_record(path, {"type": "end", "status": "failed"})
+    assert [r["type"] for r in LogReader(path).read().records] == ["end"]
 
 
 def test_run_log_takes_known_versions_and_refuses_a_newer_one(tmp_path):

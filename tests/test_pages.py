@@ -10,7 +10,6 @@ from conftest import FIXTURES, ROOT, cli, wait_for
 from streamlit.testing.v1 import AppTest
 
 from training.config import make_config
-from training.imports.runs import ensure_references
 from training.launch import local
 from training.store.logwriter import append_record
 from training.store.runs import RunStore
@@ -36,7 +35,6 @@ def template(tmp_path_factory, mnist_cached) -> Path:
     assert cli("import", str(FIXTURES / "keras3-fit-verbose2.txt"), "--name", "laptop",
                runs_dir=runs_dir).returncode == 0
     store = RunStore(runs_dir)
-    ensure_references(store)
     failed = local.create_local(store, make_config(epochs=1, name="broken"))
     failed.append_end("failed", "RuntimeError: boom")
     failed.stderr_path.write_text("Traceback (most recent call last):\nRuntimeError: boom\n")

@@ -7,12 +7,14 @@ Module map, in the order data flows (docs/architecture.md has the picture):
     launch/          start and stop runs: local.py spawns a detached worker per run
     store/           disk is the truth
         layout.py        the file names of a run folder (their one owner) and atomic writes
-        runs.py          RunStore (all runs) and Run (one run: status, pid, log, end record)
+        runs.py          RunStore (all runs) and Run (one run: status, pid, log, end record);
+                         read-only and free-space checks, debris sweeping
         process.py       process identity (pid + start time), detached spawn, signals
         queue.py         one run at a time, oldest first (flock), and who is next
         logwriter.py     append-only JSON lines, with the log format version
         logreader.py     incremental reader: each new record once, a torn tail means "not yet"
-        runlog.py        what a run's log says so far: start, progress, epochs, end
+        runlog.py        what a run's log says so far: start, progress, epochs, end, warnings
+        builtin/         the reference runs, shipped as run folders that every store lists
     worker/          the only code that imports TensorFlow, Keras, JAX or torch
         work.py          one run from queue turn to end record
         device.py        pin the device before Keras is imported; ask the backend for GPUs

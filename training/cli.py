@@ -27,7 +27,7 @@ from training import comparison
 from training.config import ConfigError, RunConfig, make_config
 from training.display import number
 from training.imports.parsers import ImportFormatError
-from training.imports.runs import ensure_references, import_file
+from training.imports.runs import import_file
 from training.launch import local
 from training.store.runlog import NewerLogFormat
 from training.store.runs import InvalidRunId, RunError, RunNotFound, RunStore
@@ -126,6 +126,9 @@ def cmd_run(store: RunStore, args) -> int:
     print(f"run {run.id}: {run.folder}", file=sys.stderr, flush=True)
     code = work(run)
     print(run.id)
+    if code != EXIT_OK:
+        row = run.row()
+        print(f"error: run {run.id} {row['status']}: {row['error']}", file=sys.stderr)
     return code
 
 
@@ -135,7 +138,6 @@ def cmd_work(store: RunStore, args) -> int:
 
 
 def cmd_list(store: RunStore, args) -> int:
-    ensure_references(store)
     rows = [run.row() for run in store.runs()]
     if args.json:
         json.dump(rows, sys.stdout, indent=1)
@@ -192,7 +194,6 @@ def compare_runs(store: RunStore, run_a: str, run_b: str, target: float) -> dict
 
 
 def cmd_compare(store: RunStore, args) -> int:
-    ensure_references(store)
     result = compare_runs(store, args.run_a, args.run_b, args.target)
     if args.json:
         json.dump(result, sys.stdout, indent=1)
@@ -219,12 +220,17 @@ COMMANDS = {"run": cmd_run, "work": cmd_work, "list": cmd_list, "stop": cmd_stop
             "compare": cmd_compare}
 
 
+WRITING_COMMANDS = ("run", "import", "delete")  # these also clear a crashed writer's debris
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     store = RunStore(args.runs_dir)
     try:
+        if args.command in WRITING_COMMANDS:
+            store.sweep_debris()
         return COMMANDS[args.command](store, args)
     except ConfigError as error:
         print(f"error: {error.option}: {error.message}", file=sys.stderr)

@@ -1,13 +1,16 @@
 """Imported and reference runs: parsed logs written as read-only run folders.
 
 The two published runs of the 2018 experiment ship as text inside the package
-(`reference/published-results.md`) and become the built-in reference runs
-"Keras CPU (published)" and "TensorFlow GPU (published)", made by the same
-importers as any user file, under fixed ids so they exist once per runs folder.
+(`reference/published-results.md`). `build_reference_runs` turns them, with the
+same importers as any user file, into the run folders "Keras CPU (published)"
+and "TensorFlow GPU (published)" that ship in `training/store/builtin/`, where
+every store lists them without writing them anywhere. A test checks that what
+ships is what this module builds; `python -m training.imports.runs` rebuilds it.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from training.config import ConfigError
@@ -45,8 +48,8 @@ def _log_bytes(log: ParsedLog, origin: str) -> bytes:
 
 
 def write_log(store: RunStore, log: ParsedLog, name: str, device: str | None, origin: str,
-              source: str = "imported", run_id: str | None = None) -> str:
-    meta = {
+              source: str = "imported", run_id: str | None = None, **extra) -> str:
+    meta = {**extra,
         "name": name, "source": source, "origin": origin, "format": log.format,
         "device": device or guess_device(name) or guess_device(log.name),
         "engine": _engine_of(log),
@@ -110,15 +113,22 @@ def reference_logs() -> dict[str, ParsedLog]:
     return logs
 
 
-def ensure_references(store: RunStore) -> list[str]:
-    """Create the built-in reference runs in this runs folder if missing."""
-    existing = set(store.ids())
-    wanted = [ids for ids in REFERENCE_RUNS.values() if ids[0] not in existing]
-    if not wanted:
-        return [run_id for run_id, _ in REFERENCE_RUNS.values()]
+def build_reference_runs(root: Path) -> list[str]:
+    """Write the built-in reference runs under `root`; returns their ids.
+
+    Their creation time is unknown (the published text gives no date), so
+    `created` is null rather than the moment this ran.
+    """
     logs = reference_logs()
-    for heading, (run_id, name) in REFERENCE_RUNS.items():
-        if run_id not in existing:
-            write_log(store, logs[heading], name, None, REFERENCE_TEXT.name,
-                      source="reference", run_id=run_id)
-    return [run_id for run_id, _ in REFERENCE_RUNS.values()]
+    store = RunStore(root)
+    return [write_log(store, logs[heading], name, None, REFERENCE_TEXT.name, source="reference",
+                      run_id=run_id, created=None)
+            for heading, (run_id, name) in REFERENCE_RUNS.items()]
+
+
+if __name__ == "__main__":  # rebuild training/store/builtin/ from the published text
+    from training.store.runs import BUILTIN_DIR
+
+    for run_id in REFERENCE_RUNS.values():
+        shutil.rmtree(BUILTIN_DIR / run_id[0], ignore_errors=True)
+    print("\n".join(build_reference_runs(BUILTIN_DIR)))

@@ -24,8 +24,14 @@ log = logging.getLogger(__name__)
 
 
 def create_local(store: RunStore, config: RunConfig) -> Run:
-    """A queued run folder for `config`; nothing is started."""
+    """A queued run folder for `config`; nothing is started.
+
+    Refused with `RunError`, before anything is written, when the runs folder
+    is read-only or its disk has less than `MIN_FREE_MB` free.
+    """
     validate(config)
+    if problem := store.start_problem():
+        raise RunError(f"cannot start a run: {problem}")
     meta = {
         "name": config.name or f"{config.device.upper()} {config.engine} ({config.backend})",
         "source": "local",
@@ -74,6 +80,7 @@ def _mark_stopping(run: Run) -> None:
     state = run.status()
     if state not in ACTIVE_STATES:
         raise RunError(f"run {run.id} already ended: it is {state}")
+    run.store.check_writable()
     run.set_status(STOPPING)  # a worker that has not started yet sees this and exits
 
 

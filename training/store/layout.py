@@ -6,6 +6,7 @@
               metrics.jsonl  the append-only metrics log (docs/log-format.md)
               system.jsonl   CPU / memory / GPU samples, about one a second
               stdout.log, stderr.log, tb/ (TensorBoard events)
+              .reserve       a little disk space the worker holds back, freed to record a failure
 
 Only `store.runs.Run` joins these names to a folder; everything else asks a
 `Run` for the path or, better, for what it wants to know. Files rewritten in
@@ -30,12 +31,14 @@ SYSTEM_FILE = "system.jsonl"
 STDOUT_FILE = "stdout.log"
 STDERR_FILE = "stderr.log"
 TENSORBOARD_DIR = "tb"
+RESERVE_FILE = ".reserve"
+TEMP_SUFFIX = ".tmp"  # write_json_atomic's temp files: ".<name>.<pid>.<hex>.tmp"
 
 log = logging.getLogger(__name__)
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}{TEMP_SUFFIX}")
     try:
         with open(tmp, "w") as handle:
             json.dump(data, handle, indent=1)

@@ -8,7 +8,9 @@ loses a finished epoch. The format is documented in docs/log-format.md.
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import math
 import os
 import time
@@ -17,6 +19,7 @@ from pathlib import Path
 # Version of the log format (docs/log-format.md). Every start record carries it;
 # readers refuse a newer one rather than guess. 1: no version field; 2: the field.
 FORMAT_VERSION = 2
+log = logging.getLogger(__name__)
 
 
 def _clean(value):
@@ -37,22 +40,90 @@ def encode(record: dict) -> bytes:
     return (json.dumps(_clean(record), separators=(",", ":")) + "\n").encode()
 
 
+class LogWriteError(OSError):
+    """A record could not be written to a run's log: the disk is full, say.
+
+    Carries the OS error's errno and the file, so the worker can end the run
+    `failed` with a cause a person understands (`describe`).
+    """
+
+    def __init__(self, path: Path, error: OSError):
+        super().__init__(error.errno, error.strerror or str(error), str(path))
+        self.path = Path(path)
+
+    def describe(self) -> str:
+        """e.g. "no space left on device on /data/runs/<id> (writing metrics.jsonl)"."""
+        return describe_write_error(self)
+
+
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
+
+
+def describe_write_error(error: OSError) -> str:
+    """A failed write as a person would say it: what went wrong, where, and on which file."""
+    what = (error.strerror or "write error").lower()
+    if not error.filename:
+        return what
+    path = Path(error.filename)
+    return f"{what} on {path.parent} (writing {path.name})"
+
+
+def repair_torn_tail(path: Path) -> int:
+    """Cut a last line that a killed writer left without its newline; returns bytes cut.
+
+    The torn line can never be completed (its writer is gone) and readers skip
+    it anyway, so the next record starts on a clean line and the log stays free
+    of corrupt lines.
+    """
+    try:
+        handle = open(path, "r+b")
+    except FileNotFoundError:
+        return 0
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            return 0
+        handle.seek(max(0, size - 65536))
+        tail = handle.read()
+        if tail.endswith(b"\n"):
+            return 0
+        keep = size - len(tail) + tail.rfind(b"\n") + 1  # 0 when the file has no newline at all
+        handle.truncate(keep)
+        return size - keep
+
+
 class LogWriter:
-    """Appends records to one log file. Every line is flushed as written."""
+    """Appends records to one log file. Every line is flushed as written.
+
+    A write that fails (a full disk, an I/O error) raises `LogWriteError`.
+    """
 
     def __init__(self, path: Path):
-        # Unbuffered binary append: each write() is one write(2) of a whole line.
-        self._file = open(path, "ab", buffering=0)
+        self.path = Path(path)
+        try:
+            repair_torn_tail(self.path)
+            # Unbuffered binary append: each write() is one write(2) of a whole line.
+            self._file = open(self.path, "ab", buffering=0)
+        except OSError as error:
+            raise LogWriteError(self.path, error) from error
 
     def write(self, record: dict, sync: bool = False) -> None:
         record.setdefault("time", time.time())
-        self._file.write(encode(record))
-        if sync:
-            os.fsync(self._file.fileno())
+        try:
+            self._file.write(encode(record))
+            if sync:
+                os.fsync(self._file.fileno())
+        except OSError as error:
+            raise LogWriteError(self.path, error) from error
 
     def close(self) -> None:
-        if not self._file.closed:
+        if self._file.closed:
+            return
+        try:
             os.fsync(self._file.fileno())
+        except OSError as error:  # the records themselves were written; only the sync failed
+            log.debug("fsync of %s failed on close: %s", self.path, error)
+        finally:
             self._file.close()
 
     def __enter__(self) -> LogWriter:
@@ -65,15 +136,9 @@ class LogWriter:
 def append_record(path: Path, record: dict) -> None:
     """Append one record and fsync: for the rare writer that is not the worker.
 
-    If a killed writer left a torn last line, end it first, so that this record
-    stands on a line of its own (the torn one is then skipped as corrupt).
+    A torn last line left by a killed writer is cut first (`repair_torn_tail`),
+    so this record stands on a line of its own.
     """
-    torn = False
-    if path.exists() and path.stat().st_size:
-        with open(path, "rb") as handle:
-            handle.seek(-1, os.SEEK_END)
-            torn = handle.read(1) != b"\n"
     record.setdefault("time", time.time())
-    with open(path, "ab", buffering=0) as handle:
-        handle.write((b"\n" if torn else b"") + encode(record))
-        os.fsync(handle.fileno())
+    with LogWriter(path) as writer:
+        writer.write(record, sync=True)

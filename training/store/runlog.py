@@ -42,6 +42,7 @@ class RunLog:
         self.progress: dict | None = None  # latest within-epoch record
         self.epochs: list[dict] = []
         self.end: dict | None = None
+        self.warnings: list[dict] = []  # problems that did not stop training (a TensorBoard write)
         self.format_error: str | None = None
 
     @property
@@ -92,6 +93,8 @@ class RunLog:
             self.progress = None  # the epoch it described is complete
         elif kind == "end":
             self.end = record
+        elif kind == "warning":
+            self.warnings.append(record)
 
     @property
     def epochs_done(self) -> int:

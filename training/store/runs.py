@@ -7,6 +7,11 @@ launcher creates it, the worker writes through it, the pages read it.
 Disk is the truth: any process (the dashboard, the command line, a second
 dashboard) sees the same runs. Folders are built under a dot-name and renamed
 into place, so a half-made run never shows (docs/architecture.md).
+
+Reading never writes: the built-in reference runs are folders shipped inside
+this package (`builtin/`) that every store lists beside its own, so a store
+on a read-only or full file system can be browsed. Writing checks first, and
+says why it cannot: a read-only folder, or less free space than a run needs.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ ACTIVE_STATES = (QUEUED, RUNNING, STOPPING)
 END_STATES = (FINISHED, STOPPED, FAILED)
 LAUNCH_GRACE_S = 60  # a queued folder with no pid yet is a launch in progress
 END_SCAN_BYTES = 65536  # the end record is the last line; never read more of the log for it
+BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"  # the shipped reference runs
+MIN_FREE_MB = 64  # a run writes well under 5 MiB; refuse to start one with less room than this
+FULL_MB = 1  # less free than this, and a run that died without an end record is blamed on it
+DEBRIS_AGE_S = 300  # temp files and half-made folders older than this are a dead writer's
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 log = logging.getLogger(__name__)
@@ -61,18 +70,54 @@ def new_run_id() -> str:
     return f"{stamp}-{int(now % 1 * 1e6):06d}-{secrets.token_hex(3)}"
 
 
+def _existing(path: Path) -> Path:
+    """`path`, or the nearest folder above it that exists (where it would be made)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def read_only_reason(folder: Path) -> str | None:
+    """Why nothing can be written under `folder`, or None if it can be."""
+    where = _existing(folder)
+    try:
+        mounted_ro = bool(os.statvfs(where).f_flag & os.ST_RDONLY)
+    except OSError as error:
+        return f"its file system cannot be read ({error.strerror})"
+    if mounted_ro:
+        return "its file system is mounted read-only"
+    if not os.access(where, os.W_OK):
+        return "this user may not write to it"
+    return None
+
+
+def free_mb(folder: Path) -> float:
+    """MiB free for this user on the file system that holds `folder`."""
+    return shutil.disk_usage(_existing(folder)).free / 2**20
+
+
+def space_problem(folder: Path, need_mb: float = MIN_FREE_MB) -> str | None:
+    """A sentence naming the free and the needed space, when there is too little."""
+    free = free_mb(folder)
+    if free >= need_mb:
+        return None
+    return (f"only {free:.1f} MiB free on the file system of {folder}; a run needs at least "
+            f"{need_mb} MiB (MIN_FREE_MB)")
+
+
 class Run:
     """One run folder. Knows its files; every question about the run goes here.
 
     Args:
         store: the store it belongs to.
         run_id: its id (already validated by `RunStore.open`).
+        folder: where its files are; a built-in run's lives inside the package.
     """
 
-    def __init__(self, store: RunStore, run_id: str):
+    def __init__(self, store: RunStore, run_id: str, folder: Path | None = None):
         self.store = store
         self.id = run_id
-        self.folder = store.root / run_id
+        self.folder = folder or store.root / run_id
         self._meta: dict | None = None
 
     def __repr__(self) -> str:
@@ -98,6 +143,10 @@ class Run:
     @property
     def stderr_path(self) -> Path:
         return self.folder / layout.STDERR_FILE
+
+    @property
+    def builtin(self) -> bool:
+        return self.folder.parent == BUILTIN_DIR
 
     # -- what it is ------------------------------------------------------------
     @property
@@ -162,7 +211,7 @@ class Run:
             return end["status"]
         if recorded == STOPPING:
             return STOPPED  # the stopper's own record may still be on its way
-        launching = time.time() - self.meta.get("created", 0) < LAUNCH_GRACE_S
+        launching = time.time() - (self.meta.get("created") or 0) < LAUNCH_GRACE_S
         if ident is None and recorded == QUEUED and launching:
             return QUEUED  # launched a moment ago; its pid is not written yet
         return LOST
@@ -177,15 +226,29 @@ class Run:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def cause(self, status: str, run_log: RunLog | None = None) -> str | None:
+        """Why a run failed or was lost, as far as its files and its disk can tell."""
+        if status == FAILED:
+            end = (run_log.end if run_log else None) or self.end_record() or {}
+            return end.get("error") or (read_json(self.folder / layout.STATUS_FILE) or {}).get("error")
+        if status == LOST and free_mb(self.folder) < FULL_MB:
+            # It died without an end record; a full disk is the one cause we can still see.
+            return f"no space left on device on {self.folder} (the disk is full; it could not record why)"
+        return None
+
     def row(self, run_log: RunLog | None = None, status: str | None = None) -> dict:
-        """The row `list --json` prints and the Runs page's table shows."""
+        """The row `list --json` prints and the Runs page's table shows.
+
+        `error` is why the log cannot be read, or why the run failed or was lost.
+        """
         meta = self.meta
         run_log = run_log or self.log()
         config = meta.get("config") or {}
+        status = status or self.status()
         return {
             "id": self.id,
             "name": self.name,
-            "status": status or self.status(),
+            "status": status,
             "source": self.source,
             "device": meta.get("device"),
             "engine": meta.get("engine"),
@@ -199,7 +262,7 @@ class Run:
             "best_val_accuracy": run_log.best_val_accuracy,
             "elapsed_s": run_log.elapsed_s,
             "created": meta.get("created"),
-            "error": run_log.format_error,
+            "error": run_log.format_error or self.cause(status, run_log),
         }
 
     # -- changing it -----------------------------------------------------------
@@ -212,6 +275,26 @@ class Run:
     def append_end(self, status: str, error: str | None = None, **extra) -> None:
         """An end record from someone other than the worker (a stop that had to kill it)."""
         append_record(self.metrics_path, {"type": "end", "status": status, "error": error, **extra})
+
+    def reserve_space(self, size: int = 256 * 1024) -> bool:
+        """Hold back `size` bytes on the run's disk, so a full disk can still record why.
+
+        Databases keep such a reserve for the same reason. False if even this
+        did not fit.
+        """
+        try:
+            fd = os.open(self.folder / layout.RESERVE_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                os.posix_fallocate(fd, 0, size)  # real blocks, not a sparse promise
+            finally:
+                os.close(fd)
+        except OSError as error:
+            log.debug("run %s: no disk space reserve: %s", self.id, error)
+            return False
+        return True
+
+    def release_space(self) -> None:
+        (self.folder / layout.RESERVE_FILE).unlink(missing_ok=True)
 
 
 class RunStore:
@@ -229,21 +312,68 @@ class RunStore:
         if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
             raise InvalidRunId(f"invalid run id {run_id!r}: use the id printed by 'list' "
                                "(letters, digits, '-' and '_'; no path separators or '..')")
+        if run_id in builtin_ids():
+            return Run(self, run_id, BUILTIN_DIR / run_id)
         if not (self.root / run_id / layout.CONFIG_FILE).is_file():
             raise RunNotFound(f"no run {run_id!r} in {self.root}")
         return Run(self, run_id)
 
     def ids(self) -> list[str]:
-        """Every run id, oldest first; half-made (dot) folders are not runs."""
-        if not self.root.is_dir():
-            return []
-        return sorted(entry.name for entry in os.scandir(self.root)
-                      if entry.is_dir() and not entry.name.startswith(".")
-                      and os.path.exists(os.path.join(entry.path, layout.CONFIG_FILE)))
+        """Every run id, oldest first, the built-in ones last; half-made (dot) folders are not runs."""
+        builtin = builtin_ids()
+        return sorted(set(_run_folders(self.root)) - set(builtin)) + builtin
 
     def runs(self) -> list[Run]:
         """Every run, oldest first."""
-        return [Run(self, run_id) for run_id in self.ids()]
+        return [self.open(run_id) for run_id in self.ids()]
+
+    # -- whether it can be written ----------------------------------------------
+    def read_only_reason(self) -> str | None:
+        """Why runs cannot be started, stopped or deleted here; None when they can."""
+        why = read_only_reason(self.root)
+        return f"the runs folder {self.root} is read-only: {why}" if why else None
+
+    def start_problem(self) -> str | None:
+        """Why a new run cannot start here: a read-only folder or too little disk space."""
+        return self.read_only_reason() or space_problem(self.root)
+
+    def check_writable(self) -> None:
+        """Raise `RunError` naming why nothing can be written here."""
+        if reason := self.read_only_reason():
+            raise RunError(reason)
+
+    def sweep_debris(self, max_age_s: float = DEBRIS_AGE_S) -> list[Path]:
+        """Remove what dead writers left: half-made run folders and temp files.
+
+        Only what is older than `max_age_s` goes, so a write in progress in
+        another process is never touched. Returns what was removed.
+        """
+        if not self.root.is_dir() or self.read_only_reason():
+            return []
+        cutoff = time.time() - max_age_s
+        removed = []
+
+        def stale(entry: os.DirEntry) -> bool:
+            try:
+                return entry.stat(follow_symlinks=False).st_mtime < cutoff
+            except FileNotFoundError:
+                return False  # another process removed it first
+
+        for entry in os.scandir(self.root):
+            if entry.name.startswith((".tmp-", ".deleted-")) and stale(entry):
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(Path(entry.path))
+            elif not entry.name.startswith(".") and entry.is_dir():
+                for item in os.scandir(entry.path):
+                    if item.name.startswith(".") and item.name.endswith(layout.TEMP_SUFFIX) and stale(item):
+                        try:
+                            os.unlink(item.path)
+                            removed.append(Path(item.path))
+                        except OSError as error:
+                            log.debug("could not remove debris %s: %s", item.path, error)
+        for path in removed:
+            log.debug("removed debris %s", path)
+        return removed
 
     def statuses(self, runs: list[Run] | None = None) -> dict[str, str]:
         """Each run's status, worked out once: what a page rerun asks for."""
@@ -254,18 +384,20 @@ class RunStore:
         """Write a complete run folder under a temp name, then rename it into place.
 
         Args:
-            meta: what goes into config.json (the id and creation time are added).
+            meta: what goes into config.json (the id is added, and the creation time
+                unless `meta` has its own "created").
             state: the first status, `queued` for a local run.
             files: extra files by layout name, e.g. `{layout.METRICS_FILE: b"..."}`.
             run_id: a fixed id; an existing run of that id is then left as it is.
         """
+        self.check_writable()
         self.root.mkdir(parents=True, exist_ok=True)
         while True:
             wanted = run_id or new_run_id()
             tmp = self.root / f".tmp-{wanted}-{secrets.token_hex(4)}"
             tmp.mkdir()
             try:
-                write_json_atomic(tmp / layout.CONFIG_FILE, {**meta, "id": wanted, "created": time.time()})
+                write_json_atomic(tmp / layout.CONFIG_FILE, {"created": time.time(), **meta, "id": wanted})
                 write_json_atomic(tmp / layout.STATUS_FILE, {"state": state, "time": time.time()})
                 for name, data in (files or {}).items():
                     (tmp / name).write_bytes(data)
@@ -287,7 +419,23 @@ class RunStore:
         state = run.status()
         if state in ACTIVE_STATES:
             raise RunError(f"run {run_id} is {state}; stop it before deleting it")
+        self.check_writable()
         # Rename first so that no reader ever sees a half-deleted run.
         doomed = self.root / f".deleted-{run_id}-{secrets.token_hex(3)}"
         os.rename(run.folder, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
+
+
+def builtin_ids() -> list[str]:
+    """The reference runs shipped with the package, in every store."""
+    return sorted(_run_folders(BUILTIN_DIR))
+
+
+def _run_folders(root: Path) -> list[str]:
+    try:
+        entries = list(os.scandir(root))
+    except (FileNotFoundError, NotADirectoryError):
+        return []  # a runs folder not made yet holds no runs
+    return [entry.name for entry in entries
+            if entry.is_dir() and not entry.name.startswith(".")
+            and os.path.exists(os.path.join(entry.path, layout.CONFIG_FILE))]

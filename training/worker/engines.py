@@ -64,6 +64,7 @@ class EpochClock:
         self.stop = stop
         self.tensorboard = tensorboard
         self.batches = config.batches_per_epoch
+        self.later: list[tuple[str, str]] = []  # warnings from other threads, written from this one
         self.t0 = self.epoch_t0 = self.eval_t0 = self.epoch_cpu0 = 0.0
         self.train_s = self.eval_s = 0.0
         self.next_progress = 0.0
@@ -92,6 +93,7 @@ class EpochClock:
                   "elapsed_s": round(now - self.t0, 4)}
         record.update({k: float(v) for k, v in read_metrics().items()})
         self.writer.write(record)
+        self._write_later()
 
     def begin_eval(self) -> None:
         self.eval_t0 = time.perf_counter()
@@ -117,8 +119,29 @@ class EpochClock:
             "cpu_s": round(time.process_time() - self.epoch_cpu0, 4),
         })
         self.writer.write(record, sync=True)  # a finished epoch survives a crash
+        self._write_later()
         if self.tensorboard:
-            self.tensorboard(record)
+            try:
+                self.tensorboard(record)
+            except Exception as error:  # a full disk, a TF I/O error: never the run's end
+                self.tensorboard = None  # stop trying; metrics.jsonl stays the record
+                self.warn("tensorboard", f"TensorBoard events are no longer written: {error}")
+
+    def warn(self, source: str, message: str) -> None:
+        """Record a problem that does not stop training, in the run's own log.
+
+        If the log itself cannot take it, the write error is raised: that one
+        does end the run, as `failed` with its cause.
+        """
+        self.writer.write({"type": "warning", "source": source, "message": message}, sync=True)
+
+    def warn_later(self, source: str, message: str) -> None:
+        """`warn` from another thread (the system sampler): written at the next progress record."""
+        self.later.append((source, message))  # list.append is atomic under the GIL
+
+    def _write_later(self) -> None:
+        while self.later:
+            self.warn(*self.later.pop(0))
 
 
 def make_tensorboard_writer(logdir: str, backend: str):

@@ -14,11 +14,12 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 
-from training.store.logwriter import LogWriter
+from training.store.logwriter import LogWriteError, LogWriter
 
 INTERVAL_S = 1.0
 log = logging.getLogger(__name__)
@@ -85,12 +86,23 @@ def visible_gpu_indices() -> list[int] | None:
 
 
 class SystemSampler:
-    """Samples in a daemon thread until `stop()`; use as a context manager."""
+    """Samples in a daemon thread until `stop()`; use as a context manager.
 
-    def __init__(self, path: Path, interval_s: float = INTERVAL_S, use_gpus: bool = True):
+    Args:
+        path: the run's system.jsonl.
+        interval_s: seconds between samples.
+        use_gpus: also sample the GPUs through NVML.
+        on_error: called once, from the sampling thread, with a sentence, if
+            system.jsonl cannot be written (a full disk); sampling then stops and
+            training goes on.
+    """
+
+    def __init__(self, path: Path, interval_s: float = INTERVAL_S, use_gpus: bool = True,
+                 on_error: Callable[[str], None] | None = None):
         self.path = path
         self.interval_s = interval_s
         self.use_gpus = use_gpus
+        self.on_error = on_error
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="system-sampler", daemon=True)
 
@@ -112,17 +124,23 @@ class SystemSampler:
         psutil.cpu_percent(None)
         nvml = _Nvml(visible_gpu_indices()) if self.use_gpus else None
         start = time.monotonic()
-        with LogWriter(self.path) as writer:
-            while not self._stop.wait(self.interval_s):
-                record = {
-                    "type": "system",
-                    "elapsed_s": round(time.monotonic() - start, 3),
-                    "process_cpu_percent": me.cpu_percent(None),  # 100 = one full core
-                    "system_cpu_percent": psutil.cpu_percent(None),  # 100 = every core
-                    "rss_mb": round(me.memory_info().rss / 2**20, 1),
-                }
-                if nvml and nvml.available and nvml.handles:
-                    record["gpus"] = nvml.sample()
-                writer.write(record)
-        if nvml:
-            nvml.close()
+        try:
+            with LogWriter(self.path) as writer:
+                while not self._stop.wait(self.interval_s):
+                    record = {
+                        "type": "system",
+                        "elapsed_s": round(time.monotonic() - start, 3),
+                        "process_cpu_percent": me.cpu_percent(None),  # 100 = one full core
+                        "system_cpu_percent": psutil.cpu_percent(None),  # 100 = every core
+                        "rss_mb": round(me.memory_info().rss / 2**20, 1),
+                    }
+                    if nvml and nvml.available and nvml.handles:
+                        record["gpus"] = nvml.sample()
+                    writer.write(record)
+        except LogWriteError as error:  # a full disk must not end the training it measures
+            log.debug("system sampler stopped: %s", error)
+            if self.on_error:
+                self.on_error(f"system metrics are no longer sampled: {error.describe()}")
+        finally:
+            if nvml:
+                nvml.close()

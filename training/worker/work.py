@@ -20,7 +20,7 @@ import traceback
 from training import hardware
 from training.config import RunConfig
 from training.store import process, queue
-from training.store.logwriter import LogWriter
+from training.store.logwriter import DISK_ERRNOS, LogWriteError, LogWriter, describe_write_error
 from training.store.queue import StopRequested
 from training.store.runs import END_STATES, FAILED, FINISHED, RUNNING, STOPPED, STOPPING, Run
 from training.worker.device import backend_devices, check_device, pin_device, versions
@@ -69,7 +69,8 @@ def train(config: RunConfig, run: Run, writer: LogWriter, stop: StopFlag) -> Non
     engine = train_fit if config.engine == "fit" else train_loop
     if config.system_metrics:
         from training.worker.sampler import SystemSampler
-        with SystemSampler(run.system_path, use_gpus=config.device == "gpu"):
+        with SystemSampler(run.system_path, use_gpus=config.device == "gpu",
+                           on_error=lambda message: clock.warn_later("system", message)):
             engine(model, data, config, clock)
     else:
         engine(model, data, config, clock)
@@ -85,6 +86,27 @@ def _turn(run: Run, config: RunConfig, stop: StopFlag):
                                             file=sys.stderr, flush=True))
 
 
+def _record_end(run: Run, writer: LogWriter, status: str, error: str | None, wall_s: float) -> None:
+    """The end record and the status, written even on a disk that just filled up.
+
+    The space reserve is given back first, so both small writes fit; if one
+    still fails, the other is tried, and the failure goes to stderr (the
+    terminal of a foreground run) rather than hiding the run's own cause.
+    """
+    run.release_space()
+    record = {"type": "end", "status": status, "error": error, "wall_s": round(wall_s, 3)}
+    for write in (lambda: writer.write(record, sync=True), lambda: run.set_status(status, error=error)):
+        try:
+            write()
+        except OSError as failure:
+            print(f"could not record the run's end ({status}: {error}): {failure}", file=sys.stderr)
+
+
+def _disk_failure(error: BaseException) -> bool:
+    """A full disk, a read-only remount, an I/O error: the cause is the storage, not the code."""
+    return isinstance(error, LogWriteError) or (isinstance(error, OSError) and error.errno in DISK_ERRNOS)
+
+
 def work(run: Run) -> int:
     """Train the run in this process; returns the exit code."""
     stop = StopFlag()
@@ -93,12 +115,11 @@ def work(run: Run) -> int:
     if run.recorded_state() in (*END_STATES, STOPPING):
         return 0  # cancelled before this process got going; the stopper writes the end
     config = RunConfig.from_dict(run.meta["config"])
+    run.reserve_space()
     started = time.perf_counter()
     with LogWriter(run.metrics_path) as writer:
         def end(status: str, error: str | None = None) -> None:
-            writer.write({"type": "end", "status": status, "error": error,
-                          "wall_s": round(time.perf_counter() - started, 3)}, sync=True)
-            run.set_status(status, error=error)
+            _record_end(run, writer, status, error, time.perf_counter() - started)
 
         try:
             with _turn(run, config, stop):
@@ -109,6 +130,10 @@ def work(run: Run) -> int:
             end(STOPPED)
             return 0
         except BaseException as error:  # noqa: BLE001 - every failure must reach the log
+            if _disk_failure(error):  # the run's own files could not be written: no traceback needed
+                end(FAILED, describe_write_error(error))
+                print(f"error: {describe_write_error(error)}", file=sys.stderr, flush=True)
+                return 1
             traceback.print_exc(file=sys.stderr)
             sys.stderr.flush()
             end(FAILED, f"{type(error).__name__}: {error}")
