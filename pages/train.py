@@ -14,7 +14,9 @@ st.caption("MNIST, the 2018 network (430,666 parameters), SGD with Nesterov mome
            "Each run trains in its own process; runs queue one at a time so timings stay fair.")
 
 config, error = widgets.settings_form()
-gpu_ok, gpu_reason = state.gpu_availability()
+backend = config.backend if config else st.session_state.get("backend", "tensorflow")
+with st.spinner(f"Asking {backend} whether it sees a GPU…"):  # a few seconds, once per backend
+    gpu_ok, gpu_reason = state.gpu_availability(backend)
 
 cpu_col, gpu_col, pair_col = st.columns(3)
 started = []
@@ -28,6 +30,16 @@ if pair_col.button("Start CPU then GPU", key="start_pair", disabled=config is No
     started = local.launch_pair(store, config)
 if not gpu_ok:
     st.info(f"GPU runs are disabled: {gpu_reason}.", icon="ℹ️")
+gpu_tools = st.columns([1, 4])
+gpu_tools[0].button("Re-check GPUs", key="recheck_gpus", on_click=state.recheck_gpus,
+                    help="Ask NVML and the backend again, e.g. after installing requirements-gpu.txt")
+with gpu_tools[1].expander("GPU doctor: what each backend sees, and what to fix"):
+    if st.button("Run the checks", key="run_doctor",
+                 help="python -m training doctor: asks every installed backend in a subprocess"):
+        with st.spinner("Asking every installed backend…"):
+            st.session_state["doctor_report"] = state.doctor_report()
+    if "doctor_report" in st.session_state:
+        st.code(st.session_state["doctor_report"], language=None)
 if started:
     st.success(f"Queued {len(started)} run(s): {', '.join(run.id for run in started)}. "
                "Follow them below or on Compare.")
