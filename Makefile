@@ -1,10 +1,19 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    create .venv, install requirements.txt, start the dashboard
 #   make test   create or reuse .venv, install everything the tests need, run lint and the suite
+# On a machine with an NVIDIA driver both also install the CUDA builds (requirements-gpu.txt,
+# and for the tests requirements-backends-gpu.txt). GPU=1 forces that, GPU=0 skips it.
 PYTHON ?= python3.11
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
+# An NVIDIA driver with a GPU: `nvidia-smi -L` lists one, or the driver's /proc folder is not
+# empty. The timeout keeps a wedged driver from hanging make (seconds).
+NVIDIA_GPUS_DIR ?= /proc/driver/nvidia/gpus
+GPU ?= $(shell { timeout 10 nvidia-smi -L 2>/dev/null | grep -q '^GPU '; } \
+	|| [ -n "$$(ls -A $(NVIDIA_GPUS_DIR) 2>/dev/null)" ] && echo 1 || echo 0)
+GPU_RUNTIME := $(if $(filter 1,$(GPU)),$(VENV)/.gpu)
+GPU_TESTING := $(if $(filter 1,$(GPU)),$(VENV)/.gpu $(VENV)/.gpu-backends)
 
 .PHONY: run test lint chromium bench clean
 
@@ -21,7 +30,19 @@ $(VENV)/.testing: $(VENV)/.runtime requirements-test.txt requirements-backends.t
 	$(BIN)/pip install --quiet -r requirements-test.txt -r requirements-backends.txt
 	touch $@
 
-run: $(VENV)/.runtime
+# The CUDA builds get stamps of their own, so a GPU machine adds them to an existing .venv
+# and `make -n GPU=1` shows the step. Each pip call names the files installed before, so pip
+# resolves the nvidia-* wheels against everything at once.
+$(VENV)/.gpu: requirements-gpu.txt $(VENV)/.runtime
+	$(BIN)/pip install --quiet -r requirements.txt -r requirements-gpu.txt
+	touch $@
+
+$(VENV)/.gpu-backends: requirements-backends-gpu.txt $(VENV)/.gpu $(VENV)/.testing
+	$(BIN)/pip install --quiet -r requirements.txt -r requirements-gpu.txt \
+	  -r requirements-test.txt -r requirements-backends.txt -r requirements-backends-gpu.txt
+	touch $@
+
+run: $(VENV)/.runtime $(GPU_RUNTIME)
 	$(BIN)/streamlit run app.py --server.port $(PORT)
 
 # Debian's chromium for the browser test (never `playwright install`).
@@ -33,7 +54,7 @@ chromium:
 lint: $(VENV)/.testing
 	$(BIN)/ruff check .
 
-test: $(VENV)/.testing chromium lint
+test: $(VENV)/.testing $(GPU_TESTING) chromium lint
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.testing
@@ -42,6 +63,7 @@ bench: $(VENV)/.testing
 	$(BIN)/python bench/hook_cost.py
 	$(BIN)/python bench/live_latency_bench.py
 	@echo "slow (minutes): $(BIN)/python bench/worker_overhead.py --epochs 3 --repeats 2"
+	@echo "slow (3.6 GB download): $(BIN)/python bench/gpu_requirements.py"
 
 clean:
 	rm -rf $(VENV) test-output .pytest_cache .ruff_cache

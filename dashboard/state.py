@@ -13,7 +13,7 @@ import importlib.util
 import streamlit as st
 
 from dashboard.series import RunSeries, assign_colors, legend_label
-from training import hardware
+from training import doctor, gpucheck
 from training.config import BACKENDS
 from training.store.runlog import RunLog
 from training.store.runs import ACTIVE_STATES, Run, RunStore, default_runs_dir
@@ -68,9 +68,23 @@ def any_active(runs: list[Run]) -> bool:
     return any(run.status() in ACTIVE_STATES for run in runs)
 
 
-def gpu_availability() -> tuple[bool, str]:
-    """NVML in this process, cached: never imports TensorFlow into Streamlit."""
-    return hardware.gpu_availability()
+def gpu_availability(backend: str) -> tuple[bool, str]:
+    """Does `backend` itself see a GPU? NVML here, then a probe subprocess; cached per backend.
+
+    The probe imports the backend in its own process, so Streamlit never imports a framework.
+    """
+    return gpucheck.availability(backend)
+
+
+def recheck_gpus() -> None:
+    """The "Re-check GPUs" button: ask NVML and every backend again on this rerun."""
+    gpucheck.forget()
+    st.session_state.pop("doctor_report", None)
+
+
+def doctor_report() -> str:
+    """`python -m training doctor`'s text; each backend is asked in its own subprocess."""
+    return doctor.format_report(doctor.report())
 
 
 def installed_backends() -> dict[str, bool]:

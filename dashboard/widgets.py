@@ -149,3 +149,17 @@ def recent_runs(runs: list[Run], statuses: dict[str, str], limit: int = 3) -> No
         st.markdown(f"- **{row['name']}** · {(row['device'] or '?').upper()} · `{row['status']}` · "
                     f"{row['epochs_done']}/{row['epochs']} epochs · best val accuracy "
                     f"{number(row['best_val_accuracy'], '.4f')} · {number(row['elapsed_s'], ',.1f', ' s')}")
+
+
+def gpu_tools() -> None:
+    """Re-check GPUs, and the doctor's report on what each backend sees and what to fix."""
+    recheck, doctor = st.columns([1, 4])
+    recheck.button("Re-check GPUs", key="recheck_gpus", on_click=state.recheck_gpus,
+                   help="Ask NVML and the backend again, e.g. after installing requirements-gpu.txt")
+    with doctor.expander("GPU doctor: what each backend sees, and what to fix"):
+        if st.button("Run the checks", key="run_doctor",
+                     help="python -m training doctor: asks every installed backend in a subprocess"):
+            with st.spinner("Asking every installed backend…"):
+                st.session_state["doctor_report"] = state.doctor_report()
+        if "doctor_report" in st.session_state:
+            st.code(st.session_state["doctor_report"], language=None)

@@ -14,7 +14,9 @@ st.caption("MNIST, the 2018 network (430,666 parameters), SGD with Nesterov mome
            "Each run trains in its own process; runs queue one at a time so timings stay fair.")
 
 config, error = widgets.settings_form()
-gpu_ok, gpu_reason = state.gpu_availability()
+backend = config.backend if config else st.session_state.get("backend", "tensorflow")
+with st.spinner(f"Asking {backend} whether it sees a GPU…"):  # a few seconds, once per backend
+    gpu_ok, gpu_reason = state.gpu_availability(backend)
 cannot_start = store.start_problem()  # a read-only runs folder, or too little disk space
 if cannot_start:
     st.warning(f"Runs cannot start: {cannot_start}. Runs already there can still be browsed.", icon="⚠️")
@@ -33,6 +35,7 @@ if pair_col.button("Start CPU then GPU", key="start_pair", disabled=config is No
     started = local.launch_pair(store, config)
 if not gpu_ok:
     st.info(f"GPU runs are disabled: {gpu_reason}.", icon="ℹ️")
+widgets.gpu_tools()
 if started:
     st.success(f"Queued {len(started)} run(s): {', '.join(run.id for run in started)}. "
                "Follow them below or on Compare.")

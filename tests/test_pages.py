@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,63 @@ def test_gpu_buttons_are_disabled_with_their_reason(store):
         reasons.add(at.button(key=key).help)
     [reason] = reasons
     assert any(i.value == f"GPU runs are disabled: {reason}." for i in at.info)
+
+
+@pytest.fixture
+def nvml_sees_a_gpu(monkeypatch):
+    """NVML reports NVIDIA H100s (the suite's stand-in pynvml, test_nvml_standin.py); no probe cached."""
+    from test_nvml_standin import fake_pynvml
+
+    from training import gpucheck
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml())
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    gpucheck.forget()
+    yield gpucheck
+    gpucheck.forget()
+
+
+def fake_probe(gpus: list[str], calls: list[str]):
+    """A fake of `gpucheck.run_probe`, the backend subprocess: no CUDA backend can run here."""
+    def probe(backend: str, timeout: float = 60.0) -> dict:
+        calls.append(backend)
+        return {"backend": backend, "version": "2.21.0", "gpus": gpus, "devices": ["CPU:0"],
+                "cuda_build": True,
+                "missing_cuda_wheels": [] if gpus else ["nvidia-cublas-cu12", "nvidia-cudnn-cu12"]}
+    return probe
+
+
+def test_gpu_buttons_say_when_nvml_sees_a_gpu_but_the_backend_does_not(store, nvml_sees_a_gpu, monkeypatch):
+    calls = []
+    monkeypatch.setattr(nvml_sees_a_gpu, "run_probe", fake_probe([], calls))
+    at = no_exceptions(page("pages/train.py").run())
+    expected = ("NVIDIA H100 #0 (and 1 more) found, but this TensorFlow 2.21.0 has no CUDA libraries "
+                "(nvidia-cublas-cu12 and 1 more not installed): run `make run GPU=1`, or "
+                "`pip install -r requirements-gpu.txt`")
+    for key in ("start_gpu", "start_pair"):
+        assert at.button(key=key).disabled is True and at.button(key=key).help == expected
+    assert [i.value for i in at.info] == [f"GPU runs are disabled: {expected}."]
+    assert calls == ["tensorflow"]
+    no_exceptions(at.run())
+    assert calls == ["tensorflow"]  # cached per backend: a rerun does not ask again
+    no_exceptions(at.button(key="recheck_gpus").click().run())
+    assert calls == ["tensorflow", "tensorflow"]
+
+
+def test_gpu_buttons_are_enabled_when_the_backend_sees_a_gpu(store, nvml_sees_a_gpu, monkeypatch):
+    monkeypatch.setattr(nvml_sees_a_gpu, "run_probe", fake_probe(["NVIDIA H100 80GB HBM3"], []))
+    at = no_exceptions(page("pages/train.py").run())
+    assert at.button(key="start_gpu").disabled is False and at.button(key="start_pair").disabled is False
+    assert not at.info
+
+
+def test_gpu_doctor_expander_shows_the_report(store, nvml_sees_a_gpu, monkeypatch):
+    monkeypatch.setattr(nvml_sees_a_gpu, "run_probe", fake_probe([], []))
+    at = no_exceptions(page("pages/train.py").run())
+    assert not at.code  # nothing is asked until the user wants it
+    no_exceptions(at.button(key="run_doctor").click().run())
+    [report] = [c.value for c in at.code]
+    assert "GPUs (NVML): NVIDIA H100 #0, NVIDIA H100 #1" in report
+    assert "PROBLEM: tensorflow: NVIDIA H100 #0 (and 1 more) found" in report
 
 
 def test_start_cpu_creates_a_run_through_the_launcher(store, mnist_cached):

@@ -17,14 +17,17 @@ Module map, in the order data flows (docs/architecture.md has the picture):
         builtin/         the reference runs, shipped as run folders that every store lists
     worker/          the only code that imports TensorFlow, Keras, JAX or torch
         work.py          one run from queue turn to end record
-        device.py        pin the device before Keras is imported; ask the backend for GPUs
+        device.py        pin the device before Keras is imported; ask the backend for GPUs and its build
+        probe.py         `probe BACKEND`: its devices, GPUs and CUDA build, in a short subprocess
         engines.py       EpochClock and the two engines, Keras `fit` and a TensorFlow loop
         model.py, mnist.py, sampler.py (CPU/GPU samples about once a second)
     imports/         runs trained elsewhere
         parsers.py       Keras 2/3 console logs, the published TensorFlow format, CSVLogger
         runs.py          parsed logs as read-only run folders; the built-in reference runs
     comparison.py    steady state, time to target, speedup: shared by `compare` and the pages
-    hardware.py      CPU model, cores and NVML's GPUs, without importing a framework
+    hardware.py      CPU model, cores, NVML's driver and GPUs, without importing a framework
+    gpucheck.py      does the backend see a GPU (probe subprocess, cached)? if not, why, with the fix
+    doctor.py        `doctor`: every backend's probe, NVML, libcuda, wheels, env -> problems and fixes
     display.py       the one "None -> —" number formatter
 """
 

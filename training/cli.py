@@ -7,10 +7,12 @@
     import   turn a log from elsewhere into read-only runs
     export   a run's per-epoch table as CSV or JSON
     compare  steady-state speed, time to target and speedup of two runs
+    doctor   can every installed backend use every device here? (exit 1 names what is wrong)
+    probe    what one backend sees: devices, GPUs, CUDA build (doctor and the dashboard ask it)
     work     (internal) what a detached launch runs
 
 Exit codes: 0 success, 1 failure, 2 bad arguments or unknown run.
-TensorFlow is imported only by `run` in the foreground and `work`.
+A framework is imported only by `run` in the foreground, `work` and `probe`.
 `--verbose` on any command shows the debug log: what was skipped and why.
 """
 
@@ -23,8 +25,8 @@ import json
 import logging
 import sys
 
-from training import comparison
-from training.config import ConfigError, RunConfig, make_config
+from training import comparison, doctor
+from training.config import BACKENDS, ConfigError, RunConfig, make_config
 from training.display import number
 from training.imports.parsers import ImportFormatError
 from training.imports.runs import import_file
@@ -112,6 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--target", type=float, default=comparison.DEFAULT_TARGET)
     compare.add_argument("--json", action="store_true")
     _add_common(compare)
+
+    doctoring = commands.add_parser("doctor", help="can every installed backend use every device here?")
+    doctoring.add_argument("--json", action="store_true")
+    doctoring.add_argument("--backend", action="append", choices=BACKENDS,
+                           help="ask only this backend (repeatable; default: every installed one)")
+    _add_common(doctoring)
+
+    probing = commands.add_parser("probe", help="what one backend sees (imports it)")
+    probing.add_argument("backend", choices=BACKENDS)
+    probing.add_argument("--json", action="store_true")
+    _add_common(probing)
     return parser
 
 
@@ -215,9 +228,26 @@ def cmd_compare(store: RunStore, args) -> int:
     return EXIT_OK
 
 
+def cmd_doctor(store: RunStore, args) -> int:
+    found = doctor.report(tuple(args.backend) if args.backend else None)
+    if args.json:
+        json.dump(found, sys.stdout, indent=1)
+        print()
+    else:
+        print(doctor.format_report(found))
+    return EXIT_OK if found["ok"] else EXIT_FAILED
+
+
+def cmd_probe(store: RunStore, args) -> int:
+    from training.worker.probe import probe  # imports the backend only now
+    answer = probe(args.backend)
+    print(json.dumps(answer) if args.json else "\n".join(f"{k}: {v}" for k, v in answer.items()))
+    return EXIT_FAILED if answer.get("error") else EXIT_OK
+
+
 COMMANDS = {"run": cmd_run, "work": cmd_work, "list": cmd_list, "stop": cmd_stop,
             "delete": cmd_delete, "import": cmd_import, "export": cmd_export,
-            "compare": cmd_compare}
+            "compare": cmd_compare, "doctor": cmd_doctor, "probe": cmd_probe}
 
 
 WRITING_COMMANDS = ("run", "import", "delete")  # these also clear a crashed writer's debris

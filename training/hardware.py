@@ -55,6 +55,31 @@ def nvml_gpus() -> list[dict]:
             log.debug("nvmlShutdown failed: %s", error)
 
 
+def nvml_driver() -> dict:
+    """The NVIDIA driver's versions and GPUs as NVML reports them, or why NVML could not."""
+    found = {"driver_version": None, "cuda_driver_version": None, "gpus": [], "error": None}
+    try:
+        import pynvml  # from nvidia-ml-py
+        pynvml.nvmlInit()
+    except Exception as error:  # ImportError, or NVMLError_LibraryNotFound / DriverNotLoaded
+        found["error"] = str(error) or type(error).__name__
+        return found
+    try:
+        version = pynvml.nvmlSystemGetDriverVersion()
+        found["driver_version"] = version if isinstance(version, str) else version.decode()
+        cuda = pynvml.nvmlSystemGetCudaDriverVersion()  # e.g. 12040 for CUDA 12.4
+        found["cuda_driver_version"] = f"{cuda // 1000}.{cuda % 1000 // 10}"
+    except Exception as error:  # an old driver without these calls: the GPUs still count
+        found["error"] = f"driver version unknown: {error}"
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception as error:
+            log.debug("nvmlShutdown failed: %s", error)
+    found["gpus"] = nvml_gpus()
+    return found
+
+
 @lru_cache(maxsize=1)
 def gpu_availability() -> tuple[bool, str]:
     """(available, reason) for the dashboard's GPU buttons; cached per process."""

@@ -2,7 +2,9 @@
 
 Importing Keras fixes the backend, and importing a backend fixes which GPUs it
 sees, so `pin_device` must run first. A `--device gpu` run whose backend sees
-no GPU fails with the cause; it never falls back to the CPU.
+no GPU fails with the cause (`training.gpucheck.diagnose`: what NVML sees, how the
+backend was built, which CUDA wheels are missing, and the fix); it never falls
+back to the CPU.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
+from training import gpucheck, hardware
 from training.config import RunConfig
 
 
@@ -45,14 +48,37 @@ def backend_devices(backend: str) -> tuple[str, list[str]]:
     return torch.__version__, names
 
 
+def build_info(backend: str) -> dict:
+    """How the (already imported) backend was built: CUDA or not, and which CUDA and cuDNN."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+        info = tf.sysconfig.get_build_info()
+        return {"cuda_build": bool(info.get("is_cuda_build")), "cuda_version": info.get("cuda_version"),
+                "cudnn_version": info.get("cudnn_version")}
+    if backend == "jax":
+        # JAX's CUDA lives in a plugin wheel (jax-cuda12-plugin, jax-cuda13-plugin).
+        plugins = {major: gpucheck.installed(f"jax-cuda{major}-plugin") for major in ("12", "13")}
+        major = next((m for m, version in plugins.items() if version), None)
+        return {"cuda_build": major is not None, "cuda_version": major, "cudnn_version": None,
+                "cuda_plugin": f"jax-cuda{major}-plugin {plugins[major]}" if major else None}
+    import torch
+    cudnn = torch.backends.cudnn.version() if torch.version.cuda else None
+    return {"cuda_build": torch.version.cuda is not None, "cuda_version": torch.version.cuda,
+            "cudnn_version": str(cudnn) if cudnn else None}
+
+
 def check_device(config: RunConfig, gpu_names: list[str]) -> None:
     if config.device == "gpu" and not gpu_names:
         hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
         note = f" (CUDA_VISIBLE_DEVICES={hidden!r})" if hidden is not None else ""
+        # Only now, on the way out: the backend is imported already and NVML answers in ms.
+        answer = {**build_info(config.backend), "version": gpucheck.installed(config.backend),
+                  "missing_cuda_wheels": gpucheck.missing_cuda_wheels(config.backend)}
+        why = gpucheck.diagnose(config.backend, answer, [g["name"] for g in hardware.nvml_gpus()])
         raise GpuUnavailable(
-            f"--device gpu: the {config.backend} backend sees no GPU{note}. Check the NVIDIA "
-            f"driver (nvidia-smi) and that a CUDA build of {config.backend} is installed. "
+            f"--device gpu: the {config.backend} backend sees no GPU{note}. {why}. "
             "Not falling back to the CPU.")
+
 
 
 def versions(config: RunConfig, backend_version: str) -> dict:
