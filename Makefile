@@ -26,8 +26,8 @@ $(VENV)/.runtime: requirements.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.testing: $(VENV)/.runtime requirements-test.txt requirements-backends.txt
-	$(BIN)/pip install --quiet -r requirements-test.txt -r requirements-backends.txt
+$(VENV)/.testing: $(VENV)/.runtime requirements-test.txt requirements-backends.txt requirements-cluster.txt
+	$(BIN)/pip install --quiet -r requirements-test.txt -r requirements-backends.txt -r requirements-cluster.txt
 	touch $@
 
 # The CUDA builds get stamps of their own, so a GPU machine adds them to an existing .venv
@@ -39,7 +39,8 @@ $(VENV)/.gpu: requirements-gpu.txt $(VENV)/.runtime
 
 $(VENV)/.gpu-backends: requirements-backends-gpu.txt $(VENV)/.gpu $(VENV)/.testing
 	$(BIN)/pip install --quiet -r requirements.txt -r requirements-gpu.txt \
-	  -r requirements-test.txt -r requirements-backends.txt -r requirements-backends-gpu.txt
+	  -r requirements-test.txt -r requirements-backends.txt -r requirements-cluster.txt \
+	  -r requirements-backends-gpu.txt
 	touch $@
 
 run: $(VENV)/.runtime $(GPU_RUNTIME)

@@ -23,6 +23,9 @@ def run_detail(run: Run, status: str) -> None:
     meta, log = run.meta, state.follower(run, system=True)
     if log.format_error:
         st.warning(f"This run's log cannot be read: {log.format_error}.")
+    if cluster := meta.get("cluster"):
+        st.caption(f"Trained on the Ray cluster at {cluster['address']} as job `training-{run.id}`; "
+                   "its records were copied here as they arrived.")
     settings_col, machine_col = st.columns(2)
     settings_col.markdown("**Settings**")
     settings_col.json(meta.get("config") or {k: meta.get(k) for k in ("source", "origin", "format")})

@@ -64,6 +64,13 @@ def series(runs: list[Run]) -> list[RunSeries]:
     return result
 
 
+def statuses(store: RunStore, runs: list[Run]) -> dict[str, str]:
+    """Each run's status, once per rerun; a cluster run whose follower died gets a new one."""
+    from training.launch.cluster import revive_followers
+
+    return revive_followers(runs, store.statuses(runs))
+
+
 def any_active(runs: list[Run]) -> bool:
     return any(run.status() in ACTIVE_STATES for run in runs)
 
@@ -74,6 +81,14 @@ def gpu_availability(backend: str) -> tuple[bool, str]:
     The probe imports the backend in its own process, so Streamlit never imports a framework.
     """
     return gpucheck.availability(backend)
+
+
+@st.cache_data(ttl=10, show_spinner="Asking the Ray cluster for its nodes…")
+def cluster_nodes(address: str) -> list[dict]:
+    """The Ray cluster's live nodes (CPUs, GPUs, models); asked at most every 10 s."""
+    from training.launch.cluster import nodes
+
+    return nodes(address)
 
 
 def recheck_gpus() -> None:

@@ -56,7 +56,8 @@ def history_rows(listing: list[dict]) -> list[dict]:
     for s in sorted(listing, key=lambda r: r.get("created") or 0, reverse=True):
         created = s.get("created")
         rows.append({
-            "Name": s["name"], "Status": s["status"], "Device": s["device"] or MISSING,
+            "Name": s["name"], "Status": s["status"], "Where": s.get("where") or MISSING,
+            "Device": s["device"] or MISSING,
             "Engine": f"{s['engine'] or '?'}/{s['backend'] or '?'}",
             "Epochs": f"{s['epochs_done']}/{s['epochs'] or '?'}",
             "Best val acc": None if s["best_val_accuracy"] is None else round(s["best_val_accuracy"], 4),

@@ -7,12 +7,15 @@ is about. Bad input disables the start buttons, so it never reaches a run.
 
 from __future__ import annotations
 
+import os
+
 import streamlit as st
 
 from dashboard import state
 from training.config import ENGINES, JIT_MODES, PRECISIONS, ConfigError, RunConfig, make_config
-from training.display import number
-from training.launch import local
+from training.display import MISSING, number
+from training.launch import Launcher, launcher_for, local, request_stop
+from training.launch.cluster import normalise_address
 from training.store.runs import ACTIVE_STATES, QUEUED, STOPPING, Run, RunError
 
 DEFAULTS = RunConfig()
@@ -126,7 +129,7 @@ def stop_button(where, run: Run, status: str, key: str, read_only: str | None = 
 
 def _request_stop(run: Run) -> None:
     try:
-        local.request_stop(run)
+        request_stop(run)  # through the launcher that started it: this machine or Ray
     except RunError as error:  # it ended between the page being drawn and the click
         st.session_state["_stop_notice"] = str(error)
 
@@ -163,3 +166,36 @@ def gpu_tools() -> None:
                 st.session_state["doctor_report"] = state.doctor_report()
         if "doctor_report" in st.session_state:
             st.code(st.session_state["doctor_report"], language=None)
+
+
+def where_choice(backend: str) -> tuple[Launcher | None, bool, str]:
+    """Where runs start: this machine, or a Ray cluster when RAY_ADDRESS is set or one is entered.
+
+    Returns the launcher (None when the cluster cannot be reached) and whether
+    a GPU run can start there, with the reason when not. For a cluster the
+    page shows its nodes, from Ray's state API.
+    """
+    address = st.text_input("Ray cluster (optional)", value=os.environ.get("RAY_ADDRESS", ""),
+                            key="ray_address", placeholder="http://127.0.0.1:8265",
+                            help="The Ray dashboard's address. Reach a remote one through an SSH tunnel: "
+                                 "its port has no authentication.").strip()
+    cluster = f"Ray cluster at {normalise_address(address)}" if address else None
+    where = st.radio("Where", ["This machine", cluster], key="where", horizontal=True) if cluster else None
+    if where != cluster or cluster is None:
+        with st.spinner(f"Asking {backend} whether it sees a GPU…"):  # a few seconds, once per backend
+            gpu_ok, gpu_reason = state.gpu_availability(backend)
+        return launcher_for(None), gpu_ok, gpu_reason
+    try:
+        nodes = state.cluster_nodes(address)
+    except RunError as error:
+        st.error(str(error))
+        return None, False, str(error)
+    st.dataframe([{"Node": n["node"], "Head": n["head"], "CPUs": n["cpus"], "GPUs": n["gpus"],
+                   "GPU models": ", ".join(n["gpu_models"]) or MISSING} for n in nodes],
+                 hide_index=True, key="cluster_nodes")
+    models = sorted({m for n in nodes for m in n["gpu_models"]})
+    model = st.selectbox("GPU model for GPU runs", ["any", *models], key="gpu_model") if models else "any"
+    launcher = launcher_for(address, gpu_model=None if model == "any" else model)
+    if any(n["gpus"] >= 1 for n in nodes):
+        return launcher, True, ""
+    return launcher, False, f"no node of the {cluster} has a GPU"

@@ -15,7 +15,7 @@ from training.store.runs import ACTIVE_STATES, FAILED
 store = state.get_store()
 st.title("Compare runs")
 runs = {run.id: run for run in store.runs()}
-statuses = store.statuses(list(runs.values()))  # once per rerun
+statuses = state.statuses(store, list(runs.values()))  # once per rerun
 metas = {run_id: run.meta for run_id, run in runs.items()}
 
 

@@ -7,7 +7,7 @@ from dashboard import panels, state, tables
 store = state.get_store()
 st.title("Runs")
 runs = {run.id: run for run in store.runs()}
-statuses = store.statuses(list(runs.values()))  # once per rerun
+statuses = state.statuses(store, list(runs.values()))  # once per rerun
 listing = [run.row(state.follower(run), statuses[run.id]) for run in runs.values()]
 
 status_col, device_col = st.columns(2)

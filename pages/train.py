@@ -5,8 +5,8 @@ import dataclasses
 import streamlit as st
 
 from dashboard import state, widgets
-from training.launch import local
-from training.store.runs import ACTIVE_STATES
+from training.launch import launch_pair
+from training.store.runs import ACTIVE_STATES, RunError
 
 store = state.get_store()
 st.title("Train the published CNN")
@@ -15,24 +15,27 @@ st.caption("MNIST, the 2018 network (430,666 parameters), SGD with Nesterov mome
 
 config, error = widgets.settings_form()
 backend = config.backend if config else st.session_state.get("backend", "tensorflow")
-with st.spinner(f"Asking {backend} whether it sees a GPU…"):  # a few seconds, once per backend
-    gpu_ok, gpu_reason = state.gpu_availability(backend)
+launcher, gpu_ok, gpu_reason = widgets.where_choice(backend)  # this machine or a Ray cluster
 cannot_start = store.start_problem()  # a read-only runs folder, or too little disk space
 if cannot_start:
     st.warning(f"Runs cannot start: {cannot_start}. Runs already there can still be browsed.", icon="⚠️")
+if cannot_start or launcher is None:
     config = None
 
 cpu_col, gpu_col, pair_col = st.columns(3)
 started = []
-if cpu_col.button("Start CPU run", key="start_cpu", type="primary", disabled=config is None,
-                  help=cannot_start):
-    started = [local.launch(store, dataclasses.replace(config, device="cpu"))]
-if gpu_col.button("Start GPU run", key="start_gpu", disabled=config is None or not gpu_ok,
-                  help=None if gpu_ok else gpu_reason):
-    started = [local.launch(store, dataclasses.replace(config, device="gpu"))]
-if pair_col.button("Start CPU then GPU", key="start_pair", disabled=config is None or not gpu_ok,
-                   help=None if gpu_ok else gpu_reason):
-    started = local.launch_pair(store, config)
+try:
+    if cpu_col.button("Start CPU run", key="start_cpu", type="primary", disabled=config is None,
+                      help=cannot_start):
+        started = [launcher.launch(store, dataclasses.replace(config, device="cpu"))]
+    if gpu_col.button("Start GPU run", key="start_gpu", disabled=config is None or not gpu_ok,
+                      help=None if gpu_ok else gpu_reason):
+        started = [launcher.launch(store, dataclasses.replace(config, device="gpu"))]
+    if pair_col.button("Start CPU then GPU", key="start_pair", disabled=config is None or not gpu_ok,
+                       help=None if gpu_ok else gpu_reason):
+        started = launch_pair(launcher, store, config)
+except RunError as refused:  # a cluster that went away, a GPU model no node has
+    st.error(f"Not started: {refused}")
 if not gpu_ok:
     st.info(f"GPU runs are disabled: {gpu_reason}.", icon="ℹ️")
 widgets.gpu_tools()
@@ -41,13 +44,13 @@ if started:
                "Follow them below or on Compare.")
 
 st.subheader("Queued and running")
-was_active = any(status in ACTIVE_STATES for status in store.statuses().values())
+was_active = any(status in ACTIVE_STATES for status in state.statuses(store, store.runs()).values())
 
 
 @st.fragment(run_every=state.REFRESH_S if was_active else None)
 def live_runs() -> None:
     runs = store.runs()
-    statuses = store.statuses(runs)  # once per refresh, shared by every card
+    statuses = state.statuses(store, runs)  # once per refresh, shared by every card
     active = [run for run in runs if statuses[run.id] in ACTIVE_STATES]
     widgets.stop_notice()
     if not active:

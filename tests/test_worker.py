@@ -44,20 +44,20 @@ def test_sigterm_mid_epoch_stops_cleanly(runs_dir, mnist_cached):
     try:
         run_dir = wait_for(lambda: next((p for p in runs_dir.glob("2*")), None), 60, what="run folder")
         # Mid-epoch: a progress record after at least one complete epoch.
-        wait_for(lambda: [r for r in records(run_dir, "progress") if r["epoch"] >= 2], 120,
-                 what="progress in epoch 2")
-        sent = time.monotonic()
+        in_epoch = wait_for(lambda: [r for r in records(run_dir, "progress") if r["epoch"] >= 2], 120,
+                            what="progress in epoch 2")[-1]
         worker.send_signal(signal.SIGTERM)
         code = worker.wait(timeout=30)
-        took = time.monotonic() - sent
     finally:
         worker.kill()
     assert code == 0
-    assert took < 5, f"took {took:.1f} s to stop"
     log = records(run_dir)
     assert log[-1]["type"] == "end" and log[-1]["status"] == "stopped"
     epochs = [r for r in log if r["type"] == "epoch"]
     assert len(epochs) >= 1 and [r["epoch"] for r in epochs] == list(range(1, len(epochs) + 1))
+    # It stopped after a batch, not at the end of the epoch: the epoch it was in when the
+    # signal came (256 batches, seconds long; a batch takes milliseconds) has no record.
+    assert all(e["epoch"] < in_epoch["epoch"] for e in epochs)
     assert all(r["val_accuracy"] is not None for r in epochs)
 
 

@@ -4,7 +4,10 @@ Module map, in the order data flows (docs/architecture.md has the picture):
 
     config.py        RunConfig: every setting, its range and help, validated in one place
     cli.py           `python -m training ...`; its `run` options come from RunConfig's fields
-    launch/          start and stop runs: local.py spawns a detached worker per run
+    launch/          where runs start and how they stop: one interface, two launchers
+        local.py         a detached worker on this machine, one run at a time
+        cluster.py       a Ray job on a cluster node (RayLauncher), the cluster's nodes
+        follower.py      copies a Ray job's echoed records into the local run folder
     store/           disk is the truth
         layout.py        the file names of a run folder (their one owner) and atomic writes
         runs.py          RunStore (all runs) and Run (one run: status, pid, log, end record);

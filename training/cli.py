@@ -1,6 +1,6 @@
 """`python -m training`: the command line over the worker, the launcher and the run store.
 
-    run      train one run (foreground, or --detach to queue it and print its id)
+    run      train one run (foreground, --detach to queue it, or --cluster ADDRESS on Ray)
     list     every run, as a table or --json
     stop     stop a queued or running run (waits; --grace before SIGKILL)
     delete   remove a finished run
@@ -9,7 +9,7 @@
     compare  steady-state speed, time to target and speedup of two runs
     doctor   can every installed backend use every device here? (exit 1 names what is wrong)
     probe    what one backend sees: devices, GPUs, CUDA build (doctor and the dashboard ask it)
-    work     (internal) what a detached launch runs
+    work, remote-work, follow   (internal) a detached worker, a Ray job's worker, its follower
 
 Exit codes: 0 success, 1 failure, 2 bad arguments or unknown run.
 A framework is imported only by `run` in the foreground, `work` and `probe`.
@@ -30,9 +30,10 @@ from training.config import BACKENDS, ConfigError, RunConfig, make_config
 from training.display import number
 from training.imports.parsers import ImportFormatError
 from training.imports.runs import import_file
-from training.launch import local
+from training.launch import launcher_for, launcher_of, local
+from training.launch.cluster import is_remote, revive_followers
 from training.store.runlog import NewerLogFormat
-from training.store.runs import InvalidRunId, RunError, RunNotFound, RunStore
+from training.store.runs import END_STATES, InvalidRunId, RunError, RunNotFound, RunStore
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _INT_TYPES = ("int", "int | None")
@@ -75,11 +76,27 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="train one run")
     add_config_options(run)
     run.add_argument("--detach", action="store_true", help="queue it in the background; print its id")
+    cluster = run.add_argument_group("on a Ray cluster (the run is then always detached)")
+    cluster.add_argument("--cluster", metavar="ADDRESS",
+                         help="the Ray dashboard address, e.g. http://127.0.0.1:8265 (RAY_ADDRESS)")
+    cluster.add_argument("--gpu-model", help="with --device gpu: a node with this GPU model, e.g. H100")
+    cluster.add_argument("--cluster-cpus", type=float, default=1, help="CPUs to ask Ray for (default: 1)")
+    cluster.add_argument("--cluster-pip", action="store_true",
+                         help="install requirements.txt on the node (runtime_env pip; needs a package index)")
     _add_common(run)
 
     work = commands.add_parser("work", help=argparse.SUPPRESS)
     work.add_argument("run_id")
     _add_common(work)
+
+    remote = commands.add_parser("remote-work", help=argparse.SUPPRESS)  # a Ray job's entrypoint
+    remote.add_argument("run_id")
+    remote.add_argument("--config", required=True, help="the RunConfig as JSON")
+    _add_common(remote)
+
+    follow = commands.add_parser("follow", help=argparse.SUPPRESS)  # copies a Ray job's records home
+    follow.add_argument("run_id")
+    _add_common(follow)
 
     listing = commands.add_parser("list", help="list runs")
     listing.add_argument("--json", action="store_true")
@@ -131,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
 # -- subcommands -------------------------------------------------------------
 def cmd_run(store: RunStore, args) -> int:
     config = config_from_args(args)  # ConfigError -> exit 2 before anything is written
+    if args.cluster:
+        launcher = launcher_for(args.cluster, gpu_model=args.gpu_model, cpus=args.cluster_cpus,
+                                pip=args.cluster_pip)
+        print(launcher.launch(store, config).id)
+        return EXIT_OK
     if args.detach:
         print(local.launch(store, config).id)
         return EXIT_OK
@@ -150,8 +172,32 @@ def cmd_work(store: RunStore, args) -> int:
     return work(store.open(args.run_id))
 
 
+def cmd_remote_work(store: RunStore, args) -> int:
+    """On a cluster node: train in a scratch run folder and echo every record on stdout."""
+    import shutil
+    import tempfile
+
+    from training.worker.work import work
+
+    config = RunConfig.from_dict(json.loads(args.config))
+    scratch = tempfile.mkdtemp(prefix="training-remote-")
+    try:
+        run = local.create_local(RunStore(scratch), dataclasses.replace(config, concurrent=True),
+                                 run_id=args.run_id)
+        return work(run, echo=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)  # the records went home through stdout
+
+
+def cmd_follow(store: RunStore, args) -> int:
+    from training.launch.follower import follow
+    return follow(store.open(args.run_id))
+
+
 def cmd_list(store: RunStore, args) -> int:
-    rows = [run.row() for run in store.runs()]
+    runs = store.runs()
+    statuses = revive_followers(runs, store.statuses(runs))  # a cluster run's follower may have died
+    rows = [run.row(status=statuses[run.id]) for run in runs]
     if args.json:
         json.dump(rows, sys.stdout, indent=1)
         print()
@@ -167,8 +213,26 @@ def cmd_list(store: RunStore, args) -> int:
 
 
 def cmd_stop(store: RunStore, args) -> int:
-    print(f"{args.run_id}: {local.stop(store.open(args.run_id), args.grace)}")
+    run = store.open(args.run_id)
+    if not is_remote(run):
+        print(f"{args.run_id}: {local.stop(run, args.grace)}")
+        return EXIT_OK
+    launcher_of(run).request_stop(run)  # Ray gives the worker SIGTERM, then SIGKILL
+    ended = wait_for_end(run, args.grace + 10)
+    print(f"{args.run_id}: {ended or 'stopping (the follower records the end when Ray has)'}")
     return EXIT_OK
+
+
+def wait_for_end(run, timeout: float) -> str | None:
+    """The run's end status once it has one, or None after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (status := run.status()) in END_STATES:
+            return status
+        time.sleep(0.2)
+    return None
 
 
 def cmd_delete(store: RunStore, args) -> int:
@@ -245,7 +309,8 @@ def cmd_probe(store: RunStore, args) -> int:
     return EXIT_FAILED if answer.get("error") else EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "work": cmd_work, "list": cmd_list, "stop": cmd_stop,
+COMMANDS = {"run": cmd_run, "work": cmd_work, "remote-work": cmd_remote_work, "follow": cmd_follow,
+            "list": cmd_list, "stop": cmd_stop,
             "delete": cmd_delete, "import": cmd_import, "export": cmd_export,
             "compare": cmd_compare, "doctor": cmd_doctor, "probe": cmd_probe}
 

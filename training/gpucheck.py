@@ -34,8 +34,8 @@ NOT_CUDA = {"tensorflow": "is not a CUDA build", "jax": "has no CUDA plugin",
 FIXES = {
     "tensorflow": "run `make run GPU=1`, or `pip install -r requirements-gpu.txt`",
     "jax": "run `make test GPU=1`, or `pip install -r requirements-backends-gpu.txt`",
-    "torch": "install PyPI's Linux wheel, which includes CUDA: "
-             "`pip install --force-reinstall --index-url https://pypi.org/simple torch==2.13.0`",
+    "torch": "install PyPI's Linux wheel, which includes CUDA (not a +cpu build from another "
+             "index): `pip install --force-reinstall torch==2.13.0`",
 }
 NO_NVML = "No NVIDIA GPU visible: NVML found no driver or device on this machine"
 STDERR_HINT = re.compile(r"cuda|cudnn|dlopen|gpu|nvidia", re.IGNORECASE)

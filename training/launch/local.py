@@ -23,16 +23,17 @@ STOP_GRACE_S = 10.0  # SIGTERM grace before SIGKILL
 log = logging.getLogger(__name__)
 
 
-def create_local(store: RunStore, config: RunConfig) -> Run:
+def create_local(store: RunStore, config: RunConfig, run_id: str | None = None, **extra) -> Run:
     """A queued run folder for `config`; nothing is started.
 
     Refused with `RunError`, before anything is written, when the runs folder
-    is read-only or its disk has less than `MIN_FREE_MB` free.
+    is read-only or its disk has less than `MIN_FREE_MB` free. `extra` goes into
+    config.json too (a cluster run's address and job id); `run_id` fixes the id.
     """
     validate(config)
     if problem := store.start_problem():
         raise RunError(f"cannot start a run: {problem}")
-    meta = {
+    meta = {**extra,
         "name": config.name or f"{config.device.upper()} {config.engine} ({config.backend})",
         "source": "local",
         "device": config.device,
@@ -42,10 +43,10 @@ def create_local(store: RunStore, config: RunConfig) -> Run:
         "train_samples": config.train_samples,
         "config": config.to_dict(),
     }
-    return store.create(meta, QUEUED)
+    return store.create(meta, QUEUED, run_id=run_id)
 
 
-def _spawn_cli(run: Run, *args: str):
+def spawn_cli(run: Run, *args: str):
     """`python -m training ARGS --runs-dir ROOT`, detached, its output in the run's logs."""
     env = {**os.environ, "TRAINING_RUNS_DIR": str(run.store.root), "PYTHONUNBUFFERED": "1"}
     return process.spawn_detached(["-m", "training", *args, "--runs-dir", str(run.store.root)],
@@ -56,7 +57,7 @@ def _spawn_cli(run: Run, *args: str):
 def launch(store: RunStore, config: RunConfig) -> Run:
     """Create the run and start its worker detached; returns at once."""
     run = create_local(store, config)
-    child = _spawn_cli(run, "work", run.id)
+    child = spawn_cli(run, "work", run.id)
     # The worker writes the same identity itself; writing it here too closes
     # the window in which a just-launched run has no pid on disk.
     try:
@@ -68,15 +69,17 @@ def launch(store: RunStore, config: RunConfig) -> Run:
 
 def launch_pair(store: RunStore, config: RunConfig) -> list[Run]:
     """CPU then GPU with the same settings; the queue runs them one after the other."""
-    return [launch(store, dataclasses.replace(config, device=device, name=_pair_name(config, device)))
-            for device in ("cpu", "gpu")]
+    return [launch(store, paired(config, device)) for device in ("cpu", "gpu")]
 
 
-def _pair_name(config: RunConfig, device: str) -> str:
-    return f"{config.name} ({device.upper()})" if config.name else ""
+def paired(config: RunConfig, device: str) -> RunConfig:
+    """One half of a CPU/GPU pair: the same settings on `device`, named after it."""
+    name = f"{config.name} ({device.upper()})" if config.name else ""
+    return dataclasses.replace(config, device=device, name=name)
 
 
-def _mark_stopping(run: Run) -> None:
+def mark_stopping(run: Run) -> None:
+    """Record that a stop was asked for; refused if the run already ended or the folder is read-only."""
     state = run.status()
     if state not in ACTIVE_STATES:
         raise RunError(f"run {run.id} already ended: it is {state}")
@@ -93,7 +96,7 @@ def stop(run: Run, grace: float = STOP_GRACE_S) -> str:
     run had already ended.
     """
     if run.recorded_state() != STOPPING:  # a request_stop marked it already
-        _mark_stopping(run)
+        mark_stopping(run)
     ident = run.pid()
     killed = process.terminate(ident, grace) if ident else False
     end = run.end_record()
@@ -113,6 +116,6 @@ def request_stop(run: Run, grace: float | None = None) -> None:
     SIGKILL to a detached `python -m training stop`, so a page returns at once
     and the stop completes even if the dashboard goes away meanwhile.
     """
-    _mark_stopping(run)
+    mark_stopping(run)
     grace = STOP_GRACE_S if grace is None else grace
-    _spawn_cli(run, "stop", run.id, "--grace", f"{grace:g}")
+    spawn_cli(run, "stop", run.id, "--grace", f"{grace:g}")

@@ -92,14 +92,28 @@ def repair_torn_tail(path: Path) -> int:
         return size - keep
 
 
+ECHO_PREFIX = "@@training-record "  # marks a record echoed on stdout: "<prefix><tag> <json>"
+
+
 class LogWriter:
     """Appends records to one log file. Every line is flushed as written.
 
     A write that fails (a full disk, an I/O error) raises `LogWriteError`.
+
+    Args:
+        path: the log file; a torn last line in it is cut first.
+        numbered: give each record a `seq` (1, 2, ...), so a copy of the log
+            made elsewhere (a Ray job's output) can be merged without gaps or
+            duplicates.
+        echo: a tag; each record is also printed on stdout as one marked line,
+            `@@training-record <tag> <json>`, which is how a worker on a cluster
+            node sends its records home (launch/follower.py reads them back).
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, numbered: bool = False, echo: str | None = None):
         self.path = Path(path)
+        self.seq = 0 if numbered else None
+        self._echo = f"{ECHO_PREFIX}{echo} ".encode() if echo else None
         try:
             repair_torn_tail(self.path)
             # Unbuffered binary append: each write() is one write(2) of a whole line.
@@ -109,12 +123,19 @@ class LogWriter:
 
     def write(self, record: dict, sync: bool = False) -> None:
         record.setdefault("time", time.time())
+        if self.seq is not None:
+            self.seq += 1
+            record["seq"] = self.seq
+        line = encode(record)
         try:
-            self._file.write(encode(record))
+            self._file.write(line)
             if sync:
                 os.fsync(self._file.fileno())
         except OSError as error:
             raise LogWriteError(self.path, error) from error
+        if self._echo:
+            os.write(1, self._echo + line)  # one write(2): lines from two threads never interleave
+
 
     def close(self) -> None:
         if self._file.closed:
@@ -131,6 +152,27 @@ class LogWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def read_echoed(text: str) -> dict[str, list[dict]]:
+    """The records a worker echoed (`LogWriter(echo=tag)`) in some output, by tag.
+
+    Anything else in the output (warnings, tracebacks, Ray's own lines) is
+    ignored, and so is a marked line that does not parse (a torn last line).
+    """
+    found: dict[str, list[dict]] = {}
+    for line in text.splitlines():
+        at = line.find(ECHO_PREFIX)
+        if at < 0:
+            continue
+        tag, _, body = line[at + len(ECHO_PREFIX):].partition(" ")
+        try:
+            record = json.loads(body)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            found.setdefault(tag, []).append(record)
+    return found
 
 
 def append_record(path: Path, record: dict) -> None:

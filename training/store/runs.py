@@ -245,10 +245,12 @@ class Run:
         run_log = run_log or self.log()
         config = meta.get("config") or {}
         status = status or self.status()
+        cluster = meta.get("cluster") or {}
         return {
             "id": self.id,
             "name": self.name,
             "status": status,
+            "where": f"Ray cluster at {cluster['address']}" if cluster else "this machine",
             "source": self.source,
             "device": meta.get("device"),
             "engine": meta.get("engine"),

@@ -95,14 +95,16 @@ class SystemSampler:
         on_error: called once, from the sampling thread, with a sentence, if
             system.jsonl cannot be written (a full disk); sampling then stops and
             training goes on.
+        echo: also print each sample on stdout under this tag (a cluster worker).
     """
 
     def __init__(self, path: Path, interval_s: float = INTERVAL_S, use_gpus: bool = True,
-                 on_error: Callable[[str], None] | None = None):
+                 on_error: Callable[[str], None] | None = None, echo: str | None = None):
         self.path = path
         self.interval_s = interval_s
         self.use_gpus = use_gpus
         self.on_error = on_error
+        self.echo = echo
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="system-sampler", daemon=True)
 
@@ -125,7 +127,7 @@ class SystemSampler:
         nvml = _Nvml(visible_gpu_indices()) if self.use_gpus else None
         start = time.monotonic()
         try:
-            with LogWriter(self.path) as writer:
+            with LogWriter(self.path, numbered=True, echo=self.echo) as writer:
                 while not self._stop.wait(self.interval_s):
                     record = {
                         "type": "system",

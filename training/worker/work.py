@@ -35,7 +35,7 @@ from training.worker.engines import (
 )
 
 
-def train(config: RunConfig, run: Run, writer: LogWriter, stop: StopFlag) -> None:
+def train(config: RunConfig, run: Run, writer: LogWriter, stop: StopFlag, echo: bool = False) -> None:
     pin_device(config)
     backend_version, gpu_names = backend_devices(config.backend)
     check_device(config, gpu_names)
@@ -70,7 +70,8 @@ def train(config: RunConfig, run: Run, writer: LogWriter, stop: StopFlag) -> Non
     if config.system_metrics:
         from training.worker.sampler import SystemSampler
         with SystemSampler(run.system_path, use_gpus=config.device == "gpu",
-                           on_error=lambda message: clock.warn_later("system", message)):
+                           on_error=lambda message: clock.warn_later("system", message),
+                           echo="system" if echo else None):
             engine(model, data, config, clock)
     else:
         engine(model, data, config, clock)
@@ -107,8 +108,12 @@ def _disk_failure(error: BaseException) -> bool:
     return isinstance(error, LogWriteError) or (isinstance(error, OSError) and error.errno in DISK_ERRNOS)
 
 
-def work(run: Run) -> int:
-    """Train the run in this process; returns the exit code."""
+def work(run: Run, echo: bool = False) -> int:
+    """Train the run in this process; returns the exit code.
+
+    `echo=True` also prints every record on stdout as a marked line: how a
+    worker on a Ray cluster node sends its records home.
+    """
     stop = StopFlag()
     stop.install()
     run.write_pid(process.identity())
@@ -117,7 +122,7 @@ def work(run: Run) -> int:
     config = RunConfig.from_dict(run.meta["config"])
     run.reserve_space()
     started = time.perf_counter()
-    with LogWriter(run.metrics_path) as writer:
+    with LogWriter(run.metrics_path, numbered=True, echo="metrics" if echo else None) as writer:
         def end(status: str, error: str | None = None) -> None:
             _record_end(run, writer, status, error, time.perf_counter() - started)
 
@@ -125,7 +130,7 @@ def work(run: Run) -> int:
             with _turn(run, config, stop):
                 run.set_status(RUNNING)
                 started = time.perf_counter()  # end() reports seconds from here
-                train(config, run, writer, stop)
+                train(config, run, writer, stop, echo)
         except StopRequested:
             end(STOPPED)
             return 0
