@@ -6,7 +6,9 @@
     delete   remove a finished run
     import   turn a log from elsewhere into read-only runs
     export   a run's per-epoch table as CSV or JSON
-    compare  steady-state speed, time to target and speedup of two runs
+    compare  steady-state speed, time to target and speedup of two runs, or of groups
+    sweep    queue the product of comma lists of settings, with repeats, as one group
+    report   one self-contained HTML file of runs or groups, charts included
     doctor   can every installed backend use every device here? (exit 1 names what is wrong)
     probe    what one backend sees: devices, GPUs, CUDA build (doctor and the dashboard ask it)
     work     (internal) what a detached launch runs
@@ -25,7 +27,7 @@ import json
 import logging
 import sys
 
-from training import comparison, doctor
+from training import cli_groups, comparison, doctor, groups
 from training.config import BACKENDS, ConfigError, RunConfig, make_config
 from training.display import number
 from training.imports.parsers import ImportFormatError
@@ -75,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="train one run")
     add_config_options(run)
     run.add_argument("--detach", action="store_true", help="queue it in the background; print its id")
+    cli_groups.add_repeats_option(run)
     _add_common(run)
 
     work = commands.add_parser("work", help=argparse.SUPPRESS)
@@ -108,9 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "json"), default="csv")
     _add_common(export)
 
-    compare = commands.add_parser("compare", help="compare two runs")
-    compare.add_argument("run_a")
-    compare.add_argument("run_b")
+    compare = commands.add_parser("compare", help="compare two runs, or groups of runs")
+    compare.add_argument("ids", nargs="+", metavar="ID", help="two run ids, or run and group ids")
     compare.add_argument("--target", type=float, default=comparison.DEFAULT_TARGET)
     compare.add_argument("--json", action="store_true")
     _add_common(compare)
@@ -125,12 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     probing.add_argument("backend", choices=BACKENDS)
     probing.add_argument("--json", action="store_true")
     _add_common(probing)
+    cli_groups.add_commands(commands, add_config_options, _add_common)
     return parser
 
 
 # -- subcommands -------------------------------------------------------------
 def cmd_run(store: RunStore, args) -> int:
     config = config_from_args(args)  # ConfigError -> exit 2 before anything is written
+    if args.repeats is not None:
+        return cli_groups.cmd_run_repeats(store, args, config)
     if args.detach:
         print(local.launch(store, config).id)
         return EXIT_OK
@@ -207,7 +212,9 @@ def compare_runs(store: RunStore, run_a: str, run_b: str, target: float) -> dict
 
 
 def cmd_compare(store: RunStore, args) -> int:
-    result = compare_runs(store, args.run_a, args.run_b, args.target)
+    if len(args.ids) != 2 or any(groups.is_group_id(i) for i in args.ids):
+        return cli_groups.cmd_compare_groups(store, args)
+    result = compare_runs(store, *args.ids, args.target)
     if args.json:
         json.dump(result, sys.stdout, indent=1)
         print()
@@ -247,10 +254,11 @@ def cmd_probe(store: RunStore, args) -> int:
 
 COMMANDS = {"run": cmd_run, "work": cmd_work, "list": cmd_list, "stop": cmd_stop,
             "delete": cmd_delete, "import": cmd_import, "export": cmd_export,
-            "compare": cmd_compare, "doctor": cmd_doctor, "probe": cmd_probe}
+            "compare": cmd_compare, "doctor": cmd_doctor, "probe": cmd_probe,
+            "sweep": cli_groups.cmd_sweep, "report": cli_groups.cmd_report}
 
 
-WRITING_COMMANDS = ("run", "import", "delete")  # these also clear a crashed writer's debris
+WRITING_COMMANDS = ("run", "import", "delete", "sweep")  # these also clear a crashed writer's debris
 
 
 def main(argv: list[str] | None = None) -> int:

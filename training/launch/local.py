@@ -23,8 +23,10 @@ STOP_GRACE_S = 10.0  # SIGTERM grace before SIGKILL
 log = logging.getLogger(__name__)
 
 
-def create_local(store: RunStore, config: RunConfig) -> Run:
+def create_local(store: RunStore, config: RunConfig, extra_meta: dict | None = None) -> Run:
     """A queued run folder for `config`; nothing is started.
+
+    `extra_meta` joins config.json beside the settings (a group's id: training/groups.py).
 
     Refused with `RunError`, before anything is written, when the runs folder
     is read-only or its disk has less than `MIN_FREE_MB` free.
@@ -41,6 +43,7 @@ def create_local(store: RunStore, config: RunConfig) -> Run:
         "epochs": config.epochs,
         "train_samples": config.train_samples,
         "config": config.to_dict(),
+        **(extra_meta or {}),
     }
     return store.create(meta, QUEUED)
 
@@ -53,9 +56,9 @@ def _spawn_cli(run: Run, *args: str):
                                   env=env)
 
 
-def launch(store: RunStore, config: RunConfig) -> Run:
+def launch(store: RunStore, config: RunConfig, extra_meta: dict | None = None) -> Run:
     """Create the run and start its worker detached; returns at once."""
-    run = create_local(store, config)
+    run = create_local(store, config, extra_meta)
     child = _spawn_cli(run, "work", run.id)
     # The worker writes the same identity itself; writing it here too closes
     # the window in which a just-launched run has no pid on disk.
