@@ -1,11 +1,8 @@
 """Train: choose settings, start CPU / GPU runs, and watch the active ones live."""
 
-import dataclasses
-
 import streamlit as st
 
-from dashboard import state, widgets
-from training.launch import local
+from dashboard import state, sweepform, widgets
 from training.store.runs import ACTIVE_STATES
 
 store = state.get_store()
@@ -22,23 +19,26 @@ if cannot_start:
     st.warning(f"Runs cannot start: {cannot_start}. Runs already there can still be browsed.", icon="⚠️")
     config = None
 
+repeats = sweepform.repeats_field(st.columns(3)[0])
 cpu_col, gpu_col, pair_col = st.columns(3)
 started = []
 if cpu_col.button("Start CPU run", key="start_cpu", type="primary", disabled=config is None,
                   help=cannot_start):
-    started = [local.launch(store, dataclasses.replace(config, device="cpu"))]
+    started = sweepform.start_runs(store, config, ("cpu",), repeats)
 if gpu_col.button("Start GPU run", key="start_gpu", disabled=config is None or not gpu_ok,
                   help=None if gpu_ok else gpu_reason):
-    started = [local.launch(store, dataclasses.replace(config, device="gpu"))]
+    started = sweepform.start_runs(store, config, ("gpu",), repeats)
 if pair_col.button("Start CPU then GPU", key="start_pair", disabled=config is None or not gpu_ok,
                    help=None if gpu_ok else gpu_reason):
-    started = local.launch_pair(store, config)
+    started = sweepform.start_runs(store, config, ("cpu", "gpu"), repeats)
+started = started or sweepform.sweep_form(store, config, repeats)
 if not gpu_ok:
     st.info(f"GPU runs are disabled: {gpu_reason}.", icon="ℹ️")
 widgets.gpu_tools()
 if started:
-    st.success(f"Queued {len(started)} run(s): {', '.join(run.id for run in started)}. "
-               "Follow them below or on Compare.")
+    group = started[0].meta.get("group")
+    st.success(f"Queued {len(started)} run(s): {', '.join(run.id for run in started)}"
+               + (f" as group {group}" if group else "") + ". Follow them below or on Compare.")
 
 st.subheader("Queued and running")
 was_active = any(status in ACTIVE_STATES for status in store.statuses().values())
