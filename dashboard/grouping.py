@@ -105,7 +105,8 @@ def make_band_figure(groups_: list[GroupSeries], metric: str, x: str = "epoch",
                     x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines", visible="legendonly",
                     name=f"{group.label} · run {number_}", legendgroup=f"{group.id}-{run.id}", meta=run.id,
                     line={"color": group.color, "width": 1, "dash": "dot"}))
-    title = f"{LABELS.get(metric, metric)}: median and min-max of repeats"
+    against = "by epoch" if x == "epoch" else "against wall-clock time"
+    title = f"{LABELS.get(metric, metric)} {against}: median and min-max of repeats"
     _layout(figure, title, X_AXES[x], LABELS.get(metric, metric))
     if log_y:
         figure.update_yaxes(type="log")
