@@ -7,6 +7,7 @@ st.set_page_config(page_title="CPU vs GPU training", page_icon=":material/speed:
 pages = [
     st.Page("pages/train.py", title="Train", icon=":material/play_arrow:", default=True),
     st.Page("pages/compare.py", title="Compare", icon=":material/monitoring:"),
+    st.Page("pages/scaling.py", title="Scaling", icon=":material/stacked_line_chart:"),
     st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:"),
 ]
 st.navigation(pages).run()

@@ -25,6 +25,8 @@ class RunSeries:
     reference: bool = False
     system: list[dict] = field(default_factory=list)
     note: str | None = None  # why the run's log could not be read, if it could not
+    meta: dict = field(default_factory=dict)  # config.json: device, settings, group (groups, scaling)
+    start: dict | None = None  # the log's start record: hardware and versions (the report)
 
 
 def assign_colors(run_ids: list[str]) -> dict[str, str]:

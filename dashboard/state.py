@@ -60,7 +60,8 @@ def series(runs: list[Run]) -> list[RunSeries]:
         log = follower(run, system=True)
         result.append(RunSeries(id=run.id, label=legend_label(run.meta), color=colors[run.id],
                                 epochs=log.epochs, reference=run.source == "reference",
-                                system=log.system, note=log.format_error))
+                                system=log.system, note=log.format_error, meta=run.meta,
+                                start=log.start))
     return result
 
 

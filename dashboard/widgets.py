@@ -48,6 +48,9 @@ def settings_form() -> tuple[RunConfig | None, ConfigError | None]:
         inline["backend"] = st.empty()
         precision = st.selectbox("Precision", PRECISIONS, key="precision")
         jit = st.selectbox("XLA / jit compile", JIT_MODES, key="jit")
+        threads = st.number_input("CPU threads (0 = all cores)", value=0, min_value=0, step=1, key="threads",
+                                  help="Pin the backend's thread pools, so CPU timings compare like for like")
+        inline["threads"] = st.empty()
     subset_left, subset_mid, subset_right = st.columns(3)
     use_subset = subset_left.toggle("Quick look on a subset", key="use_subset",
                                     help="Train on the first N images instead of all 60,000.")
@@ -64,7 +67,7 @@ def settings_form() -> tuple[RunConfig | None, ConfigError | None]:
         config = make_config(epochs=_whole(epochs), batch_size=_whole(batch_size), lr=float(lr),
                              engine=engine, backend=backend, precision=precision, jit=jit,
                              limit_train=_whole(limit_train), limit_test=_whole(limit_test),
-                             name=name.strip(), concurrent=concurrent)
+                             name=name.strip(), concurrent=concurrent, threads=_whole(threads) or None)
     except ConfigError as error:
         where = inline.get(error.field)
         (where or st).error(f"**{_label(error.field)}** {error.message}")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import state, tables
+from dashboard import grouping, report, state, tables
 from dashboard.figures import (
     make_epoch_time_figure,
     make_metric_figure,
@@ -33,7 +33,16 @@ failed = frozenset(i for i, status in statuses.items() if status == FAILED)
 # The widget's identity is its key, so new choices keep the user's picks.
 picked = st.multiselect("Runs", choices, default=state.default_picks(metas, show_refs, failed),
                         key="compare_runs", format_func=lambda i: f"{metas[i].get('name')} · {i}")
-picked = [runs[i] for i in picked if i in choices]
+group_members: dict[str, list[str]] = {}
+for run_id, meta in metas.items():
+    if meta.get("group"):
+        group_members.setdefault(meta["group"], []).append(run_id)
+picked_groups = st.multiselect(
+    "Groups (repeats and sweeps: adds all their runs)", sorted(group_members, reverse=True),
+    key="compare_groups", format_func=lambda g: f"{metas[group_members[g][0]].get('group_name') or g} · "
+    f"{metas[group_members[g][0]].get('group_kind')} of {len(group_members[g])} · {g}")
+picked = list(dict.fromkeys([*picked, *(i for g in picked_groups for i in group_members.get(g, []))]))
+picked = [runs[i] for i in picked if i in choices or i in runs and metas[i].get("group")]
 if not picked:
     st.info("Pick at least one run. Start one on the Train page, or import a log on the Runs page.")
     st.stop()
@@ -46,6 +55,14 @@ baseline = base_col.selectbox("Speedup baseline", [run.id for run in picked], ke
 log_loss = log_col.toggle("Log-scale loss", value=True, key="log_loss")
 log_time = time_col.toggle("Log-scale time", value=False, key="log_time",
                            help="Puts a 100 s GPU run and a 3,000 s CPU run on one readable axis.")
+group_col, cpu_price_col, gpu_price_col = st.columns([2, 1, 1])
+grouped = group_col.toggle("Group repeats", value=False, key="group_repeats",
+                           help="Each group's runs of one configuration as a median line in its min–max "
+                                "band; click a legend entry to show a single run.")
+prices = {"cpu": cpu_price_col.number_input("CPU price per hour", min_value=0.0, value=0.0, step=0.1,
+                                            key="price_cpu", help="0 = no price: cost is not shown") or None,
+          "gpu": gpu_price_col.number_input("GPU price per hour", min_value=0.0, value=0.0, step=0.1,
+                                            key="price_gpu", help="0 = no price: cost is not shown") or None}
 
 
 was_active = any(statuses[run.id] in ACTIVE_STATES for run in picked)
@@ -58,6 +75,9 @@ def live_comparison() -> None:
     series = state.series(picked)
     for unreadable in (s for s in series if s.note):
         st.warning(f"{unreadable.label}: {unreadable.note}.")
+    if grouped:
+        grouped_view(series)
+        return
     st.dataframe(tables.comparison_rows(series, baseline, target), hide_index=True, key="comparison")
     charts = [
         ("val_acc_epoch", make_metric_figure(series, "val_accuracy", target=target)),
@@ -80,6 +100,33 @@ def live_comparison() -> None:
                 column.plotly_chart(make_system_figure(series, key), key=f"system_{key}")
     st.download_button("Download the compared epochs as CSV", key="download_csv", mime="text/csv",
                        data=tables.epochs_frame(series).to_csv(index=False), file_name="comparison.csv")
+    report_button(series)
+
+
+def report_button(series) -> None:
+    """One offline HTML file (plotly.js inside), built only when clicked."""
+    st.download_button("Download report", key="download_report", mime="text/html", file_name="report.html",
+                       data=lambda: report.build_report(series, target, prices),
+                       help="Summary with spread, interactive charts, each run's hardware and settings, "
+                            "and the definitions: one file that works offline.")
+
+
+def grouped_view(series) -> None:
+    """Each cell of repeats as its median in a min–max band; the table shows median and spread."""
+    cells = grouping.group_series(series)
+    base = next((i for i, cell in enumerate(cells) if any(run.id == baseline for run in cell.runs)), 0)
+    st.dataframe(grouping.group_rows(cells, target, base, prices), hide_index=True, key="group_summary")
+    charts = [
+        ("val_acc_epoch", grouping.make_band_figure(cells, "val_accuracy")),
+        ("val_acc_time", grouping.make_band_figure(cells, "val_accuracy", x="elapsed_s")),
+        ("val_loss_epoch", grouping.make_band_figure(cells, "val_loss", log_y=log_loss)),
+        ("epoch_time", grouping.make_band_figure(cells, "epoch_time_s")),
+        ("throughput", grouping.make_band_figure(cells, "samples_per_s")),
+    ]
+    for row in range(0, len(charts), 2):
+        for column, (key, figure) in zip(st.columns(2), charts[row:row + 2]):
+            column.plotly_chart(figure, key=f"band_{key}")
+    report_button(series)
 
 
 live_comparison()

@@ -1,11 +1,8 @@
 """Train: choose settings, start CPU / GPU runs, and watch the active ones live."""
 
-import dataclasses
-
 import streamlit as st
 
-from dashboard import state, widgets
-from training.launch import launch_pair
+from dashboard import state, sweepform, widgets
 from training.store.runs import ACTIVE_STATES, RunError
 
 store = state.get_store()
@@ -22,26 +19,29 @@ if cannot_start:
 if cannot_start or launcher is None:
     config = None
 
+repeats = sweepform.repeats_field(st.columns(3)[0])
 cpu_col, gpu_col, pair_col = st.columns(3)
 started = []
 try:
     if cpu_col.button("Start CPU run", key="start_cpu", type="primary", disabled=config is None,
                       help=cannot_start):
-        started = [launcher.launch(store, dataclasses.replace(config, device="cpu"))]
+        started = sweepform.start_runs(launcher, store, config, ("cpu",), repeats)
     if gpu_col.button("Start GPU run", key="start_gpu", disabled=config is None or not gpu_ok,
                       help=None if gpu_ok else gpu_reason):
-        started = [launcher.launch(store, dataclasses.replace(config, device="gpu"))]
+        started = sweepform.start_runs(launcher, store, config, ("gpu",), repeats)
     if pair_col.button("Start CPU then GPU", key="start_pair", disabled=config is None or not gpu_ok,
                        help=None if gpu_ok else gpu_reason):
-        started = launch_pair(launcher, store, config)
+        started = sweepform.start_runs(launcher, store, config, ("cpu", "gpu"), repeats)
+    started = started or sweepform.sweep_form(launcher, store, config, repeats)
 except RunError as refused:  # a cluster that went away, a GPU model no node has
     st.error(f"Not started: {refused}")
 if not gpu_ok:
     st.info(f"GPU runs are disabled: {gpu_reason}.", icon="ℹ️")
 widgets.gpu_tools()
 if started:
-    st.success(f"Queued {len(started)} run(s): {', '.join(run.id for run in started)}. "
-               "Follow them below or on Compare.")
+    group = started[0].meta.get("group")
+    st.success(f"Queued {len(started)} run(s): {', '.join(run.id for run in started)}"
+               + (f" as group {group}" if group else "") + ". Follow them below or on Compare.")
 
 st.subheader("Queued and running")
 was_active = any(status in ACTIVE_STATES for status in state.statuses(store, store.runs()).values())

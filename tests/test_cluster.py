@@ -67,7 +67,7 @@ def cluster():
     finally:
         os.killpg(head.pid, signal.SIGTERM)  # our own process group: the head and what it started
         try:
-            head.wait(timeout=30)
+            head.wait(timeout=10)  # ray start --block does not always exit on SIGTERM
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
             head.wait()

@@ -15,7 +15,7 @@ from training.launch import local
 from training.store.logwriter import append_record
 from training.store.runs import RunStore
 
-PAGES = ["app.py", "pages/train.py", "pages/compare.py", "pages/runs.py"]
+PAGES = ["app.py", "pages/train.py", "pages/compare.py", "pages/runs.py", "pages/scaling.py"]
 
 
 def page(path: str) -> AppTest:
@@ -259,7 +259,7 @@ def test_compare_defaults_and_summary(store):
 NO_FRAMEWORK_IN_STREAMLIT = """
 import sys
 from streamlit.testing.v1 import AppTest
-for path in ["app.py", "pages/train.py", "pages/compare.py", "pages/runs.py"]:
+for path in ["app.py", "pages/train.py", "pages/compare.py", "pages/runs.py", "pages/scaling.py"]:
     at = AppTest.from_file(path, default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "jax", "torch"))

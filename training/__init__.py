@@ -4,6 +4,7 @@ Module map, in the order data flows (docs/architecture.md has the picture):
 
     config.py        RunConfig: every setting, its range and help, validated in one place
     cli.py           `python -m training ...`; its `run` options come from RunConfig's fields
+    cli_groups.py    `run --repeats`, `sweep`, `compare` of groups, `report`
     launch/          where runs start and how they stop: one interface, two launchers
         local.py         a detached worker on this machine, one run at a time
         cluster.py       a Ray job on a cluster node (RayLauncher), the cluster's nodes
@@ -27,7 +28,11 @@ Module map, in the order data flows (docs/architecture.md has the picture):
     imports/         runs trained elsewhere
         parsers.py       Keras 2/3 console logs, the published TensorFlow format, CSVLogger
         runs.py          parsed logs as read-only run folders; the built-in reference runs
-    comparison.py    steady state, time to target, speedup: shared by `compare` and the pages
+    comparison.py    steady state, time to target, speedup, cores kept busy: `compare` and the pages
+    groups.py        repeats and sweeps: plan (interleaved), GPU refusal, queue, members, cells, estimate
+    stats.py         a group's n, median, min, max, olympic mean, not reached; speedup of medians
+    energy.py        joules per epoch and to target from NVML watts and RAPL joules; cost per hour
+    power.py         Linux RAPL package energy counters, wraparound handled (the sampler reads it)
     hardware.py      CPU model, cores, NVML's driver and GPUs, without importing a framework
     gpucheck.py      does the backend see a GPU (probe subprocess, cached)? if not, why, with the fix
     doctor.py        `doctor`: every backend's probe, NVML, libcuda, wheels, env -> problems and fixes

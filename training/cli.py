@@ -6,7 +6,9 @@
     delete   remove a finished run
     import   turn a log from elsewhere into read-only runs
     export   a run's per-epoch table as CSV or JSON
-    compare  steady-state speed, time to target and speedup of two runs
+    compare  steady-state speed, time to target and speedup of two runs, or of groups
+    sweep    queue the product of comma lists of settings, with repeats, as one group
+    report   one self-contained HTML file of runs or groups, charts included
     doctor   can every installed backend use every device here? (exit 1 names what is wrong)
     probe    what one backend sees: devices, GPUs, CUDA build (doctor and the dashboard ask it)
     work, remote-work, follow   (internal) a detached worker, a Ray job's worker, its follower
@@ -25,12 +27,12 @@ import json
 import logging
 import sys
 
-from training import comparison, doctor
+from training import cli_groups, comparison, doctor, groups
 from training.config import BACKENDS, ConfigError, RunConfig, make_config
 from training.display import number
 from training.imports.parsers import ImportFormatError
 from training.imports.runs import import_file
-from training.launch import launcher_for, launcher_of, local
+from training.launch import Launcher, launcher_for, launcher_of, local
 from training.launch.cluster import is_remote, revive_followers
 from training.store.runlog import NewerLogFormat
 from training.store.runs import END_STATES, InvalidRunId, RunError, RunNotFound, RunStore
@@ -65,6 +67,23 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
                             help=rules["help"] + default_text)
 
 
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """--cluster and what a run asks the Ray cluster for (`run` and `sweep`)."""
+    cluster = parser.add_argument_group("on a Ray cluster (runs are then always detached)")
+    cluster.add_argument("--cluster", metavar="ADDRESS",
+                         help="the Ray dashboard address, e.g. http://127.0.0.1:8265 (RAY_ADDRESS)")
+    cluster.add_argument("--gpu-model", help="with --device gpu: a node with this GPU model, e.g. H100")
+    cluster.add_argument("--cluster-cpus", type=float, default=1, help="CPUs to ask Ray for (default: 1)")
+    cluster.add_argument("--cluster-pip", action="store_true",
+                         help="install requirements.txt on the node (runtime_env pip; needs a package index)")
+
+
+def launcher_from_args(args: argparse.Namespace) -> Launcher:
+    """This machine, or the Ray cluster that --cluster names."""
+    return launcher_for(args.cluster, gpu_model=args.gpu_model, cpus=args.cluster_cpus,
+                        pip=args.cluster_pip) if args.cluster else launcher_for(None)
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     return make_config(**{spec.name: getattr(args, spec.name) for spec in dataclasses.fields(RunConfig)})
 
@@ -76,13 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="train one run")
     add_config_options(run)
     run.add_argument("--detach", action="store_true", help="queue it in the background; print its id")
-    cluster = run.add_argument_group("on a Ray cluster (the run is then always detached)")
-    cluster.add_argument("--cluster", metavar="ADDRESS",
-                         help="the Ray dashboard address, e.g. http://127.0.0.1:8265 (RAY_ADDRESS)")
-    cluster.add_argument("--gpu-model", help="with --device gpu: a node with this GPU model, e.g. H100")
-    cluster.add_argument("--cluster-cpus", type=float, default=1, help="CPUs to ask Ray for (default: 1)")
-    cluster.add_argument("--cluster-pip", action="store_true",
-                         help="install requirements.txt on the node (runtime_env pip; needs a package index)")
+    cli_groups.add_repeats_option(run)
+    add_cluster_options(run)
     _add_common(run)
 
     work = commands.add_parser("work", help=argparse.SUPPRESS)
@@ -125,9 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "json"), default="csv")
     _add_common(export)
 
-    compare = commands.add_parser("compare", help="compare two runs")
-    compare.add_argument("run_a")
-    compare.add_argument("run_b")
+    compare = commands.add_parser("compare", help="compare two runs, or groups of runs")
+    compare.add_argument("ids", nargs="+", metavar="ID", help="two run ids, or run and group ids")
     compare.add_argument("--target", type=float, default=comparison.DEFAULT_TARGET)
     compare.add_argument("--json", action="store_true")
     _add_common(compare)
@@ -142,16 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
     probing.add_argument("backend", choices=BACKENDS)
     probing.add_argument("--json", action="store_true")
     _add_common(probing)
+    cli_groups.add_commands(commands, add_config_options, _add_common, add_cluster_options)
     return parser
 
 
 # -- subcommands -------------------------------------------------------------
 def cmd_run(store: RunStore, args) -> int:
     config = config_from_args(args)  # ConfigError -> exit 2 before anything is written
+    if args.repeats is not None:
+        return cli_groups.cmd_run_repeats(store, args, config, launcher_from_args(args))
     if args.cluster:
-        launcher = launcher_for(args.cluster, gpu_model=args.gpu_model, cpus=args.cluster_cpus,
-                                pip=args.cluster_pip)
-        print(launcher.launch(store, config).id)
+        print(launcher_from_args(args).launch(store, config).id)
         return EXIT_OK
     if args.detach:
         print(local.launch(store, config).id)
@@ -271,7 +285,9 @@ def compare_runs(store: RunStore, run_a: str, run_b: str, target: float) -> dict
 
 
 def cmd_compare(store: RunStore, args) -> int:
-    result = compare_runs(store, args.run_a, args.run_b, args.target)
+    if len(args.ids) != 2 or any(groups.is_group_id(i) for i in args.ids):
+        return cli_groups.cmd_compare_groups(store, args)
+    result = compare_runs(store, *args.ids, args.target)
     if args.json:
         json.dump(result, sys.stdout, indent=1)
         print()
@@ -312,10 +328,12 @@ def cmd_probe(store: RunStore, args) -> int:
 COMMANDS = {"run": cmd_run, "work": cmd_work, "remote-work": cmd_remote_work, "follow": cmd_follow,
             "list": cmd_list, "stop": cmd_stop,
             "delete": cmd_delete, "import": cmd_import, "export": cmd_export,
-            "compare": cmd_compare, "doctor": cmd_doctor, "probe": cmd_probe}
+            "compare": cmd_compare, "doctor": cmd_doctor, "probe": cmd_probe,
+            "sweep": lambda store, args: cli_groups.cmd_sweep(store, args, launcher_from_args(args)),
+            "report": cli_groups.cmd_report}
 
 
-WRITING_COMMANDS = ("run", "import", "delete")  # these also clear a crashed writer's debris
+WRITING_COMMANDS = ("run", "import", "delete", "sweep")  # these also clear a crashed writer's debris
 
 
 def main(argv: list[str] | None = None) -> int:

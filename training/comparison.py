@@ -6,6 +6,8 @@ Definitions (docs/architecture.md):
   time to target           elapsed_s at the end of the first epoch whose
                            val_accuracy >= target (DAWNBench / MLPerf style)
   speedup of B over A      steady-state epoch time A / B; time-to-target ratio beside it
+  cores kept busy          mean of cpu_s / epoch_time_s over the steady epochs (1.0 = one core)
+Groups of repeated runs (median, spread, olympic mean) are `training/stats.py`.
 Pure functions over epoch records: no I/O.
 """
 
@@ -30,6 +32,13 @@ def steady_epoch_s(epochs: list[dict]) -> float | None:
 
 def steady_samples_per_s(epochs: list[dict]) -> float | None:
     return _steady(epochs, "samples_per_s")
+
+
+def cores_busy(epochs: list[dict]) -> float | None:
+    """Mean of cpu_s / epoch_time_s over the steady epochs: 1.0 = one core kept busy all along."""
+    values = [e["cpu_s"] / e["epoch_time_s"] for e in epochs
+              if e.get("epoch", 0) > 1 and e.get("cpu_s") is not None and e.get("epoch_time_s")]
+    return sum(values) / len(values) if values else None
 
 
 def time_to_target(epochs: list[dict], target: float = DEFAULT_TARGET) -> tuple[float, int] | None:
@@ -63,6 +72,7 @@ def measure(epochs: list[dict], target: float = DEFAULT_TARGET) -> dict:
         "best_val_accuracy": best[0] if best else None,
         "best_epoch": best[1] if best else None,
         "total_s": last.get("elapsed_s"),
+        "cores_busy": cores_busy(epochs),
     }
 
 

@@ -24,6 +24,7 @@ MNIST_TEST_SIZE = 10_000
 MAX_EPOCHS = 1000
 MAX_SEED = 2**31 - 1
 MAX_NAME_LENGTH = 100
+MAX_THREADS = 256  # more than any single machine this runs on; a typo like 1000 is refused
 
 
 class ConfigError(ValueError):
@@ -81,6 +82,8 @@ class RunConfig:
                                      low=1, high=MNIST_TEST_SIZE)
     precision: str = setting("float32", "Keras dtype policy", choices=PRECISIONS)
     jit: str = setting("auto", "XLA / jit compilation", choices=JIT_MODES)
+    threads: int | None = setting(None, "CPU threads the backend may use for its ops "
+                                  "(default: all cores)", low=1, high=MAX_THREADS)
     name: str = setting("", f"a label for the run (at most {MAX_NAME_LENGTH} characters)")
     concurrent: bool = setting(False, "do not wait for other runs (their timings then compete)",
                                flag="--concurrent")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from training import gpucheck
 from training.config import RunConfig
 from training.launch import local
 from training.store.runs import Run, RunStore
@@ -24,8 +25,11 @@ class Launcher(Protocol):
     @property
     def where(self) -> str: ...
 
-    def launch(self, store: RunStore, config: RunConfig) -> Run:
-        """Create the run folder and start it; returns at once."""
+    def check(self, configs: list[RunConfig]) -> str | None:
+        """Why these runs could never start here (a GPU nobody has), or None."""
+
+    def launch(self, store: RunStore, config: RunConfig, **extra) -> Run:
+        """Create the run folder (with `extra` in its config.json) and start it; returns at once."""
 
     def request_stop(self, run: Run) -> None:
         """Ask the run to stop without waiting; raises RunError if it already ended."""
@@ -36,8 +40,16 @@ class LocalLauncher:
 
     where = "this machine"
 
-    def launch(self, store: RunStore, config: RunConfig) -> Run:
-        return local.launch(store, config)
+    def check(self, configs: list[RunConfig]) -> str | None:
+        """A GPU run needs NVML to see a GPU and the backend to use it (gpucheck's probe)."""
+        for backend in sorted({c.backend for c in configs if c.device == "gpu"}):
+            available, reason = gpucheck.availability(backend)
+            if not available:
+                return f"--device gpu with {backend}: {reason}"
+        return None
+
+    def launch(self, store: RunStore, config: RunConfig, **extra) -> Run:
+        return local.launch(store, config, **extra)
 
     def request_stop(self, run: Run) -> None:
         local.request_stop(run)

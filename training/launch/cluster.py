@@ -156,13 +156,23 @@ class RayLauncher:
     def where(self) -> str:
         return f"the Ray cluster at {self.address}"
 
-    def launch(self, store: RunStore, config: RunConfig) -> Run:
+    def check(self, configs: list[RunConfig]) -> str | None:
+        """Why the cluster could never take these runs (unreachable, no such GPU), or None."""
+        try:
+            cluster_nodes = nodes(self.address)
+            for config in configs:
+                check_request(self.address, config, self.gpu_model, cluster_nodes)
+        except RunError as error:
+            return str(error)
+        return None
+
+    def launch(self, store: RunStore, config: RunConfig, **extra) -> Run:
         """Check, create the run folder, submit the job, start the follower; returns at once."""
         check_reachable(self.address)  # nothing is written if the cluster is not there
         check_request(self.address, config, self.gpu_model, nodes(self.address))
         client = _client(self.address)
         run = local.create_local(store, config, cluster={
-            "address": self.address, "job_id": None, "gpu_model": self.gpu_model, "cpus": self.cpus})
+            "address": self.address, "gpu_model": self.gpu_model, "cpus": self.cpus}, **extra)
         job_id = f"training-{run.id}"
         stage = stage_working_dir()
         try:

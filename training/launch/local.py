@@ -28,7 +28,8 @@ def create_local(store: RunStore, config: RunConfig, run_id: str | None = None, 
 
     Refused with `RunError`, before anything is written, when the runs folder
     is read-only or its disk has less than `MIN_FREE_MB` free. `extra` goes into
-    config.json too (a cluster run's address and job id); `run_id` fixes the id.
+    config.json beside the settings (a group's id: training/groups.py; a cluster run's
+    address: launch/cluster.py); `run_id` fixes the id.
     """
     validate(config)
     if problem := store.start_problem():
@@ -54,9 +55,9 @@ def spawn_cli(run: Run, *args: str):
                                   env=env)
 
 
-def launch(store: RunStore, config: RunConfig) -> Run:
-    """Create the run and start its worker detached; returns at once."""
-    run = create_local(store, config)
+def launch(store: RunStore, config: RunConfig, **extra) -> Run:
+    """Create the run and start its worker detached; returns at once. `extra`: see create_local."""
+    run = create_local(store, config, **extra)
     child = spawn_cli(run, "work", run.id)
     # The worker writes the same identity itself; writing it here too closes
     # the window in which a just-launched run has no pid on disk.

@@ -264,6 +264,7 @@ class Run:
             "best_val_accuracy": run_log.best_val_accuracy,
             "elapsed_s": run_log.elapsed_s,
             "created": meta.get("created"),
+            "group": meta.get("group"),  # repeats and sweeps (training/groups.py)
             "error": run_log.format_error or self.cause(status, run_log),
         }
 

@@ -9,11 +9,14 @@ back to the CPU.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
 from training import gpucheck, hardware
 from training.config import RunConfig
+
+log = logging.getLogger(__name__)
 
 
 class GpuUnavailable(RuntimeError):
@@ -27,6 +30,43 @@ def pin_device(config: RunConfig) -> None:
     if config.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
         os.environ["JAX_PLATFORMS"] = "cpu"
+    if config.threads:
+        pin_thread_env(config.threads)
+
+
+def pin_thread_env(threads: int) -> None:
+    """--threads N, the part that must precede the imports: XLA's flags and OpenMP.
+
+    JAX reads XLA_FLAGS once, at import. Eigen's own pool is switched off only for one
+    thread: with it off, N > 1 would still run Eigen's ops on one thread.
+    """
+    flags = [f"intra_op_parallelism_threads={threads}"]
+    if threads == 1:
+        flags.insert(0, "--xla_cpu_multi_thread_eigen=false")
+    os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), *flags]).strip()
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # torch's and oneDNN's OpenMP pools
+
+
+def limit_threads(config: RunConfig) -> None:
+    """--threads N after pin_device, before any op runs: the backend's own thread pools.
+
+    TensorFlow refuses a change once its runtime has started, so this runs before
+    `backend_devices`. Both TensorFlow pools get N: tf.data and Keras's input pipeline
+    run on the inter-op pool, so intra-op alone would leave it at every core.
+    """
+    if not config.threads:
+        return
+    if config.backend == "tensorflow":
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(config.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(config.threads)
+    elif config.backend == "torch":
+        import torch
+        torch.set_num_threads(config.threads)
+        try:
+            torch.set_num_interop_threads(config.threads)
+        except RuntimeError as error:  # torch allows it once, before any parallel work; already done
+            log.debug("torch inter-op threads left as they were: %s", error)
 
 
 def backend_devices(backend: str) -> tuple[str, list[str]]:

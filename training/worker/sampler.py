@@ -4,7 +4,9 @@ Each sample is one `{"type": "system"}` line in the run's `system.jsonl`:
 CPU utilisation of the training process and of the whole machine (percent of
 one core and of all cores), process RSS, and, through NVML when a driver is
 present, per-GPU utilisation, memory, power and temperature. Without NVML the
-GPU fields are simply absent. The thread sleeps between samples; one sample
+GPU fields are simply absent. Where Linux RAPL is readable
+(`training/power.py`), each sample also carries the CPU packages' energy since
+sampling began and their mean power over the last interval. The thread sleeps between samples; one sample
 costs well under a millisecond of CPU (see docs/benchmarks.md).
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import psutil
 
+from training.power import RaplReader
 from training.store.logwriter import LogWriteError, LogWriter
 
 INTERVAL_S = 1.0
@@ -125,7 +128,9 @@ class SystemSampler:
         me.cpu_percent(None)  # the first call only sets the baseline
         psutil.cpu_percent(None)
         nvml = _Nvml(visible_gpu_indices()) if self.use_gpus else None
-        start = time.monotonic()
+        rapl = RaplReader()
+        start = last = time.monotonic()
+        last_joules = 0.0
         try:
             with LogWriter(self.path, numbered=True, echo=self.echo) as writer:
                 while not self._stop.wait(self.interval_s):
@@ -138,6 +143,12 @@ class SystemSampler:
                     }
                     if nvml and nvml.available and nvml.handles:
                         record["gpus"] = nvml.sample()
+                    joules = rapl.read()
+                    if joules is not None:  # J since sampling began, and W over the last interval
+                        now = time.monotonic()
+                        record["cpu_energy_j"] = round(joules, 3)
+                        record["cpu_power_w"] = round((joules - last_joules) / max(now - last, 1e-6), 2)
+                        last, last_joules = now, joules
                     writer.write(record)
         except LogWriteError as error:  # a full disk must not end the training it measures
             log.debug("system sampler stopped: %s", error)

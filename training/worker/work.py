@@ -23,7 +23,7 @@ from training.store import process, queue
 from training.store.logwriter import DISK_ERRNOS, LogWriteError, LogWriter, describe_write_error
 from training.store.queue import StopRequested
 from training.store.runs import END_STATES, FAILED, FINISHED, RUNNING, STOPPED, STOPPING, Run
-from training.worker.device import backend_devices, check_device, pin_device, versions
+from training.worker.device import backend_devices, check_device, limit_threads, pin_device, versions
 from training.worker.engines import (
     JIT_FLAGS,
     EpochClock,
@@ -37,6 +37,7 @@ from training.worker.engines import (
 
 def train(config: RunConfig, run: Run, writer: LogWriter, stop: StopFlag, echo: bool = False) -> None:
     pin_device(config)
+    limit_threads(config)  # --threads: before the backend runs any op
     backend_version, gpu_names = backend_devices(config.backend)
     check_device(config, gpu_names)
     stop.check()

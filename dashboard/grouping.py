@@ -1,0 +1,191 @@
+"""Repeated runs shown as groups: median lines with min-max bands, and the spread table.
+
+A `GroupSeries` is one cell (`training.groups.cell_key`): a group's runs with the
+same swept settings, or one run alone. Its figure is W&B's run-group view: the
+median across runs per epoch as a line, the min-max range as a filled band, and
+every single run in the legend, hidden until clicked. Pure: no Streamlit.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+import plotly.graph_objects as go
+from plotly.colors import hex_to_rgb, unlabel_rgb
+
+from dashboard.figures import LABELS, X_AXES, _layout
+from dashboard.series import PALETTE, RunSeries
+from training import energy, groups, stats
+from training.display import MISSING, number
+
+
+@dataclass
+class GroupSeries:
+    """One cell of runs and how it is drawn."""
+
+    id: str  # the group id, or the run id of a run alone
+    label: str
+    color: str
+    runs: list[RunSeries]
+
+    @property
+    def device(self) -> str | None:
+        return self.runs[0].meta.get("device")
+
+
+def group_series(series: list[RunSeries]) -> list[GroupSeries]:
+    """The runs split into cells, in pick order, each with one colour."""
+    found: dict[tuple, list[RunSeries]] = {}
+    for run in series:
+        found.setdefault(groups.cell_key(run.meta, run.id), []).append(run)
+    result = []
+    for index, members in enumerate(found.values()):
+        first = members[0]
+        label = first.label if len(members) == 1 else f"{first.label} (n={len(members)})"
+        result.append(GroupSeries(id=first.meta.get("group") or first.id, label=label,
+                                  color=PALETTE[index % len(PALETTE)], runs=members))
+    return result
+
+
+def rgba(color: str, alpha: float) -> str:
+    """A palette colour ("#rrggbb" or "rgb(r,g,b)") at the given opacity, for a band."""
+    red, green, blue = hex_to_rgb(color) if color.startswith("#") else unlabel_rgb(color)
+    return f"rgba({int(red)},{int(green)},{int(blue)},{alpha})"
+
+
+def band(group: GroupSeries, metric: str, x: str = "epoch") -> list[tuple[float, float, float, float]]:
+    """(x, median, min, max) across the group's runs at each epoch that has the metric.
+
+    Against elapsed seconds the x of an epoch is the median of the runs' elapsed times.
+    """
+    by_epoch: dict[int, list[tuple]] = {}
+    for run in group.runs:
+        for record in run.epochs:
+            if record.get(metric) is not None and record.get(x) is not None:
+                by_epoch.setdefault(record["epoch"], []).append((record[x], record[metric]))
+    points = []
+    for epoch in sorted(by_epoch):
+        xs, ys = zip(*by_epoch[epoch])
+        points.append((statistics.median(xs), statistics.median(ys), min(ys), max(ys)))
+    return points
+
+
+def make_band_figure(groups_: list[GroupSeries], metric: str, x: str = "epoch",
+                     log_y: bool = False) -> go.Figure:
+    """Each group's median per epoch as a line inside its min-max band; single runs legend-only.
+
+    Args:
+        groups_: the cells to draw, from `group_series`.
+        metric: an epoch record field, e.g. "val_accuracy" or "epoch_time_s".
+        x: "epoch" or "elapsed_s".
+        log_y: a log y axis (losses).
+    """
+    figure = go.Figure()
+    for group in groups_:
+        points = band(group, metric, x)
+        xs = [p[0] for p in points]
+        if len(group.runs) > 1:  # the band: min trace, then max filled down to it
+            figure.add_trace(go.Scatter(x=xs, y=[p[2] for p in points], mode="lines", line={"width": 0},
+                                        showlegend=False, legendgroup=group.id, hoverinfo="skip",
+                                        name=f"{group.label} min"))
+            figure.add_trace(go.Scatter(x=xs, y=[p[3] for p in points], mode="lines", line={"width": 0},
+                                        fill="tonexty", fillcolor=rgba(group.color, 0.2), showlegend=False,
+                                        legendgroup=group.id, hoverinfo="skip", name=f"{group.label} max"))
+        figure.add_trace(go.Scatter(
+            x=xs, y=[p[1] for p in points], mode="lines+markers", legendgroup=group.id, meta=group.id,
+            name=group.label + (" median" if len(group.runs) > 1 else ""),
+            line={"color": group.color, "width": 2, "dash": "dash" if group.runs[0].reference else "solid"},
+            marker={"size": 5, "color": group.color}))
+        if len(group.runs) > 1:
+            for number_, run in enumerate(group.runs, start=1):
+                pts = [(e[x], e[metric]) for e in run.epochs
+                       if e.get(x) is not None and e.get(metric) is not None]
+                figure.add_trace(go.Scatter(
+                    x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines", visible="legendonly",
+                    name=f"{group.label} · run {number_}", legendgroup=f"{group.id}-{run.id}", meta=run.id,
+                    line={"color": group.color, "width": 1, "dash": "dot"}))
+    against = "by epoch" if x == "epoch" else "against wall-clock time"
+    title = f"{LABELS.get(metric, metric)} {against}: median and min-max of repeats"
+    _layout(figure, title, X_AXES[x], LABELS.get(metric, metric))
+    if log_y:
+        figure.update_yaxes(type="log")
+    return figure
+
+
+def summaries(groups_: list[GroupSeries], target: float) -> list[dict]:
+    """`stats.summarize_runs` of every group, in order."""
+    return [stats.summarize_runs([(run.epochs, run.system) for run in group.runs], target)
+            for group in groups_]
+
+
+def _spread(values: dict, spec: str, unit: str = "") -> tuple[str, str]:
+    """('median', 'min–max') as text."""
+    if values["median"] is None:
+        return MISSING, MISSING
+    return (number(values["median"], spec, unit),
+            f"{number(values['min'], spec)}–{number(values['max'], spec, unit)}")
+
+
+def _time(values: dict, n: int, not_reached: int) -> tuple[str, str]:
+    if not_reached == n:
+        return "not reached", MISSING
+    median = "not reached" if values["median"] is None else number(values["median"], ",.2f", " s")
+    high = "∞" if values["max"] is None else number(values["max"], ",.2f")
+    return median, f"{number(values['min'], ',.2f')}–{high} s"
+
+
+def group_rows(groups_: list[GroupSeries], target: float, baseline: int = 0,
+               prices: dict[str, float | None] | None = None) -> list[dict]:
+    """One row per group: n, median and range of each measure, speedup, energy and cost.
+
+    Args:
+        groups_: the cells, from `group_series`.
+        target: the validation accuracy the time to target is measured at.
+        baseline: the index of the group the speedups are against (>1 = faster than it).
+        prices: price per hour by device ("cpu", "gpu"); a cost needs the group's device's.
+    """
+    found = summaries(groups_, target)
+    base = found[baseline] if found else None
+    rows = []
+    for group, summary in zip(groups_, found):
+        n, missing = summary["n"], summary["not_reached"]
+        epoch, epoch_range = _spread(summary["steady_epoch_s"], ",.2f", " s")
+        rate, rate_range = _spread(summary["steady_samples_per_s"], ",.0f")
+        ttt, ttt_range = _time(summary["time_to_target_s"], n, missing)
+        speed = stats.speedup(base, summary) if base else {"median": None, "low": None, "high": None}
+        used = summary["energy"]
+        price = (prices or {}).get(group.device)
+        total = summary["total_s"]["median"]
+        ttt_median = summary["time_to_target_s"]["median"]
+        rows.append({
+            "Group": group.label, "n": n,
+            "Steady epoch (median)": epoch, "Steady epoch (min–max)": epoch_range,
+            "Olympic mean": number(stats.public(summary["steady_epoch_s"]["olympic_mean"]), ",.2f", " s"),
+            "Samples/s (median)": rate, "Samples/s (min–max)": rate_range,
+            f"Time to {target:.2%} (median)": ttt, "Time to target (min–max)": ttt_range,
+            "Not reached": f"{missing} of {n}",
+            "Speedup (median)": number(speed["median"], ".2f", "×"),
+            "Speedup (range)": MISSING if speed["low"] is None else
+            f"{speed['low']:.2f}–{speed['high']:.2f}×",
+            "Cores busy": number(summary["cores_busy"]["median"], ".2f"),
+            "Energy / epoch": _energy(used, "joules_per_epoch"),
+            "Energy to target": _energy(used, "joules_to_target"),
+            "Cost to target": _money(energy.cost(stats.public(ttt_median), price), price),
+            "Cost of run": _money(energy.cost(total, price), price),
+        })
+    return rows
+
+
+def _energy(used: dict, key: str) -> str:
+    """Joules as text; "not measured" without any power reading, "—" when measured but undefined."""
+    if not used["measured"]:
+        return energy.NOT_MEASURED
+    value = used[key]["median"]
+    return MISSING if value is None else energy.format_joules(value)
+
+
+def _money(value: float | None, price: float | None) -> str:
+    if price is None:
+        return "no price"
+    return number(value, ",.4f")

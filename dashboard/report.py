@@ -1,0 +1,151 @@
+"""A shareable report: one self-contained HTML file that works offline.
+
+The summary table with spread, the Plotly charts (interactive: plotly.js is
+inlined once, and every chart refers to it), each run's hardware, versions and
+settings, and the definitions used. Nothing is loaded from the network when it
+is opened. Built from `RunSeries`, so the Compare page's "Download report" and
+`python -m training report` write the same file. No Streamlit.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from pathlib import Path
+
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from dashboard import grouping, scaling
+from dashboard.series import RunSeries, assign_colors, legend_label
+from training import comparison
+from training.store.runlog import RunLog
+from training.store.runs import Run
+
+DEFINITIONS = [
+    ("Epoch time", "training plus evaluation seconds of one epoch, as the published logs count it."),
+    ("Steady-state epoch time", "the median epoch time excluding epoch 1 (tracing, compilation, "
+                                "warm-up); undefined for a one-epoch run."),
+    ("Samples/s", "training samples over training seconds; steady-state is the median excluding epoch 1."),
+    ("Time to target", "elapsed seconds at the end of the first epoch whose validation accuracy reaches "
+                       "the target (DAWNBench/MLPerf): the clock never pauses and evaluation counts."),
+    ("Speedup of B over A", "steady-state epoch time of A / B, so > 1 means B is faster; for groups the "
+                            "ratio of medians, with the range from the extremes (A's fastest / B's slowest "
+                            "to A's slowest / B's fastest)."),
+    ("Olympic mean", "MLPerf Training's: with 3 or more runs, drop the fastest and the slowest and average "
+                     "the rest; a run that never reaches the target counts as infinitely slow."),
+    ("Cores kept busy", "mean of cpu_s / epoch_time_s over the steady epochs (1.0 = one core)."),
+    ("Energy", "GPU power (NVML) integrated over time, plus CPU package energy (Linux RAPL) where readable; "
+               "\"not measured\" where there was no reading. Nothing is estimated."),
+    ("Cost", "seconds × the price per hour given for the run's device / 3600."),
+]
+STYLE = """body{font-family:system-ui,sans-serif;margin:24px;color:#111}table{border-collapse:collapse;
+font-size:13px;margin:8px 0 20px}td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;
+vertical-align:top}th{background:#f3f4f6}.charts{display:grid;grid-template-columns:1fr 1fr;gap:12px}
+code{font-size:12px}.note{color:#555;font-size:13px}"""
+
+
+def load_series(runs: list[Run]) -> list[RunSeries]:
+    """Figure input for runs read straight from disk (the command line has no session)."""
+    colors = assign_colors([run.id for run in runs])
+    result = []
+    for run in runs:
+        log = RunLog(run.metrics_path, run.system_path)
+        log.update(system=True)
+        result.append(RunSeries(id=run.id, label=legend_label(run.meta), color=colors[run.id],
+                                epochs=log.epochs, reference=run.source == "reference", system=log.system,
+                                note=log.format_error, meta=run.meta, start=log.start))
+    return result
+
+
+def _table(rows: list[dict]) -> str:
+    if not rows:
+        return "<p class='note'>No rows.</p>"
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row.values()) + "</tr>"
+                   for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def charts(series: list[RunSeries], target: float) -> list[go.Figure]:
+    """The report's figures: bands of the groups, and scaling where the runs vary."""
+    cells = grouping.group_series(series)
+    figures = [grouping.make_band_figure(cells, "val_accuracy"),
+               grouping.make_band_figure(cells, "val_accuracy", x="elapsed_s"),
+               grouping.make_band_figure(cells, "epoch_time_s"),
+               grouping.make_band_figure(cells, "samples_per_s")]
+    figures[0].add_hline(y=target, line={"dash": "dot", "color": "#6b7280", "width": 1})
+    points = scaling.scaling_points(series)
+    if len({p["batch_size"] for p in points}) > 1:
+        figures.append(scaling.make_scaling_figure(points))
+        if scaling.speedup_lines(points):
+            figures.append(scaling.make_speedup_figure(points))
+    if len({p["threads"] for p in points if p["device"] == "cpu"}) > 1:
+        figures.append(scaling.make_scaling_figure(points, x="threads"))
+    return figures
+
+
+def _run_rows(series: list[RunSeries], target: float) -> list[dict]:
+    rows = []
+    for run in series:
+        start = run.start or {}
+        hardware, versions = start.get("hardware") or {}, start.get("versions") or {}
+        config = run.meta.get("config") or {}
+        measured = comparison.measure(run.epochs, target)
+        rows.append({
+            "Run": f"{run.label} [{run.id}]",
+            "Group": run.meta.get("group") or "",
+            "Hardware": ", ".join(str(v) for v in (hardware.get("cpu_model"),
+                                                   f"{hardware.get('cpu_logical_cores')} logical cores",
+                                                   *(hardware.get("gpu_names") or [])) if v) or "—",
+            "Versions": ", ".join(f"{k} {v}" for k, v in versions.items() if v) or "—",
+            "Settings": ", ".join(f"{k}={v}" for k, v in config.items()) or "—",
+            "Steady epoch": f"{measured['steady_epoch_s']:.3f} s" if measured["steady_epoch_s"] else "—",
+        })
+    return rows
+
+
+def build_report(series: list[RunSeries], target: float = comparison.DEFAULT_TARGET,
+                 prices: dict[str, float | None] | None = None,
+                 title: str = "Training benchmark report") -> str:
+    """The whole HTML document as text.
+
+    Args:
+        series: the runs, e.g. from `load_series` or the Compare page.
+        target: the validation accuracy the time to target is measured at.
+        prices: price per hour by device ("cpu", "gpu"), for the cost columns.
+        title: the page's heading.
+    """
+    cells = grouping.group_series(series)
+    divs = [figure.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+            for figure in charts(series, target)]
+    priced = ", ".join(f"{d.upper()} {p:g}/h" for d, p in (prices or {}).items() if p is not None)
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style>",
+        f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p class='note'>Written {time.strftime('%Y-%m-%d %H:%M %Z')}; target validation accuracy "
+        f"{target:.2%}; {len(series)} runs in {len(cells)} groups. Prices: {html.escape(priced or 'none')}."
+        " Works offline: plotly.js is inside this file.</p>",
+        "<h2>Summary (median and spread of each group)</h2>",
+        _table(grouping.group_rows(cells, target, prices=prices)),
+        "<h2>Charts</h2><p class='note'>Lines are medians, bands min–max; click a legend entry "
+        "to show a single run.</p><div class='charts'>",
+        *(f"<div>{div}</div>" for div in divs),
+        "</div><h2>Runs: hardware, versions, settings</h2>",
+        _table(_run_rows(series, target)),
+        "<h2>Definitions</h2><dl>",
+        *(f"<dt><b>{html.escape(term)}</b></dt><dd>{html.escape(text)}</dd>" for term, text in DEFINITIONS),
+        "</dl></body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def write_report(runs: list[Run], path: str | Path, target: float = comparison.DEFAULT_TARGET,
+                 prices: dict[str, float | None] | None = None,
+                 title: str = "Training benchmark report") -> Path:
+    """Write `build_report` of these runs to `path`; returns the path."""
+    path = Path(path)
+    path.write_text(build_report(load_series(runs), target, prices, title), encoding="utf-8")
+    return path

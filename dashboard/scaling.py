@@ -1,0 +1,122 @@
+"""Scaling charts: steady-state samples/s against batch size or threads, and GPU-over-CPU speedup.
+
+Input is any runs (a sweep's, or picked ones) as `RunSeries`; each run gives one
+point, its steady-state samples/s (`training.comparison`), and runs with the same
+device, backend and x are summarised as a median with a min-max error bar. A run
+with the default threads (all cores) is placed at its machine's core count from
+its start record. Pure figure builders: no Streamlit.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import plotly.graph_objects as go
+
+from dashboard.figures import _layout
+from dashboard.series import PALETTE, RunSeries
+from training import comparison
+
+X_TITLES = {"batch_size": "Batch size (images per step)", "threads": "CPU threads"}
+
+
+def scaling_points(series: list[RunSeries]) -> list[dict]:
+    """One point per run with a steady state: device, backend, batch size, threads, samples/s."""
+    points = []
+    for run in series:
+        value = comparison.steady_samples_per_s(run.epochs)
+        config = run.meta.get("config") or {}
+        if value is None or not config:
+            continue
+        cores = ((run.start or {}).get("hardware") or {}).get("cpu_logical_cores")
+        points.append({"device": run.meta.get("device"), "backend": run.meta.get("backend"),
+                       "batch_size": config.get("batch_size"), "threads": config.get("threads") or cores,
+                       "samples_per_s": value, "run": run.id})
+    return points
+
+
+def aggregate(points: list[dict], x: str) -> dict[tuple[str, str], list[tuple[float, float, float, float]]]:
+    """(device, backend) -> [(x, median, min, max) of samples/s], sorted by x."""
+    cells: dict[tuple, list[float]] = {}
+    for point in points:
+        if point.get(x) is not None:
+            cells.setdefault((point["device"], point["backend"], point[x]), []).append(point["samples_per_s"])
+    lines: dict[tuple[str, str], list] = {}
+    for (device, backend, value), rates in sorted(cells.items(), key=lambda item: item[0][2]):
+        lines.setdefault((device, backend), []).append(
+            (value, statistics.median(rates), min(rates), max(rates)))
+    return lines
+
+
+def make_scaling_figure(points: list[dict], x: str = "batch_size") -> go.Figure:
+    """Steady-state samples/s against batch size (or threads, CPU runs only), log axes.
+
+    Args:
+        points: from `scaling_points`.
+        x: "batch_size", or "threads" for CPU runs.
+    """
+    if x == "threads":
+        points = [p for p in points if p["device"] == "cpu"]
+    figure = go.Figure()
+    for index, ((device, backend), line) in enumerate(sorted(aggregate(points, x).items())):
+        color = PALETTE[index % len(PALETTE)]
+        figure.add_trace(go.Scatter(
+            x=[p[0] for p in line], y=[p[1] for p in line], mode="lines+markers",
+            name=f"{(device or '?').upper()} · {backend}", line={"color": color, "width": 2},
+            error_y={"type": "data", "symmetric": False, "array": [p[3] - p[1] for p in line],
+                     "arrayminus": [p[1] - p[2] for p in line], "color": color}))
+    what = "batch size" if x == "batch_size" else "CPU threads"
+    _layout(figure, f"Steady-state samples/s against {what} (median, min-max)", X_TITLES[x],
+            "Training samples / s")
+    figure.update_xaxes(type="log")
+    figure.update_yaxes(type="log")
+    return figure
+
+
+def crossovers(xs: list[float], speedups: list[float]) -> list[float]:
+    """Where the speedup crosses 1, interpolated linearly against log(x); [] if it never does."""
+    found = []
+    for (x0, s0), (x1, s1) in zip(zip(xs, speedups), zip(xs[1:], speedups[1:])):
+        if s0 == 1:
+            found.append(x0)
+        elif (s0 - 1) * (s1 - 1) < 0:
+            fraction = (1 - s0) / (s1 - s0)
+            found.append(math.exp(math.log(x0) + fraction * (math.log(x1) - math.log(x0))))
+    if xs and speedups[-1] == 1:
+        found.append(xs[-1])
+    return found
+
+
+def speedup_lines(points: list[dict]) -> dict[str, list[tuple[float, float]]]:
+    """backend -> [(batch size, GPU median samples/s / CPU median)] where both devices ran."""
+    lines = aggregate(points, "batch_size")
+    result = {}
+    for backend in sorted({b for _, b in lines}):
+        cpu = {p[0]: p[1] for p in lines.get(("cpu", backend), [])}
+        gpu = {p[0]: p[1] for p in lines.get(("gpu", backend), [])}
+        common = sorted(set(cpu) & set(gpu))
+        if common:
+            result[backend] = [(batch, gpu[batch] / cpu[batch]) for batch in common]
+    return result
+
+
+def make_speedup_figure(points: list[dict]) -> go.Figure:
+    """GPU-over-CPU speedup (ratio of median samples/s) against batch size; crossovers marked."""
+    figure = go.Figure()
+    for index, (backend, line) in enumerate(speedup_lines(points).items()):
+        color = PALETTE[index % len(PALETTE)]
+        xs, ys = [p[0] for p in line], [p[1] for p in line]
+        figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=f"GPU / CPU · {backend}",
+                                    line={"color": color, "width": 2}))
+        for where in crossovers(xs, ys):
+            figure.add_trace(go.Scatter(x=[where], y=[1.0], mode="markers+text", showlegend=False,
+                                        marker={"symbol": "star", "size": 14, "color": color},
+                                        text=[f"crossover ≈ {where:,.0f}"], textposition="top center",
+                                        name=f"crossover {backend}"))
+    figure.add_hline(y=1.0, line={"dash": "dot", "color": "#6b7280", "width": 1},
+                     annotation_text="GPU = CPU", annotation_position="bottom right")
+    _layout(figure, "GPU-over-CPU speedup against batch size", X_TITLES["batch_size"],
+            "Speedup (GPU samples/s / CPU samples/s)")
+    figure.update_xaxes(type="log")
+    return figure

@@ -1,0 +1,41 @@
+"""Scaling: steady-state samples/s against batch size and threads, and where the GPU starts to win."""
+
+import streamlit as st
+
+from dashboard import scaling, state
+
+store = state.get_store()
+st.title("Scaling")
+st.caption("Each point is the median of a configuration's runs (steady-state samples/s, epoch 1 excluded), "
+           "its bar the min–max. Queue a sweep on the Train page, or `python -m training sweep`.")
+runs = {run.id: run for run in store.runs()}
+sweeps: dict[str, list[str]] = {}
+for run_id, run in runs.items():
+    if run.meta.get("group"):
+        sweeps.setdefault(run.meta["group"], []).append(run_id)
+source = st.radio("Runs", ["A sweep or group", "Picked runs"], horizontal=True, key="scaling_source")
+if source == "A sweep or group":
+    if not sweeps:
+        st.info("No sweep or group yet. Queue one on the Train page, or pick runs instead.")
+        st.stop()
+    group = st.selectbox("Sweep or group", sorted(sweeps, reverse=True), key="scaling_group",
+                         format_func=lambda g: f"{runs[sweeps[g][0]].meta.get('group_kind')} of "
+                                               f"{len(sweeps[g])} runs · {g}")
+    picked = [runs[i] for i in sweeps[group]]
+else:
+    ids = st.multiselect("Runs", [i for i in runs if runs[i].source == "local"], key="scaling_runs",
+                         format_func=lambda i: f"{runs[i].name} · {i}")
+    picked = [runs[i] for i in ids]
+points = scaling.scaling_points(state.series(picked))
+if not points:
+    st.info("None of these runs has a steady state yet (it needs two finished epochs).")
+    st.stop()
+st.plotly_chart(scaling.make_scaling_figure(points), key="scaling_batch")
+if scaling.speedup_lines(points):
+    st.plotly_chart(scaling.make_speedup_figure(points), key="scaling_speedup")
+else:
+    st.caption("GPU-over-CPU speedup: needs CPU and GPU runs at the same batch sizes.")
+if len({p["threads"] for p in points if p["device"] == "cpu"}) > 1:
+    st.plotly_chart(scaling.make_scaling_figure(points, x="threads"), key="scaling_threads")
+else:
+    st.caption("Samples/s against threads: needs CPU runs with different --threads.")

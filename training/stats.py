@@ -1,0 +1,107 @@
+"""Statistics over a group of repeated runs: median, spread, the olympic mean.
+
+Follows MLPerf Training's rules: time several runs, drop the fastest and the
+slowest, average the rest (the "olympic" mean, defined for n >= 3), and count a
+run that never reaches the target as infinitely slow. Medians with their min-max
+range are what W&B's run groups show. Pure functions over `comparison.measure()`
+dicts: no I/O. `math.inf` stands for "not reached" inside; `public()` turns it
+into None for JSON, beside a count of the runs that did not reach the target.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+from training import comparison, energy
+from training.comparison import ratio
+
+# The measures a group summarises, and whether a larger value is better.
+MEASURES = {"steady_epoch_s": False, "steady_samples_per_s": True, "time_to_target_s": False,
+            "total_s": False, "cores_busy": None}
+SPREAD_KEYS = ("median", "min", "max", "olympic_mean")
+MIN_OLYMPIC = 3  # with fewer runs, dropping both extremes leaves nothing fair to average
+
+
+def olympic_mean(values: list[float]) -> float | None:
+    """Drop one smallest and one largest value, mean the rest; None for fewer than 3.
+
+    An infinite value (a run that never reached the target) may be dropped as the
+    slowest; if one is kept, the mean is infinite too, as MLPerf scores it.
+    """
+    if len(values) < MIN_OLYMPIC:
+        return None
+    kept = sorted(values)[1:-1]
+    if any(math.isinf(v) for v in kept):
+        return math.inf
+    return sum(kept) / len(kept)
+
+
+def spread(values: list[float]) -> dict:
+    """Median, min, max and olympic mean of the known values (all None if there are none)."""
+    if not values:
+        return dict.fromkeys(SPREAD_KEYS)
+    return {"median": float(statistics.median(values)), "min": float(min(values)),
+            "max": float(max(values)), "olympic_mean": olympic_mean(values)}
+
+
+def summarize(measures: list[dict]) -> dict:
+    """One group's statistics from its runs' `comparison.measure()` dicts.
+
+    A run with no steady state (one epoch, or no timings) is left out of the
+    timing measures; every run counts for time to target, unreached ones as inf.
+    """
+    summary: dict = {"n": len(measures)}
+    for key in MEASURES:
+        if key == "time_to_target_s":
+            values = [math.inf if m.get(key) is None else m[key] for m in measures]
+        else:
+            values = [m[key] for m in measures if m.get(key) is not None]
+        summary[key] = spread(values)
+    summary["not_reached"] = sum(1 for m in measures if m.get("time_to_target_s") is None)
+    return summary
+
+
+def speedup(a: dict, b: dict, key: str = "steady_epoch_s") -> dict:
+    """How much faster group B is than group A on a time measure: A / B of the medians.
+
+    The range beside it comes from the extremes: A's fastest over B's slowest
+    (`low`) to A's slowest over B's fastest (`high`). Unreached targets give None.
+    """
+    def finite(value):
+        return None if value is None or math.isinf(value) else value
+
+    sa, sb = a[key], b[key]
+    return {"median": ratio(finite(sa["median"]), finite(sb["median"])),
+            "low": ratio(finite(sa["min"]), finite(sb["max"])),
+            "high": ratio(finite(sa["max"]), finite(sb["min"]))}
+
+
+def public(value):
+    """A summary with every infinity as None, for JSON (which has no infinity)."""
+    if isinstance(value, dict):
+        return {k: public(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [public(v) for v in value]
+    if isinstance(value, float) and math.isinf(value):
+        return None
+    return value
+
+
+def summarize_runs(logs: list[tuple[list[dict], list[dict]]], target: float) -> dict:
+    """`summarize` from each run's (epoch records, system samples), plus energy.
+
+    `energy` holds the spread of the joules per steady epoch and to the target over the
+    runs where power was measured, and which sources were (`measured`: [] = not measured).
+    """
+    summary = summarize([comparison.measure(epochs, target) for epochs, _ in logs])
+    used = [energy.run_energy(epochs, system, target) for epochs, system in logs]
+    measured = [u for u in used if u["measured"]]
+    summary["energy"] = {
+        "measured": sorted({source for u in measured for source in u["measured"]}),
+        "joules_per_epoch": spread([u["total_joules_per_epoch"] for u in measured
+                                    if u["total_joules_per_epoch"] is not None]),
+        "joules_to_target": spread([u["total_joules_to_target"] for u in measured
+                                    if u["total_joules_to_target"] is not None]),
+    }
+    return summary
