@@ -93,6 +93,16 @@ def assert_well_formed(run_dir: Path, epochs: int, train: int, backend: str = "t
     assert epoch_records[-1]["loss"] < epoch_records[0]["loss"]
 
 
+def stop_active(store) -> None:
+    """End every queued or running run a test left behind (their workers are real processes)."""
+    from training.launch import local
+    from training.store.runs import ACTIVE_STATES
+
+    for run in store.runs():
+        if run.status() in ACTIVE_STATES:
+            local.stop(run, grace=5)
+
+
 @pytest.fixture(scope="session")
 def mnist_cached() -> None:
     """Make sure the verified MNIST cache exists before workers need it."""

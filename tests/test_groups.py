@@ -16,10 +16,9 @@ import statistics
 from pathlib import Path
 
 import pytest
-from conftest import cli, records, wait_for
+from conftest import cli, records, stop_active, wait_for
 from plotly.offline import get_plotlyjs
 
-from training.launch import local
 from training.store.queue import LOCK_NAME
 from training.store.runs import ACTIVE_STATES, RunStore
 
@@ -113,9 +112,7 @@ def test_sweep_queues_the_product_interleaved(runs_dir):
         assert all(m["config"]["epochs"] == 2 and m["config"]["limit_train"] == 512 for m in metas)
         assert all(store.open(i).status() == "queued" for i in run_ids)
     finally:
-        for run_id in store.ids():
-            if store.open(run_id).status() in ACTIVE_STATES:
-                local.stop(store.open(run_id), grace=5)
+        stop_active(store)
         os.close(lock)
 
 

@@ -11,15 +11,14 @@ import fcntl
 import os
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, stop_active
 from streamlit.testing.v1 import AppTest
 
 from training.config import make_config
-from training.launch import local
 from training.store.layout import METRICS_FILE
 from training.store.logwriter import encode
 from training.store.queue import LOCK_NAME
-from training.store.runs import ACTIVE_STATES, RunStore
+from training.store.runs import RunStore
 
 
 def page(path: str) -> AppTest:
@@ -79,9 +78,7 @@ def test_repeats_field_queues_one_group(runs_dir, mnist_cached):
         assert all(m["config"]["epochs"] == 2 and m["device"] == "cpu" for m in metas)
         assert any(f"as group {metas[0]['group']}" in s.value for s in at.success)
     finally:
-        for run_id in store.ids():
-            if store.open(run_id).status() in ACTIVE_STATES:
-                local.stop(store.open(run_id), grace=5)
+        stop_active(store)
         os.close(lock)
 
 
