@@ -33,6 +33,11 @@ class GroupSeries:
     def device(self) -> str | None:
         return self.runs[0].meta.get("device")
 
+    @property
+    def key(self) -> str:
+        """Unique per cell: a sweep's cells share the group id, never their first run."""
+        return f"{self.id}:{self.runs[0].id}"
+
 
 def group_series(series: list[RunSeries]) -> list[GroupSeries]:
     """The runs split into cells, in pick order, each with one colour."""
@@ -143,7 +148,8 @@ def group_rows(groups_: list[GroupSeries], target: float, baseline: int = 0,
         groups_: the cells, from `group_series`.
         target: the validation accuracy the time to target is measured at.
         baseline: the index of the group the speedups are against (>1 = faster than it).
-        prices: price per hour by device ("cpu", "gpu"); a cost needs the group's device's.
+        prices: price per hour by device ("cpu", "gpu"), or by a cell's `key` for one group
+            (which wins over its device's); a cost needs one of the two.
     """
     found = summaries(groups_, target)
     base = found[baseline] if found else None
@@ -155,7 +161,7 @@ def group_rows(groups_: list[GroupSeries], target: float, baseline: int = 0,
         ttt, ttt_range = _time(summary["time_to_target_s"], n, missing)
         speed = stats.speedup(base, summary) if base else {"median": None, "low": None, "high": None}
         used = summary["energy"]
-        price = (prices or {}).get(group.device)
+        price = (prices or {}).get(group.key) or (prices or {}).get(group.device)
         total = summary["total_s"]["median"]
         ttt_median = summary["time_to_target_s"]["median"]
         rows.append({

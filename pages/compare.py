@@ -115,6 +115,11 @@ def grouped_view(series) -> None:
     """Each cell of repeats as its median in a min–max band; the table shows median and spread."""
     cells = grouping.group_series(series)
     base = next((i for i, cell in enumerate(cells) if any(run.id == baseline for run in cell.runs)), 0)
+    with st.expander("Price per hour of one group (instead of its device's)"):
+        for column, cell in zip(st.columns(3) * len(cells), cells):
+            if price := column.number_input(cell.label, min_value=0.0, value=0.0, step=0.1,
+                                            key=f"price_{cell.key}", help="0 = use the device's price"):
+                prices[cell.key] = price
     st.dataframe(grouping.group_rows(cells, target, base, prices), hide_index=True, key="group_summary")
     charts = [
         ("val_acc_epoch", grouping.make_band_figure(cells, "val_accuracy")),

@@ -123,6 +123,14 @@ def test_grouped_compare_shows_median_and_spread(sweep_store):
     gpu256 = rows["gpu b256 · GPU · fit/tensorflow (n=3)"]
     assert gpu256["Speedup (median)"] == "5.00×" and gpu256["Speedup (range)"] == "2.00–16.00×"
     assert gpu256["Cost of run"] == "no price"
+    # A price for the GPU cell alone: its own key, nothing else changes.
+    [gpu_price] = [n for n in at.number_input
+                   if n.key.startswith("price_g-sweep:") and n.label.startswith("gpu b256")]
+    gpu_price.set_value(36.0).run()
+    rows = {row["Group"]: row for row in at.dataframe[0].value.to_dict("records")}
+    gpu_total = rows["gpu b256 · GPU · fit/tensorflow (n=3)"]
+    assert gpu_total["Cost of run"] not in ("no price", "—")
+    assert rows["cpu b32 · CPU · fit/tensorflow (n=3)"]["Cost of run"] == cpu32["Cost of run"]
     charts = at.get("plotly_chart")
     assert charts and any('"tonexty"' in chart.proto.spec for chart in charts)  # min-max bands
     assert any("legendonly" in chart.proto.spec for chart in charts)  # the single runs, one click away

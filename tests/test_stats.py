@@ -88,6 +88,9 @@ def test_no_power_readings_are_not_measured_never_estimated():
     [row] = grouping.group_rows(grouping.group_series([run]), 0.9, prices={"cpu": 3.6})
     assert row["Energy / epoch"] == "not measured" and row["Energy to target"] == "not measured"
     assert row["Cost to target"] == "0.0200" and row["Cost of run"] == "0.0200"  # 20 s at 3.60/h
+    [cell] = grouping.group_series([run])
+    [row] = grouping.group_rows([cell], 0.9, prices={"cpu": 3.6, cell.key: 7.2})  # this group's own price
+    assert row["Cost of run"] == "0.0400"  # 20 s at 7.20/h
 
 
 def test_rapl_counter_wraps_around(tmp_path):

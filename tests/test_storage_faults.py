@@ -25,7 +25,7 @@ from training.store import process
 from training.store.logwriter import append_record
 from training.store.runs import MIN_FREE_MB, RunError, RunStore
 
-PAGES = ["app.py", "pages/train.py", "pages/compare.py", "pages/runs.py"]
+PAGES = ["app.py", "pages/train.py", "pages/compare.py", "pages/runs.py", "pages/scaling.py"]
 
 
 @pytest.fixture
@@ -99,6 +99,9 @@ def test_a_read_only_runs_folder_can_be_browsed_but_nothing_written(tmpfs, monke
     assert rows[done]["status"] == "finished" and rows["ref-keras-cpu"]["epochs_done"] == 30
     assert cli("export", done, runs_dir=runs).returncode == 0
     assert cli("compare", done, "ref-keras-cpu", runs_dir=runs).returncode == 0
+    report = runs.parent.parent / "report.html"  # written elsewhere: reading the runs wrote nothing
+    assert cli("report", done, "ref-keras-cpu", "-o", str(report), runs_dir=runs).returncode == 0
+    assert report.stat().st_size > 0
     for args in (["run", "--epochs", "1", *TINY], ["import", str(FIXTURES / "keras3-csvlogger.csv")],
                  ["delete", done]):
         refused = cli(*args, runs_dir=runs)

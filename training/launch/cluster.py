@@ -142,7 +142,8 @@ class RayLauncher:
     Args:
         address: the Ray dashboard address, e.g. http://127.0.0.1:8265 (RAY_ADDRESS).
         gpu_model: a GPU run asks for a node with this model (e.g. "H100").
-        cpus: CPUs a run asks Ray for (default 1; the backend may still use more).
+        cpus: CPUs a run asks Ray for when it sets no --threads (default 1; the backend
+            may still use every core of its node then).
         pip: install requirements.txt on the node through runtime_env `pip`.
     """
 
@@ -179,7 +180,8 @@ class RayLauncher:
             client.submit_job(
                 entrypoint=entrypoint(run.id, config), submission_id=job_id,
                 runtime_env=runtime_env(stage, self.pip),
-                entrypoint_num_cpus=self.cpus,
+                # --threads N: the run uses N cores, so it asks Ray for N (else --cluster-cpus)
+                entrypoint_num_cpus=config.threads or self.cpus,
                 entrypoint_num_gpus=1 if config.device == "gpu" else 0,
                 entrypoint_resources={f"{ACCELERATOR_PREFIX}{self.gpu_model}": 0.001}
                 if config.device == "gpu" and self.gpu_model else None,
