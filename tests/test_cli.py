@@ -21,6 +21,7 @@ def test_list_json_has_the_reference_runs_with_every_field(runs_dir):
                   "best_val_accuracy", "elapsed_s"):
         assert field in keras
     assert keras["name"] == "Keras CPU (published)" and keras["source"] == "reference"
+    assert keras["where"] == "published run"
     assert (keras["epochs_done"], keras["best_val_accuracy"], keras["elapsed_s"]) == (30, 0.9939, 3318)
     assert rows["ref-tensorflow-gpu"]["elapsed_s"] == 118.17
 
@@ -75,6 +76,7 @@ def test_import_with_name_and_device(runs_dir):
     rows = {r["id"]: r for r in json.loads(cli("list", "--json", runs_dir=runs_dir).stdout)}
     assert rows[run_id]["name"] == "laptop" and rows[run_id]["device"] == "cpu"
     assert rows[run_id]["source"] == "imported" and rows[run_id]["epochs_done"] == 3
+    assert rows[run_id]["where"] == "imported log"
 
 
 @pytest.mark.parametrize("command", ["export", "stop", "delete"])

@@ -250,7 +250,7 @@ class Run:
             "id": self.id,
             "name": self.name,
             "status": status,
-            "where": f"Ray cluster at {cluster['address']}" if cluster else "this machine",
+            "where": self._where(cluster),
             "source": self.source,
             "device": meta.get("device"),
             "engine": meta.get("engine"),
@@ -267,6 +267,11 @@ class Run:
             "group": meta.get("group"),  # repeats and sweeps (training/groups.py)
             "error": run_log.format_error or self.cause(status, run_log),
         }
+
+    def _where(self, cluster: dict) -> str:
+        if cluster:
+            return f"Ray cluster at {cluster['address']}"
+        return {"reference": "published run", "imported": "imported log"}.get(self.source, "this machine")
 
     # -- changing it -----------------------------------------------------------
     def set_status(self, state: str, **extra) -> None:
