@@ -12,6 +12,7 @@ from dashboard.figures import SYSTEM_LABELS, system_peaks
 from training.config import ConfigError
 from training.imports.parsers import ImportFormatError
 from training.imports.runs import MAX_SAMPLES, import_text
+from training.launch.cluster import job_id_of
 from training.store.runs import ACTIVE_STATES, FAILED, LOST, Run, RunError, RunStore
 
 STDERR_TAIL_LINES = 40
@@ -24,7 +25,7 @@ def run_detail(run: Run, status: str) -> None:
     if log.format_error:
         st.warning(f"This run's log cannot be read: {log.format_error}.")
     if cluster := meta.get("cluster"):
-        st.caption(f"Trained on the Ray cluster at {cluster['address']} as job `training-{run.id}`; "
+        st.caption(f"Trained on the Ray cluster at {cluster['address']} as job `{job_id_of(run)}`; "
                    "its records were copied here as they arrived.")
     settings_col, machine_col = st.columns(2)
     settings_col.markdown("**Settings**")

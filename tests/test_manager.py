@@ -10,7 +10,7 @@ import pytest
 from conftest import cli, records, wait_for
 
 from training.config import make_config
-from training.launch import local
+from training.launch import LocalLauncher, launch_pair, local
 from training.store.runlog import RunLog
 from training.store.runs import RunError, RunStore
 
@@ -113,7 +113,8 @@ def test_stopping_a_queued_run_cancels_it(runs_dir, mnist_cached):
 
 def test_pair_launch_queues_cpu_then_gpu_with_the_same_settings(runs_dir):
     store = RunStore(runs_dir)
-    cpu, gpu = [r.id for r in local.launch_pair(store, make_config(epochs=3, batch_size=64, **TINY))]
+    config = make_config(epochs=3, batch_size=64, **TINY)
+    cpu, gpu = [r.id for r in launch_pair(LocalLauncher(), store, config)]
     try:
         a, b = store.open(cpu).meta, store.open(gpu).meta
         assert (a["device"], b["device"]) == ("cpu", "gpu") and cpu < gpu

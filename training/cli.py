@@ -25,7 +25,10 @@ import csv
 import dataclasses
 import json
 import logging
+import shutil
 import sys
+import tempfile
+import time
 
 from training import cli_groups, comparison, doctor, groups
 from training.config import BACKENDS, ConfigError, RunConfig, make_config
@@ -188,9 +191,6 @@ def cmd_work(store: RunStore, args) -> int:
 
 def cmd_remote_work(store: RunStore, args) -> int:
     """On a cluster node: train in a scratch run folder and echo every record on stdout."""
-    import shutil
-    import tempfile
-
     from training.worker.work import work
 
     config = RunConfig.from_dict(json.loads(args.config))
@@ -239,8 +239,6 @@ def cmd_stop(store: RunStore, args) -> int:
 
 def wait_for_end(run, timeout: float) -> str | None:
     """The run's end status once it has one, or None after `timeout` seconds."""
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (status := run.status()) in END_STATES:

@@ -29,7 +29,7 @@ from training import PROJECT_ROOT
 from training.config import RunConfig
 from training.launch import local
 from training.store import process
-from training.store.runs import FAILED, LOST, STOPPING, Run, RunError, RunStore
+from training.store.runs import FAILED, LOST, Run, RunError, RunStore
 
 CONNECT_TIMEOUT_S = 5.0  # an unreachable address fails well inside 10 s
 NODES_TIMEOUT_S = 8
@@ -174,7 +174,7 @@ class RayLauncher:
         client = _client(self.address)
         run = local.create_local(store, config, cluster={
             "address": self.address, "gpu_model": self.gpu_model, "cpus": self.cpus}, **extra)
-        job_id = f"training-{run.id}"
+        job_id = job_id_of(run)
         stage = stage_working_dir()
         try:
             client.submit_job(
@@ -207,6 +207,7 @@ def _discard(run: Run) -> None:
 
 
 def job_id_of(run: Run) -> str:
+    """The Ray submission id of a cluster run: its run id, prefixed (the one place it is built)."""
     return f"training-{run.id}"
 
 
@@ -229,5 +230,5 @@ def revive_followers(runs: list[Run], statuses: dict[str, str]) -> dict[str, str
     for run in runs:
         if statuses.get(run.id) == LOST and is_remote(run) and not run.store.read_only_reason():
             start_follower(run)
-            statuses[run.id] = run.recorded_state() if run.recorded_state() != STOPPING else STOPPING
+            statuses[run.id] = run.recorded_state()  # queued, running or stopping, as the follower keeps it
     return statuses

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 
+from training.launch.cluster import job_id_of
 from training.store.logreader import LogReader
 from training.store.logwriter import LogWriter, read_echoed
 from training.store.runs import (
@@ -50,7 +51,7 @@ class Follower:
     def __init__(self, run: Run, client):
         self.run = run
         self.client = client
-        self.job_id = f"training-{run.id}"
+        self.job_id = job_id_of(run)
         self.metrics = LogWriter(run.metrics_path)  # records keep the seq the worker gave them
         self.system = LogWriter(run.system_path)
         self.seen = {"metrics": last_seq(run.metrics_path), "system": last_seq(run.system_path)}

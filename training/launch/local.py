@@ -68,11 +68,6 @@ def launch(store: RunStore, config: RunConfig, **extra) -> Run:
     return run
 
 
-def launch_pair(store: RunStore, config: RunConfig) -> list[Run]:
-    """CPU then GPU with the same settings; the queue runs them one after the other."""
-    return [launch(store, paired(config, device)) for device in ("cpu", "gpu")]
-
-
 def paired(config: RunConfig, device: str) -> RunConfig:
     """One half of a CPU/GPU pair: the same settings on `device`, named after it."""
     name = f"{config.name} ({device.upper()})" if config.name else ""

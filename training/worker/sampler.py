@@ -33,6 +33,7 @@ class _Nvml:
 
     def __init__(self, indices: list[int] | None):
         self.handles = []
+        self.unsupported: set[tuple[int, str]] = set()  # (GPU, field) pairs NVML refused once
         try:
             import pynvml
             pynvml.nvmlInit()
@@ -46,8 +47,6 @@ class _Nvml:
         for index in indices if indices is not None else range(count):
             if 0 <= index < count:
                 self.handles.append((index, pynvml.nvmlDeviceGetHandleByIndex(index)))
-
-    unsupported: set[tuple[int, str]] = set()  # (GPU, field) pairs NVML refused once
 
     def sample(self) -> list[dict]:
         gpus = []
