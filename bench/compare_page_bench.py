@@ -29,7 +29,7 @@ def main() -> None:
     from streamlit.testing.v1 import AppTest
 
     from training.imports.runs import REFERENCE_TEXT, import_text
-    from training.store.runs import RunStore
+    from training.store import RunStore
 
     keras_block = REFERENCE_TEXT.read_text().split("### Tensorflow GPU")[0]
     with tempfile.TemporaryDirectory() as tmp:

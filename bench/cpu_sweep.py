@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from training.cli_groups import compare_groups  # noqa: E402
-from training.store.runs import ACTIVE_STATES, RunStore  # noqa: E402
+from training.cli.analysis import compare_groups  # noqa: E402
+from training.store import ACTIVE_STATES, RunStore  # noqa: E402
 
 
 def main() -> None:

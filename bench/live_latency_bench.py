@@ -25,7 +25,7 @@ from browser_support import CHART_HAS_EPOCH_JS, CHROMIUM, CHROMIUM_ARGS, start_s
 
 from training.config import make_config  # noqa: E402
 from training.launch import local  # noqa: E402
-from training.store.runs import ACTIVE_STATES, RunStore  # noqa: E402
+from training.store import ACTIVE_STATES, RunStore  # noqa: E402
 
 
 def main() -> None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import state, widgets
-from dashboard.figures import SYSTEM_LABELS, system_peaks
+from training import launch
+from training.analysis.figures import SYSTEM_LABELS, system_peaks
 from training.config import ConfigError
 from training.imports.parsers import ImportFormatError
 from training.imports.runs import MAX_SAMPLES, import_text
-from training.launch.cluster import job_id_of
-from training.store.runs import ACTIVE_STATES, FAILED, LOST, Run, RunError, RunStore
+from training.store import ACTIVE_STATES, FAILED, LOST, Run, RunError, RunStore
 
 STDERR_TAIL_LINES = 40
 IMPORT_TYPES = ["txt", "log", "md", "csv", "out"]
@@ -24,9 +24,8 @@ def run_detail(run: Run, status: str) -> None:
     meta, log = run.meta, state.follower(run, system=True)
     if log.format_error:
         st.warning(f"This run's log cannot be read: {log.format_error}.")
-    if cluster := meta.get("cluster"):
-        st.caption(f"Trained on the Ray cluster at {cluster['address']} as job `{job_id_of(run)}`; "
-                   "its records were copied here as they arrived.")
+    if meta.get("cluster"):
+        st.caption(f"Trained on the {launch.describe(run)}; its records were copied here as they arrived.")
     settings_col, machine_col = st.columns(2)
     settings_col.markdown("**Settings**")
     settings_col.json(meta.get("config") or {k: meta.get(k) for k in ("source", "origin", "format")})

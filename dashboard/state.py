@@ -12,11 +12,11 @@ import importlib.util
 
 import streamlit as st
 
-from dashboard.series import RunSeries, assign_colors, legend_label
-from training import doctor, gpucheck
+from training import launch
+from training.analysis.series import RunSeries, load_series
 from training.config import BACKENDS
-from training.store.runlog import RunLog
-from training.store.runs import ACTIVE_STATES, Run, RunStore, default_runs_dir
+from training.store import ACTIVE_STATES, Run, RunLog, RunStore, default_runs_dir
+from training.system import doctor, gpucheck
 
 REFRESH_S = 1.0  # live parts poll this often while a shown run is active
 NEW_RUNS_POLL_S = 3.0  # how often an idle Compare page looks for runs made elsewhere
@@ -53,23 +53,13 @@ def forget(run: Run) -> None:
 
 
 def series(runs: list[Run]) -> list[RunSeries]:
-    """Figure input for the picked runs, colours fixed by pick order."""
-    colors = assign_colors([run.id for run in runs])
-    result = []
-    for run in runs:
-        log = follower(run, system=True)
-        result.append(RunSeries(id=run.id, label=legend_label(run.meta), color=colors[run.id],
-                                epochs=log.epochs, reference=run.source == "reference",
-                                system=log.system, note=log.format_error, meta=run.meta,
-                                start=log.start))
-    return result
+    """Figure input for the picked runs, colours fixed by pick order, read through the followers."""
+    return load_series(runs, lambda run: follower(run, system=True))
 
 
 def statuses(store: RunStore, runs: list[Run]) -> dict[str, str]:
     """Each run's status, once per rerun; a cluster run whose follower died gets a new one."""
-    from training.launch.cluster import revive_followers
-
-    return revive_followers(runs, store.statuses(runs))
+    return launch.reattach(runs, store.statuses(runs))
 
 
 def any_active(runs: list[Run]) -> bool:
@@ -87,9 +77,7 @@ def gpu_availability(backend: str) -> tuple[bool, str]:
 @st.cache_data(ttl=10, show_spinner="Asking the Ray cluster for its nodes…")
 def cluster_nodes(address: str) -> list[dict]:
     """The Ray cluster's live nodes (CPUs, GPUs, models); asked at most every 10 s."""
-    from training.launch.cluster import nodes
-
-    return nodes(address)
+    return launch.cluster_nodes(address)
 
 
 def recheck_gpus() -> None:

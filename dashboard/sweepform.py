@@ -1,6 +1,6 @@
 """The Train page's repeats and sweep: starting runs as groups, and the sweep's preview.
 
-Streamlit glue over `training.groups`: the same planning, GPU refusal and time
+Streamlit glue over `training.launch.sweeps`: the same planning, GPU refusal and time
 estimate as `python -m training sweep`. A sweep is every combination of the
 chosen devices, backends, batch sizes, precisions and thread counts, times the
 page's Repeats, queued interleaved as one group.
@@ -13,15 +13,14 @@ import dataclasses
 import streamlit as st
 
 from dashboard import state
-from training import groups
-from training.config import PRECISIONS, ConfigError, RunConfig
-from training.launch import Launcher, launch_pair
-from training.store.runs import Run, RunError, RunStore
+from training.config import MAX_REPEATS, PRECISIONS, ConfigError, RunConfig
+from training.launch import Launcher, launch_pair, sweeps
+from training.store import Run, RunError, RunStore
 
 
 def repeats_field(where=st) -> int:
     """The "Repeats" number: how many runs of each configuration to queue as one group."""
-    return int(where.number_input("Repeats", min_value=1, max_value=groups.MAX_REPEATS, value=1, step=1,
+    return int(where.number_input("Repeats", min_value=1, max_value=MAX_REPEATS, value=1, step=1,
                                   key="repeats", help="Queue N runs of each configuration as one group: "
                                   "the Compare page then shows their median and min–max spread."))
 
@@ -34,8 +33,8 @@ def start_runs(launcher: Launcher, store: RunStore, config: RunConfig, devices: 
         if len(devices) == 2:
             return launch_pair(launcher, store, config)
         return [launcher.launch(store, dataclasses.replace(config, device=devices[0]))]
-    planned = groups.plan(config, {"device": list(devices)}, repeats)
-    return groups.queue(store, planned, "repeats" if len(devices) == 1 else "sweep", config.name,
+    planned = sweeps.plan(config, {"device": list(devices)}, repeats)
+    return sweeps.queue(store, planned, "repeats" if len(devices) == 1 else "sweep", config.name,
                         launcher)[1]
 
 
@@ -71,20 +70,20 @@ def sweep_form(launcher: Launcher, store: RunStore, config: RunConfig | None, re
         try:
             values = {"device": devices, "backend": backends, "precision": precisions,
                       "batch_size": _numbers(batches, "batch_size"), "threads": _numbers(threads, "threads")}
-            planned = groups.plan(config, values, repeats)
+            planned = sweeps.plan(config, values, repeats)
         except ConfigError as error:
             st.error(f"**{error.field.replace('_', ' ').capitalize()}:** {error.message}")
             return []
         configs = [c for _, c in planned]
-        seconds, basis = groups.estimate(store, configs)
+        seconds, basis = sweeps.estimate(store, configs)
         st.markdown(f"**{len(planned)} runs** ({len(planned) // repeats} configurations × {repeats} "
                     f"repeats, interleaved), about **{seconds / 60:,.1f} min** — {basis}.")
-        problem = groups.device_problem(configs, launcher) or store.start_problem()
+        problem = sweeps.device_problem(configs, launcher) or store.start_problem()
         if problem:
             st.warning(f"Cannot queue this sweep: {problem}.")
         if st.button("Queue sweep", key="start_sweep", disabled=bool(problem), help=problem):
             try:
-                return groups.queue(store, planned, "sweep", config.name, launcher)[1]
+                return sweeps.queue(store, planned, "sweep", config.name, launcher)[1]
             except (RunError, ConfigError) as error:
                 st.error(str(error))
     return []

@@ -12,11 +12,20 @@ import os
 import streamlit as st
 
 from dashboard import state
-from training.config import ENGINES, JIT_MODES, PRECISIONS, ConfigError, RunConfig, make_config
-from training.display import MISSING, number
-from training.launch import Launcher, launcher_for, local, request_stop
-from training.launch.cluster import normalise_address
-from training.store.runs import ACTIVE_STATES, QUEUED, STOPPING, Run, RunError
+from training import launch
+from training.analysis import listing
+from training.analysis.display import MISSING, number
+from training.config import (
+    ENGINES,
+    JIT_MODES,
+    MAX_NAME_LENGTH,
+    PRECISIONS,
+    ConfigError,
+    RunConfig,
+    make_config,
+)
+from training.launch import STOP_GRACE_S, Launcher, launcher_for, request_stop
+from training.store import ACTIVE_STATES, QUEUED, STOPPING, Run, RunError
 
 DEFAULTS = RunConfig()
 STATUS_TEXT = {STOPPING: "stopping…"}
@@ -60,7 +69,7 @@ def settings_form() -> tuple[RunConfig | None, ConfigError | None]:
         inline["limit_train"] = subset_mid.empty()
         limit_test = subset_right.number_input("Test images", value=1000, step=500, key="limit_test")
         inline["limit_test"] = subset_right.empty()
-    name = st.text_input("Name (optional)", key="name", max_chars=100)
+    name = st.text_input("Name (optional)", key="name", max_chars=MAX_NAME_LENGTH)
     concurrent = st.checkbox("Start at once, without waiting for other runs (their timings then "
                              "compete for the same cores)", key="concurrent")
     try:
@@ -101,7 +110,7 @@ def run_card(run: Run, status: str) -> None:
         progress = log.progress
         if status == STOPPING:
             st.progress(0.0, text="Stopping: the worker finishes its batch (killed after "
-                                  f"{local.STOP_GRACE_S:g} s if it does not)")
+                                  f"{STOP_GRACE_S:g} s if it does not)")
         elif status == QUEUED:
             st.progress(0.0, text="Queued: starts when no other run is training (fair timing)")
         elif progress:
@@ -151,7 +160,7 @@ def recent_runs(runs: list[Run], statuses: dict[str, str], limit: int = 3) -> No
         return
     st.caption("Recently ended (compare them on the Compare page):")
     for run in ended:
-        row = run.row(state.follower(run), statuses[run.id])
+        row = listing.row(run, launch.describe(run), state.follower(run), statuses[run.id])
         st.markdown(f"- **{row['name']}** · {(row['device'] or '?').upper()} · `{row['status']}` · "
                     f"{row['epochs_done']}/{row['epochs']} epochs · best val accuracy "
                     f"{number(row['best_val_accuracy'], '.4f')} · {number(row['elapsed_s'], ',.1f', ' s')}")
@@ -182,7 +191,7 @@ def where_choice(backend: str) -> tuple[Launcher | None, bool, str]:
                             key="ray_address", placeholder="http://127.0.0.1:8265",
                             help="The Ray dashboard's address. Reach a remote one through an SSH tunnel: "
                                  "its port has no authentication.").strip()
-    cluster = f"Ray cluster at {normalise_address(address)}" if address else None
+    cluster = launch.cluster_name(address) if address else None
     where = st.radio("Where", ["This machine", cluster], key="where", horizontal=True) if cluster else None
     if where != cluster or cluster is None:
         with st.spinner(f"Asking {backend} whether it sees a GPU…"):  # a few seconds, once per backend

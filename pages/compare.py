@@ -2,15 +2,17 @@
 
 import streamlit as st
 
-from dashboard import grouping, report, state, tables
-from dashboard.figures import (
+from dashboard import state
+from training.analysis import grouping, groups, report, tables
+from training.analysis.comparison import DEFAULT_TARGET
+from training.analysis.figures import (
     make_epoch_time_figure,
     make_metric_figure,
     make_system_figure,
     make_throughput_figure,
     system_keys,
 )
-from training.store.runs import ACTIVE_STATES, FAILED
+from training.store import ACTIVE_STATES, FAILED
 
 store = state.get_store()
 st.title("Compare runs")
@@ -33,10 +35,7 @@ failed = frozenset(i for i, status in statuses.items() if status == FAILED)
 # The widget's identity is its key, so new choices keep the user's picks.
 picked = st.multiselect("Runs", choices, default=state.default_picks(metas, show_refs, failed),
                         key="compare_runs", format_func=lambda i: f"{metas[i].get('name')} · {i}")
-group_members: dict[str, list[str]] = {}
-for run_id, meta in metas.items():
-    if meta.get("group"):
-        group_members.setdefault(meta["group"], []).append(run_id)
+group_members = groups.member_ids(list(runs.values()))
 picked_groups = st.multiselect(
     "Groups (repeats and sweeps: adds all their runs)", sorted(group_members, reverse=True),
     key="compare_groups", format_func=lambda g: f"{metas[group_members[g][0]].get('group_name') or g} · "
@@ -48,8 +47,8 @@ if not picked:
     st.stop()
 
 target_col, base_col, log_col, time_col = st.columns([1, 2, 1, 1])
-target = target_col.number_input("Target validation accuracy", min_value=0.5, max_value=1.0, value=0.99,
-                                 step=0.001, format="%.3f", key="target")
+target = target_col.number_input("Target validation accuracy", min_value=0.5, max_value=1.0,
+                                 value=DEFAULT_TARGET, step=0.001, format="%.3f", key="target")
 baseline = base_col.selectbox("Speedup baseline", [run.id for run in picked], key="baseline",
                               format_func=lambda i: runs[i].name)
 log_loss = log_col.toggle("Log-scale loss", value=True, key="log_loss")

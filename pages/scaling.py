@@ -2,17 +2,15 @@
 
 import streamlit as st
 
-from dashboard import scaling, state
+from dashboard import state
+from training.analysis import groups, scaling
 
 store = state.get_store()
 st.title("Scaling")
 st.caption("Each point is the median of a configuration's runs (steady-state samples/s, epoch 1 excluded), "
            "its bar the min–max. Queue a sweep on the Train page, or `python -m training sweep`.")
 runs = {run.id: run for run in store.runs()}
-sweeps: dict[str, list[str]] = {}
-for run_id, run in runs.items():
-    if run.meta.get("group"):
-        sweeps.setdefault(run.meta["group"], []).append(run_id)
+sweeps = groups.member_ids(list(runs.values()))
 source = st.radio("Runs", ["A sweep or group", "Picked runs"], horizontal=True, key="scaling_source")
 if source == "A sweep or group":
     if not sweeps:

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import state, sweepform, widgets
-from training.store.runs import ACTIVE_STATES, RunError
+from training.store import ACTIVE_STATES, RunError
 
 store = state.get_store()
 st.title("Train the published CNN")

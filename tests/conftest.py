@@ -96,7 +96,7 @@ def assert_well_formed(run_dir: Path, epochs: int, train: int, backend: str = "t
 def stop_active(store) -> None:
     """End every queued or running run a test left behind (their workers are real processes)."""
     from training.launch import local
-    from training.store.runs import ACTIVE_STATES
+    from training.store import ACTIVE_STATES
 
     for run in store.runs():
         if run.status() in ACTIVE_STATES:

@@ -13,8 +13,8 @@ import time
 import pytest
 from conftest import TINY, assert_well_formed, cli, only_run, records
 
-from dashboard.series import legend_label
-from training.store.runs import RunStore
+from training.analysis.series import legend_label
+from training.store import RunStore
 
 BACKENDS = [
     "tensorflow",

@@ -15,7 +15,7 @@ from browser_support import CHART_HAS_EPOCH_JS, CHROMIUM, CHROMIUM_ARGS, start_s
 from conftest import TEST_OUTPUT
 
 from training.launch import local
-from training.store.runs import ACTIVE_STATES, RunStore
+from training.store import ACTIVE_STATES, RunStore
 
 SHOTS = TEST_OUTPUT / "screenshots"
 

@@ -114,9 +114,9 @@ def test_import_samples_option_fills_in_throughput(runs_dir):
 
 
 def newer_log(runs_dir) -> str:
+    from training.store import RunStore
     from training.store.layout import METRICS_FILE
     from training.store.logwriter import encode
-    from training.store.runs import RunStore
 
     records = [{"type": "start", "format_version": 99}, {"type": "epoch", "epoch": 1, "loss": 0.1},
                {"type": "end", "status": "finished"}]

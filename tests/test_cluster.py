@@ -21,8 +21,10 @@ import pytest
 from conftest import ROOT, TINY, cli, records, wait_for
 from streamlit.testing.v1 import AppTest
 
+from training import launch
+from training.analysis import listing
 from training.launch.cluster import nodes
-from training.store.runs import RunError, RunStore
+from training.store import RunError, RunStore
 
 pytest.importorskip("ray", reason="Ray is not installed: pip install -r requirements-cluster.txt")
 RAY = Path(sys.executable).with_name("ray")
@@ -118,7 +120,7 @@ def test_a_gpu_run_on_the_logical_gpu_fails_with_the_workers_reason(cluster, run
                                                                     monkeypatch):
     run_id = submit(runs_dir, cluster, "--device", "gpu", "--epochs", "1", *TINY)
     wait_for(lambda: status(runs_dir, run_id) == "failed", 120, what="failed")
-    row = RunStore(runs_dir).open(run_id).row()
+    row = listing.row(RunStore(runs_dir).open(run_id), launch.describe(RunStore(runs_dir).open(run_id)))
     assert "the tensorflow backend sees no GPU" in row["error"]
     monkeypatch.setenv("TRAINING_RUNS_DIR", str(runs_dir))
     at = AppTest.from_file(str(ROOT / "pages/runs.py"), default_timeout=60).run()

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard import tables
-from dashboard.figures import (
+from dashboard.state import default_picks
+from training.analysis import tables
+from training.analysis.figures import (
     make_metric_figure,
     make_system_figure,
     make_throughput_figure,
     system_keys,
     system_peaks,
 )
-from dashboard.series import RunSeries, assign_colors, legend_label
-from dashboard.state import default_picks
+from training.analysis.series import RunSeries, assign_colors, legend_label
 from training.imports.runs import reference_logs
 
 

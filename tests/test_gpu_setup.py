@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TINY, cli, only_run, records
 
-from training import doctor, gpucheck
+from training.system import doctor, gpucheck
 
 FAKE_NVIDIA_SMI = """#!/bin/sh
 # Stand-in for the NVIDIA driver's nvidia-smi, which cannot exist on this GPU-less machine.

@@ -19,8 +19,8 @@ import pytest
 from conftest import cli, records, stop_active, wait_for
 from plotly.offline import get_plotlyjs
 
+from training.store import ACTIVE_STATES, RunStore
 from training.store.queue import LOCK_NAME
-from training.store.runs import ACTIVE_STATES, RunStore
 
 SMALL = ["--epochs", "2", "--limit-train", "512", "--limit-test", "256"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import FIXTURES
 
-from training import comparison
+from training.analysis import comparison
 from training.imports.parsers import (
     CSV_LOGGER,
     KERAS_CONSOLE,
@@ -15,7 +15,7 @@ from training.imports.parsers import (
     parse,
 )
 from training.imports.runs import REFERENCE_TEXT, import_text, reference_logs
-from training.store.runs import RunStore
+from training.store import RunStore
 
 # What the captured runs printed at the end of each epoch, read off the CSVLogger
 # file written by the same run as the terminal capture.

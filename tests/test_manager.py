@@ -9,10 +9,11 @@ import time
 import pytest
 from conftest import cli, records, wait_for
 
+from training.analysis import listing
 from training.config import make_config
 from training.launch import LocalLauncher, launch_pair, local
+from training.store import RunError, RunStore
 from training.store.runlog import RunLog
-from training.store.runs import RunError, RunStore
 
 TINY = {"limit_train": 1024, "limit_test": 512}
 # Long enough to catch mid-epoch: 256 batches of 16 per epoch, many epochs.
@@ -76,7 +77,7 @@ def test_new_store_instance_picks_up_a_running_run_and_its_progress(runs_dir, mn
         first = follower.progress["elapsed_s"]
         wait_for(lambda: follower.update() and follower.progress
                  and follower.progress["elapsed_s"] > first, 30, what="more progress")
-        assert run.row()["status"] == "running"
+        assert listing.row(run, "this machine")["status"] == "running"
     finally:
         local.stop(RunStore(runs_dir).open(run_id))
 

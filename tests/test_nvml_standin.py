@@ -15,7 +15,7 @@ import types
 
 import pytest
 
-from training import hardware
+from training.system import hardware
 from training.worker import sampler
 
 

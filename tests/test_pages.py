@@ -12,8 +12,8 @@ from streamlit.testing.v1 import AppTest
 
 from training.config import make_config
 from training.launch import local
+from training.store import RunStore
 from training.store.logwriter import append_record
-from training.store.runs import RunStore
 
 PAGES = ["app.py", "pages/train.py", "pages/compare.py", "pages/runs.py", "pages/scaling.py"]
 
@@ -76,7 +76,7 @@ def nvml_sees_a_gpu(monkeypatch):
     """NVML reports NVIDIA H100s (the suite's stand-in pynvml, test_nvml_standin.py); no probe cached."""
     from test_nvml_standin import fake_pynvml
 
-    from training import gpucheck
+    from training.system import gpucheck
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml())
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     gpucheck.forget()

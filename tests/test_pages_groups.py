@@ -15,10 +15,10 @@ from conftest import ROOT, stop_active
 from streamlit.testing.v1 import AppTest
 
 from training.config import make_config
+from training.store import RunStore
 from training.store.layout import METRICS_FILE
 from training.store.logwriter import encode
 from training.store.queue import LOCK_NAME
-from training.store.runs import RunStore
 
 
 def page(path: str) -> AppTest:

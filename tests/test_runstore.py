@@ -12,15 +12,14 @@ from conftest import ROOT
 
 from training.config import make_config
 from training.launch.local import create_local
-from training.store import process
+from training.store import InvalidRunId, RunError, RunNotFound, RunStore, process
 from training.store.logwriter import append_record
-from training.store.runs import InvalidRunId, RunError, RunNotFound, RunStore
 
 CREATE_ONE = """
 import sys
 from training.config import make_config
 from training.launch.local import create_local
-from training.store.runs import RunStore
+from training.store import RunStore
 print(create_local(RunStore(sys.argv[1]), make_config(epochs=1)).id)
 """
 
@@ -67,7 +66,7 @@ def test_queued_without_pid_becomes_lost_after_grace(tmp_path, monkeypatch):
     store = RunStore(tmp_path)
     run_id = create_local(store, make_config()).id
     assert store.open(run_id).status() == "queued"  # a launch in progress
-    monkeypatch.setattr("training.store.runs.LAUNCH_GRACE_S", -1)
+    monkeypatch.setattr("training.store.state.LAUNCH_GRACE_S", -1)
     assert store.open(run_id).status() == "lost"
 
 

@@ -6,10 +6,9 @@ import math
 
 import pytest
 
-from dashboard import grouping, scaling
-from dashboard.series import RunSeries
-from training import energy, stats
-from training.power import RaplReader, counter_delta
+from training.analysis import energy, grouping, scaling, stats
+from training.analysis.series import RunSeries
+from training.system.power import RaplReader, counter_delta
 
 
 # -- olympic mean and spread ------------------------------------------------------------

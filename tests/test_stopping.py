@@ -17,8 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from training.config import make_config
 from training.launch import local
-from training.store import process
-from training.store.runs import RunStore
+from training.store import RunStore, process
 
 IGNORES_SIGTERM = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
                    "print('ready', flush=True); time.sleep(120)")

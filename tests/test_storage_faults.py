@@ -19,11 +19,11 @@ import pytest
 from conftest import FIXTURES, ROOT, TINY, cli, records, wait_for
 from streamlit.testing.v1 import AppTest
 
+from training.analysis import listing
 from training.config import make_config
 from training.launch import local
-from training.store import process
+from training.store import MIN_FREE_MB, RunError, RunStore, process
 from training.store.logwriter import append_record
-from training.store.runs import MIN_FREE_MB, RunError, RunStore
 
 PAGES = ["app.py", "pages/train.py", "pages/compare.py", "pages/runs.py", "pages/scaling.py"]
 
@@ -177,11 +177,11 @@ def test_a_run_that_died_on_a_full_disk_is_lost_with_the_cause(tmpfs):
     run.write_pid(ident)
     run.set_status("running")
     fill(fs)
-    row = run.row()
+    row = listing.row(run, "this machine")
     assert row["status"] == "lost"
     assert row["error"].startswith(f"no space left on device on {run.folder}")
-    listing = cli("list", runs_dir=store.root)
-    assert listing.returncode == 0 and "[no space left on device" in listing.stdout
+    listed = cli("list", runs_dir=store.root)
+    assert listed.returncode == 0 and "[no space left on device" in listed.stdout
 
 
 def test_debris_of_a_dead_writer_is_swept_and_a_fresh_write_is_left(runs_dir):

@@ -25,6 +25,8 @@ MAX_EPOCHS = 1000
 MAX_SEED = 2**31 - 1
 MAX_NAME_LENGTH = 100
 MAX_THREADS = 256  # more than any single machine this runs on; a typo like 1000 is refused
+MAX_REPEATS = 50  # runs of one configuration in a group
+SWEEP_FIELDS = ("device", "backend", "batch_size", "precision", "threads")  # what a sweep may vary
 
 
 class ConfigError(ValueError):
@@ -113,6 +115,12 @@ def make_config(**values) -> RunConfig:
     config = RunConfig(**values)
     validate(config)
     return config
+
+
+def check_repeats(repeats: int) -> None:
+    """Runs of one configuration in a group: 1 to MAX_REPEATS."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
+        raise ConfigError("repeats", f"must be from 1 to {MAX_REPEATS}, got {repeats!r}")
 
 
 def _check_int(field: str, value, low: int, high: int) -> None:

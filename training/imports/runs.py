@@ -22,9 +22,9 @@ from training.imports.parsers import (
     parse,
     set_samples,
 )
+from training.store import FINISHED, RunError, RunStore
 from training.store.layout import METRICS_FILE
 from training.store.logwriter import encode
-from training.store.runs import FINISHED, RunError, RunStore
 
 REFERENCE_TEXT = Path(__file__).resolve().parent / "reference" / "published-results.md"
 PUBLISHED_SAMPLES = 60_000  # both published runs trained on all of MNIST

@@ -1,22 +1,26 @@
-"""Where runs start and how they stop: one small interface, two launchers.
+"""Where runs start and how they stop: one small interface, and a launcher per place.
 
-    local.py     LocalLauncher: a detached worker on this machine, one run at a time
+    local.py     LocalLauncher's work: a detached worker on this machine, one run at a time
     cluster.py   RayLauncher: a Ray job on a cluster node (follower.py copies its records home)
+    sweeps.py    repeats and sweeps: plan (interleaved), refuse a missing GPU, queue as one group
 
-Both return the same `Run`, whose folder on this machine is the truth either
-way, so the store, the worker and the pages do not care where a run trains.
+Every launcher returns the same `Run`, whose folder on this machine is the truth,
+so the store, the worker and the pages do not care where a run trains.
 `launcher_for` picks one from an address; `launcher_of` finds the one that
-started an existing run (to stop it).
+started an existing run, which can stop it, reattach to it and say where it is.
+The pages and the command line reach launchers only through this module.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
-from training import gpucheck
 from training.config import RunConfig
 from training.launch import local
-from training.store.runs import Run, RunStore
+from training.launch.local import STOP_GRACE_S  # noqa: F401 - the pages reach it here
+from training.store import END_STATES, LOST, Run, RunStore
+from training.system import gpucheck
 
 
 class Launcher(Protocol):
@@ -34,9 +38,18 @@ class Launcher(Protocol):
     def request_stop(self, run: Run) -> None:
         """Ask the run to stop without waiting; raises RunError if it already ended."""
 
+    def stop(self, run: Run, grace: float) -> str | None:
+        """Stop the run and wait (about `grace` s, then force); its end status, or None if not yet known."""
+
+    def reattach(self, run: Run) -> str:
+        """A run that looks `lost`: pick up whatever keeps it in step again; returns its status."""
+
+    def describe(self, run: Run) -> str:
+        """Where the run trained, in a few words ("this machine", "Ray cluster at ...")."""
+
 
 class LocalLauncher:
-    """This machine: `local.launch` and `local.request_stop`."""
+    """This machine: `local.launch`, `local.request_stop` and `local.stop`."""
 
     where = "this machine"
 
@@ -54,6 +67,15 @@ class LocalLauncher:
     def request_stop(self, run: Run) -> None:
         local.request_stop(run)
 
+    def stop(self, run: Run, grace: float = local.STOP_GRACE_S) -> str | None:
+        return local.stop(run, grace)
+
+    def reattach(self, run: Run) -> str:
+        return LOST  # a local worker that died cannot be brought back
+
+    def describe(self, run: Run) -> str:
+        return {"reference": "published run", "imported": "imported log"}.get(run.source, self.where)
+
 
 def launcher_for(address: str | None = None, **options) -> Launcher:
     """This machine when `address` is empty, else the Ray cluster there (`RayLauncher` options)."""
@@ -65,7 +87,7 @@ def launcher_for(address: str | None = None, **options) -> Launcher:
 
 
 def launcher_of(run: Run) -> Launcher:
-    """The launcher that started `run`: the one that can stop it."""
+    """The launcher that started `run`: the one that can stop it and say where it is."""
     return launcher_for((run.meta.get("cluster") or {}).get("address"))
 
 
@@ -77,3 +99,44 @@ def launch_pair(launcher: Launcher, store: RunStore, config: RunConfig) -> list[
 def request_stop(run: Run) -> None:
     """Stop any run without waiting, through the launcher that started it."""
     launcher_of(run).request_stop(run)
+
+
+def describe(run: Run) -> str:
+    """Where `run` trained, through the launcher that started it."""
+    return launcher_of(run).describe(run)
+
+
+def reattach(runs: list[Run], statuses: dict[str, str]) -> dict[str, str]:
+    """Each `lost` run whose launcher can pick it up again gets reattached; the statuses, updated.
+
+    A cluster run whose follower died looks `lost`; a new follower re-syncs it. Skipped
+    on a read-only runs folder, where nothing could be written anyway.
+    """
+    for run in runs:
+        if statuses.get(run.id) == LOST and not run.store.read_only_reason():
+            statuses[run.id] = launcher_of(run).reattach(run)
+    return statuses
+
+
+def cluster_nodes(address: str) -> list[dict]:
+    """The live nodes of the Ray cluster at `address`: name, CPUs, GPUs and GPU models."""
+    from training.launch.cluster import nodes
+
+    return nodes(address)
+
+
+def cluster_name(address: str) -> str:
+    """How the Train page names a Ray cluster: "Ray cluster at http://host:8265"."""
+    from training.launch.cluster import normalise_address
+
+    return f"Ray cluster at {normalise_address(address)}"
+
+
+def wait_for_end(run: Run, timeout: float) -> str | None:
+    """The run's end status once it has one, or None after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (status := run.status()) in END_STATES:
+            return status
+        time.sleep(0.2)
+    return None

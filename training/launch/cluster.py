@@ -28,8 +28,7 @@ from pathlib import Path
 from training import PROJECT_ROOT
 from training.config import RunConfig
 from training.launch import local
-from training.store import process
-from training.store.runs import FAILED, LOST, Run, RunError, RunStore
+from training.store import FAILED, Run, RunError, RunStore, process
 
 CONNECT_TIMEOUT_S = 5.0  # an unreachable address fails well inside 10 s
 NODES_TIMEOUT_S = 8
@@ -199,6 +198,21 @@ class RayLauncher:
         local.mark_stopping(run)
         _client(run.meta["cluster"]["address"]).stop_job(job_id_of(run))
 
+    def stop(self, run: Run, grace: float = local.STOP_GRACE_S) -> str | None:
+        """Ray gives the worker SIGTERM, then SIGKILL; wait for the follower to record the end."""
+        from training.launch import wait_for_end
+
+        self.request_stop(run)
+        return wait_for_end(run, grace + 10)
+
+    def reattach(self, run: Run) -> str:
+        """A new follower for a run whose follower died; it re-syncs from the job's full log."""
+        start_follower(run)
+        return run.recorded_state()  # queued, running or stopping, as the follower keeps it
+
+    def describe(self, run: Run) -> str:
+        return f"Ray cluster at {run.meta['cluster']['address']} (job {job_id_of(run)})"
+
 
 def _discard(run: Run) -> None:
     """Remove a run folder whose job never existed (it is still `queued`, so end it first)."""
@@ -215,20 +229,3 @@ def start_follower(run: Run) -> None:
     """A detached `python -m training follow RUN_ID`; its identity is the run's pid."""
     child = local.spawn_cli(run, "follow", run.id)
     run.write_pid(process.identity(child.pid))
-
-
-def is_remote(run: Run) -> bool:
-    return bool(run.meta.get("cluster"))
-
-
-def revive_followers(runs: list[Run], statuses: dict[str, str]) -> dict[str, str]:
-    """Start a new follower for each cluster run whose follower died while its job may run.
-
-    Such a run looks `lost` (no live process, no end record); the follower asks
-    Ray and re-syncs from the job's full log. Returns the statuses, updated.
-    """
-    for run in runs:
-        if statuses.get(run.id) == LOST and is_remote(run) and not run.store.read_only_reason():
-            start_follower(run)
-            statuses[run.id] = run.recorded_state()  # queued, running or stopping, as the follower keeps it
-    return statuses

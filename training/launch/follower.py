@@ -9,7 +9,8 @@ restarted dashboard re-syncs with no epoch missing or duplicated. When the job
 ends, the follower makes sure the local log ends too: the worker's own end
 record, or one with Ray's message (a node that died, a job killed by `stop`).
 Its (pid, start time) is the run's process identity, so a dead follower makes
-the run look `lost` until the next look starts a new one (cluster.revive_followers).
+the run look `lost` until the next look starts a new one (`launch.reattach`). A run
+folder deleted meanwhile ends the follower at once.
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ import logging
 import time
 
 from training.launch.cluster import job_id_of
-from training.store.logreader import LogReader
-from training.store.logwriter import LogWriter, read_echoed
-from training.store.runs import (
+from training.store import (
     END_STATES,
     FAILED,
     FINISHED,
@@ -30,6 +29,8 @@ from training.store.runs import (
     STOPPING,
     Run,
 )
+from training.store.logreader import LogReader
+from training.store.logwriter import LogWriter, read_echoed
 
 POLL_S = 1.0  # how often the job's log is read; records arrive this late at most
 GIVE_UP_S = 600  # unreachable this long: the run ends failed, naming the cluster
@@ -108,6 +109,9 @@ def follow(run: Run) -> int:
     last_contact = time.monotonic()
     follower = None
     while True:
+        if not run.folder.exists():  # the run was deleted: nothing left to copy into
+            log.debug("run %s: its folder is gone; the follower ends", run.id)
+            return 1
         try:
             follower = follower or Follower(run, JobSubmissionClient(address))
             if follower.step():

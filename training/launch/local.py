@@ -16,8 +16,17 @@ import psutil
 
 from training import PROJECT_ROOT
 from training.config import RunConfig, validate
-from training.store import process
-from training.store.runs import ACTIVE_STATES, END_STATES, QUEUED, STOPPED, STOPPING, Run, RunError, RunStore
+from training.store import (
+    ACTIVE_STATES,
+    END_STATES,
+    QUEUED,
+    STOPPED,
+    STOPPING,
+    Run,
+    RunError,
+    RunStore,
+    process,
+)
 
 STOP_GRACE_S = 10.0  # SIGTERM grace before SIGKILL
 log = logging.getLogger(__name__)

@@ -76,6 +76,12 @@ def _signal(ident: dict, signum: int) -> None:
         pass
 
 
+def kill_group(ident: dict) -> None:
+    """SIGKILL the recorded process (and its group, if it leads one) at once, if it still lives."""
+    if is_alive(ident):
+        _signal(ident, signal.SIGKILL)
+
+
 def terminate(ident: dict, timeout: float = 10.0) -> bool:
     """SIGTERM, wait up to `timeout` s, then SIGKILL. True if it had to kill."""
     if not is_alive(ident):

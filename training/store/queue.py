@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from training.store.runs import QUEUED, RunNotFound, RunStore
+from training.store.runs import RunNotFound, RunStore
+from training.store.state import QUEUED
 
 LOCK_NAME = ".queue.lock"
 POLL_S = 0.2  # how often a queued run looks again; a start costs at most this

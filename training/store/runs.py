@@ -1,8 +1,9 @@
-"""The run store: one folder per run, and a run's status derived from disk.
+"""The run store: `RunStore` (every run under one folder) and `Run` (one of them, opened once).
 
-`RunStore` is every run under one folder; `Run` is one of them, opened once.
 A newcomer following a run from launch to chart meets `Run` everywhere: the
-launcher creates it, the worker writes through it, the pages read it.
+launcher creates it, the worker writes through it, the pages read it. Its state
+is derived from disk (`state.py`), its writability and space reserve are
+`space.py`'s, and what dead writers leave is swept by `debris.py`.
 
 Disk is the truth: any process (the dashboard, the command line, a second
 dashboard) sees the same runs. Folders are built under a dot-name and renamed
@@ -10,12 +11,12 @@ into place, so a half-made run never shows (docs/architecture.md).
 
 Reading never writes: the built-in reference runs are folders shipped inside
 this package (`builtin/`) that every store lists beside its own, so a store
-on a read-only or full file system can be browsed. Writing checks first, and
-says why it cannot: a read-only folder, or less free space than a run needs.
+on a read-only or full file system can be browsed.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -26,21 +27,15 @@ import time
 from pathlib import Path
 
 from training import PROJECT_ROOT
-from training.store import layout, process
+from training.store import debris, layout, process, space
 from training.store.layout import read_json, write_json_atomic
 from training.store.logwriter import append_record
 from training.store.runlog import RunLog
+from training.store.state import ACTIVE_STATES, END_STATES, FAILED, LOST, QUEUED, derive
 
-QUEUED, RUNNING, STOPPING, FINISHED, STOPPED, FAILED, LOST = (
-    "queued", "running", "stopping", "finished", "stopped", "failed", "lost")
-ACTIVE_STATES = (QUEUED, RUNNING, STOPPING)
-END_STATES = (FINISHED, STOPPED, FAILED)
-LAUNCH_GRACE_S = 60  # a queued folder with no pid yet is a launch in progress
 END_SCAN_BYTES = 65536  # the end record is the last line; never read more of the log for it
+STDERR_LINE_BYTES = 200  # a generous average line length, for reading only the stderr tail
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"  # the shipped reference runs
-MIN_FREE_MB = 64  # a run writes well under 5 MiB; refuse to start one with less room than this
-FULL_MB = 1  # less free than this, and a run that died without an end record is blamed on it
-DEBRIS_AGE_S = 300  # temp files and half-made folders older than this are a dead writer's
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 log = logging.getLogger(__name__)
@@ -68,41 +63,6 @@ def new_run_id() -> str:
     now = time.time()
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
     return f"{stamp}-{int(now % 1 * 1e6):06d}-{secrets.token_hex(3)}"
-
-
-def _existing(path: Path) -> Path:
-    """`path`, or the nearest folder above it that exists (where it would be made)."""
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
-def read_only_reason(folder: Path) -> str | None:
-    """Why nothing can be written under `folder`, or None if it can be."""
-    where = _existing(folder)
-    try:
-        mounted_ro = bool(os.statvfs(where).f_flag & os.ST_RDONLY)
-    except OSError as error:
-        return f"its file system cannot be read ({error.strerror})"
-    if mounted_ro:
-        return "its file system is mounted read-only"
-    if not os.access(where, os.W_OK):
-        return "this user may not write to it"
-    return None
-
-
-def free_mb(folder: Path) -> float:
-    """MiB free for this user on the file system that holds `folder`."""
-    return shutil.disk_usage(_existing(folder)).free / 2**20
-
-
-def space_problem(folder: Path, need_mb: float = MIN_FREE_MB) -> str | None:
-    """A sentence naming the free and the needed space, when there is too little."""
-    free = free_mb(folder)
-    if free >= need_mb:
-        return None
-    return (f"only {free:.1f} MiB free on the file system of {folder}; a run needs at least "
-            f"{need_mb} MiB (MIN_FREE_MB)")
 
 
 class Run:
@@ -164,14 +124,14 @@ class Run:
     def source(self) -> str:
         return self.meta.get("source", "local")
 
-    def log(self) -> RunLog:
-        """A reader of this run's log, brought up to date."""
+    def log(self, system: bool = False) -> RunLog:
+        """A reader of this run's log, brought up to date; `system=True` also reads system.jsonl."""
         run_log = RunLog(self.metrics_path, self.system_path)
-        run_log.update()
+        run_log.update(system=system)
         return run_log
 
     def end_record(self) -> dict | None:
-        """The log's end record, if any; reads only the file's last 64 KiB."""
+        """The log's end record, if any; reads only the file's last END_SCAN_BYTES."""
         try:
             with open(self.metrics_path, "rb") as handle:
                 handle.seek(max(0, os.fstat(handle.fileno()).st_size - END_SCAN_BYTES))
@@ -194,33 +154,21 @@ class Run:
         return (read_json(self.folder / layout.STATUS_FILE) or {}).get("state", QUEUED)
 
     def status(self) -> str:
-        """The run's state, derived from its files and whether its process lives.
+        """The run's state, derived from its files and whether its process lives (state.derive).
 
-        An end state on disk wins; `queued`, `running` and `stopping` hold only
-        while the recorded process (pid and start time) is alive; a dead process
-        leaves the log's end record, or else `lost`.
+        The end record is read only when the recorded process is gone.
         """
         recorded = self.recorded_state()
-        if recorded in END_STATES:
-            return recorded
-        ident = self.pid()
-        if process.is_alive(ident):
-            return recorded
-        end = self.end_record()
-        if end and end.get("status") in END_STATES:
-            return end["status"]
-        if recorded == STOPPING:
-            return STOPPED  # the stopper's own record may still be on its way
-        launching = time.time() - (self.meta.get("created") or 0) < LAUNCH_GRACE_S
-        if ident is None and recorded == QUEUED and launching:
-            return QUEUED  # launched a moment ago; its pid is not written yet
-        return LOST
+        ident = None if recorded in END_STATES else self.pid()
+        alive = recorded not in END_STATES and process.is_alive(ident)
+        end = None if recorded in END_STATES or alive else self.end_record()
+        return derive(recorded, alive, ident is not None, end, self.meta.get("created"))
 
     def stderr_tail(self, lines: int = 40) -> str:
         """The last lines the worker printed to stderr ('' if none)."""
         try:
             with open(self.stderr_path, "rb") as handle:
-                handle.seek(max(0, os.fstat(handle.fileno()).st_size - 200 * lines))
+                handle.seek(max(0, os.fstat(handle.fileno()).st_size - STDERR_LINE_BYTES * lines))
                 text = handle.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
@@ -231,47 +179,10 @@ class Run:
         if status == FAILED:
             end = (run_log.end if run_log else None) or self.end_record() or {}
             return end.get("error") or (read_json(self.folder / layout.STATUS_FILE) or {}).get("error")
-        if status == LOST and free_mb(self.folder) < FULL_MB:
+        if status == LOST and space.free_mb(self.folder) < space.FULL_MB:
             # It died without an end record; a full disk is the one cause we can still see.
             return f"no space left on device on {self.folder} (the disk is full; it could not record why)"
         return None
-
-    def row(self, run_log: RunLog | None = None, status: str | None = None) -> dict:
-        """The row `list --json` prints and the Runs page's table shows.
-
-        `error` is why the log cannot be read, or why the run failed or was lost.
-        """
-        meta = self.meta
-        run_log = run_log or self.log()
-        config = meta.get("config") or {}
-        status = status or self.status()
-        cluster = meta.get("cluster") or {}
-        return {
-            "id": self.id,
-            "name": self.name,
-            "status": status,
-            "where": self._where(cluster),
-            "source": self.source,
-            "device": meta.get("device"),
-            "engine": meta.get("engine"),
-            "backend": meta.get("backend"),
-            "precision": config.get("precision"),
-            "batch_size": config.get("batch_size"),
-            "lr": config.get("lr"),
-            "train_samples": meta.get("train_samples"),
-            "epochs": meta.get("epochs"),
-            "epochs_done": run_log.epochs_done,
-            "best_val_accuracy": run_log.best_val_accuracy,
-            "elapsed_s": run_log.elapsed_s,
-            "created": meta.get("created"),
-            "group": meta.get("group"),  # repeats and sweeps (training/groups.py)
-            "error": run_log.format_error or self.cause(status, run_log),
-        }
-
-    def _where(self, cluster: dict) -> str:
-        if cluster:
-            return f"Ray cluster at {cluster['address']}"
-        return {"reference": "published run", "imported": "imported log"}.get(self.source, "this machine")
 
     # -- changing it -----------------------------------------------------------
     def set_status(self, state: str, **extra) -> None:
@@ -284,22 +195,9 @@ class Run:
         """An end record from someone other than the worker (a stop that had to kill it)."""
         append_record(self.metrics_path, {"type": "end", "status": status, "error": error, **extra})
 
-    def reserve_space(self, size: int = 256 * 1024) -> bool:
-        """Hold back `size` bytes on the run's disk, so a full disk can still record why.
-
-        Databases keep such a reserve for the same reason. False if even this
-        did not fit.
-        """
-        try:
-            fd = os.open(self.folder / layout.RESERVE_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
-            try:
-                os.posix_fallocate(fd, 0, size)  # real blocks, not a sparse promise
-            finally:
-                os.close(fd)
-        except OSError as error:
-            log.debug("run %s: no disk space reserve: %s", self.id, error)
-            return False
-        return True
+    def reserve_space(self) -> bool:
+        """Hold back a little of the run's disk, so a full disk can still record why (space.py)."""
+        return space.reserve(self.folder / layout.RESERVE_FILE)
 
     def release_space(self) -> None:
         (self.folder / layout.RESERVE_FILE).unlink(missing_ok=True)
@@ -317,9 +215,7 @@ class RunStore:
 
     def open(self, run_id: str) -> Run:
         """An existing run; the one place a run id becomes a path."""
-        if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
-            raise InvalidRunId(f"invalid run id {run_id!r}: use the id printed by 'list' "
-                               "(letters, digits, '-' and '_'; no path separators or '..')")
+        check_run_id(run_id)
         if run_id in builtin_ids():
             return Run(self, run_id, BUILTIN_DIR / run_id)
         if not (self.root / run_id / layout.CONFIG_FILE).is_file():
@@ -335,58 +231,32 @@ class RunStore:
         """Every run, oldest first."""
         return [self.open(run_id) for run_id in self.ids()]
 
+    def statuses(self, runs: list[Run] | None = None) -> dict[str, str]:
+        """Each run's status, worked out once: what a page rerun asks for."""
+        return {run.id: run.status() for run in (self.runs() if runs is None else runs)}
+
     # -- whether it can be written ----------------------------------------------
     def read_only_reason(self) -> str | None:
         """Why runs cannot be started, stopped or deleted here; None when they can."""
-        why = read_only_reason(self.root)
+        why = space.read_only_reason(self.root)
         return f"the runs folder {self.root} is read-only: {why}" if why else None
 
     def start_problem(self) -> str | None:
         """Why a new run cannot start here: a read-only folder or too little disk space."""
-        return self.read_only_reason() or space_problem(self.root)
+        return self.read_only_reason() or space.space_problem(self.root)
 
     def check_writable(self) -> None:
         """Raise `RunError` naming why nothing can be written here."""
         if reason := self.read_only_reason():
             raise RunError(reason)
 
-    def sweep_debris(self, max_age_s: float = DEBRIS_AGE_S) -> list[Path]:
-        """Remove what dead writers left: half-made run folders and temp files.
-
-        Only what is older than `max_age_s` goes, so a write in progress in
-        another process is never touched. Returns what was removed.
-        """
+    def sweep_debris(self, max_age_s: float = debris.DEBRIS_AGE_S) -> list[Path]:
+        """Remove what dead writers left (debris.py); nothing on a read-only or missing folder."""
         if not self.root.is_dir() or self.read_only_reason():
             return []
-        cutoff = time.time() - max_age_s
-        removed = []
+        return debris.sweep(self.root, max_age_s)
 
-        def stale(entry: os.DirEntry) -> bool:
-            try:
-                return entry.stat(follow_symlinks=False).st_mtime < cutoff
-            except FileNotFoundError:
-                return False  # another process removed it first
-
-        for entry in os.scandir(self.root):
-            if entry.name.startswith((".tmp-", ".deleted-")) and stale(entry):
-                shutil.rmtree(entry.path, ignore_errors=True)
-                removed.append(Path(entry.path))
-            elif not entry.name.startswith(".") and entry.is_dir():
-                for item in os.scandir(entry.path):
-                    if item.name.startswith(".") and item.name.endswith(layout.TEMP_SUFFIX) and stale(item):
-                        try:
-                            os.unlink(item.path)
-                            removed.append(Path(item.path))
-                        except OSError as error:
-                            log.debug("could not remove debris %s: %s", item.path, error)
-        for path in removed:
-            log.debug("removed debris %s", path)
-        return removed
-
-    def statuses(self, runs: list[Run] | None = None) -> dict[str, str]:
-        """Each run's status, worked out once: what a page rerun asks for."""
-        return {run.id: run.status() for run in (self.runs() if runs is None else runs)}
-
+    # -- making and removing runs -------------------------------------------------
     def create(self, meta: dict, state: str, files: dict[str, bytes] | None = None,
                run_id: str | None = None) -> Run:
         """Write a complete run folder under a temp name, then rename it into place.
@@ -402,7 +272,7 @@ class RunStore:
         self.root.mkdir(parents=True, exist_ok=True)
         while True:
             wanted = run_id or new_run_id()
-            tmp = self.root / f".tmp-{wanted}-{secrets.token_hex(4)}"
+            tmp = self.root / f"{debris.TMP_PREFIX}{wanted}-{secrets.token_hex(4)}"
             tmp.mkdir()
             try:
                 write_json_atomic(tmp / layout.CONFIG_FILE, {"created": time.time(), **meta, "id": wanted})
@@ -412,7 +282,9 @@ class RunStore:
                 try:
                     os.rename(tmp, self.root / wanted)  # fails if the id exists
                     return Run(self, wanted)
-                except OSError:
+                except OSError as error:
+                    if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                        raise  # a full disk, a read-only remount: the caller must hear it
                     if run_id:
                         return Run(self, run_id)
             finally:
@@ -429,9 +301,16 @@ class RunStore:
             raise RunError(f"run {run_id} is {state}; stop it before deleting it")
         self.check_writable()
         # Rename first so that no reader ever sees a half-deleted run.
-        doomed = self.root / f".deleted-{run_id}-{secrets.token_hex(3)}"
+        doomed = self.root / f"{debris.DELETED_PREFIX}{run_id}-{secrets.token_hex(3)}"
         os.rename(run.folder, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
+
+
+def check_run_id(run_id) -> None:
+    """Raise `InvalidRunId` unless `run_id` is a safe folder name (no separators, no '..')."""
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise InvalidRunId(f"invalid run id {run_id!r}: use the id printed by 'list' "
+                           "(letters, digits, '-' and '_'; no path separators or '..')")
 
 
 def builtin_ids() -> list[str]:

@@ -2,7 +2,7 @@
 
 Importing Keras fixes the backend, and importing a backend fixes which GPUs it
 sees, so `pin_device` must run first. A `--device gpu` run whose backend sees
-no GPU fails with the cause (`training.gpucheck.diagnose`: what NVML sees, how the
+no GPU fails with the cause (`training.system.gpucheck.diagnose`: what NVML sees, how the
 backend was built, which CUDA wheels are missing, and the fix); it never falls
 back to the CPU.
 """
@@ -13,8 +13,8 @@ import logging
 import os
 import sys
 
-from training import gpucheck, hardware
 from training.config import RunConfig
+from training.system import gpucheck, hardware
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """`python -m training probe BACKEND`: what one backend sees, asked in its own process.
 
 Imports the backend (never Keras), lists its devices and GPUs, and reads how it was
-built. The dashboard and `doctor` run this in a subprocess (`training.gpucheck.run_probe`)
+built. The dashboard and `doctor` run this in a subprocess (`training.system.gpucheck.run_probe`)
 so that only this short-lived process pays for the import, and a hang costs a timeout,
 not the page.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from training import gpucheck
+from training.system import gpucheck
 from training.worker.device import backend_devices, build_info
 
 

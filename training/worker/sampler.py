@@ -12,6 +12,7 @@ costs well under a millisecond of CPU (see docs/benchmarks.md).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -21,28 +22,23 @@ from pathlib import Path
 
 import psutil
 
-from training.power import RaplReader
 from training.store.logwriter import LogWriteError, LogWriter
+from training.system import nvml
+from training.system.power import RaplReader
 
 INTERVAL_S = 1.0
 log = logging.getLogger(__name__)
 
 
-class _Nvml:
-    """Thin NVML wrapper; `available` is False when there is no driver."""
+class _GpuReader:
+    """Per-GPU samples from an open NVML session (`system.nvml.session`); no session, no GPUs."""
 
-    def __init__(self, indices: list[int] | None):
+    def __init__(self, pynvml, indices: list[int] | None):
+        self.nvml = pynvml
         self.handles = []
         self.unsupported: set[tuple[int, str]] = set()  # (GPU, field) pairs NVML refused once
-        try:
-            import pynvml
-            pynvml.nvmlInit()
-        except Exception as error:  # ImportError, or NVMLError without a driver
-            log.debug("no NVML, so no GPU samples: %s", error)
-            self.available = False
+        if pynvml is None:
             return
-        self.nvml = pynvml
-        self.available = True
         count = pynvml.nvmlDeviceGetCount()
         for index in indices if indices is not None else range(count):
             if 0 <= index < count:
@@ -70,13 +66,6 @@ class _Nvml:
                     self.unsupported.add((index, key))
             gpus.append(entry)
         return gpus
-
-    def close(self) -> None:
-        if self.available:
-            try:
-                self.nvml.nvmlShutdown()
-            except Exception as error:
-                log.debug("nvmlShutdown failed: %s", error)
 
 
 def visible_gpu_indices() -> list[int] | None:
@@ -126,7 +115,10 @@ class SystemSampler:
         me = psutil.Process()
         me.cpu_percent(None)  # the first call only sets the baseline
         psutil.cpu_percent(None)
-        nvml = _Nvml(visible_gpu_indices()) if self.use_gpus else None
+        with nvml.session() if self.use_gpus else contextlib.nullcontext() as pynvml:
+            self._sample(me, _GpuReader(pynvml, visible_gpu_indices()))
+
+    def _sample(self, me: psutil.Process, gpus: _GpuReader) -> None:
         rapl = RaplReader()
         start = last = time.monotonic()
         last_joules = 0.0
@@ -140,8 +132,8 @@ class SystemSampler:
                         "system_cpu_percent": psutil.cpu_percent(None),  # 100 = every core
                         "rss_mb": round(me.memory_info().rss / 2**20, 1),
                     }
-                    if nvml and nvml.available and nvml.handles:
-                        record["gpus"] = nvml.sample()
+                    if gpus.handles:
+                        record["gpus"] = gpus.sample()
                     joules = rapl.read()
                     if joules is not None:  # J since sampling began, and W over the last interval
                         now = time.monotonic()
@@ -153,6 +145,3 @@ class SystemSampler:
             log.debug("system sampler stopped: %s", error)
             if self.on_error:
                 self.on_error(f"system metrics are no longer sampled: {error.describe()}")
-        finally:
-            if nvml:
-                nvml.close()

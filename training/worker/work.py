@@ -17,12 +17,11 @@ import sys
 import time
 import traceback
 
-from training import hardware
 from training.config import RunConfig
-from training.store import process, queue
+from training.store import END_STATES, FAILED, FINISHED, RUNNING, STOPPED, STOPPING, Run, process, queue
 from training.store.logwriter import DISK_ERRNOS, LogWriteError, LogWriter, describe_write_error
 from training.store.queue import StopRequested
-from training.store.runs import END_STATES, FAILED, FINISHED, RUNNING, STOPPED, STOPPING, Run
+from training.system import hardware
 from training.worker.device import backend_devices, check_device, limit_threads, pin_device, versions
 from training.worker.engines import (
     JIT_FLAGS,

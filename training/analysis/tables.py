@@ -1,7 +1,7 @@
 """Tables for the dashboard: the comparison table, per-epoch export, run history.
 
 Pure functions over `RunSeries` and `Run.row()` dicts; the maths is
-`training.comparison`, the same code as `python -m training compare`.
+`training.analysis.comparison`, the same code as `python -m training compare`.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import time
 
 import pandas as pd
 
-from dashboard.series import RunSeries
-from training import comparison
-from training.display import MISSING, number
+from training.analysis import comparison
+from training.analysis.display import MISSING, number
+from training.analysis.series import RunSeries
 
 
 def comparison_rows(runs: list[RunSeries], baseline_id: str | None, target: float) -> list[dict]:

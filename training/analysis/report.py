@@ -16,11 +16,10 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from dashboard import grouping, scaling
-from dashboard.series import RunSeries, assign_colors, legend_label
-from training import comparison
-from training.store.runlog import RunLog
-from training.store.runs import Run
+from training.analysis import comparison, grouping, scaling
+from training.analysis.display import MUTED
+from training.analysis.series import RunSeries, load_series
+from training.store import Run
 
 DEFINITIONS = [
     ("Epoch time", "training plus evaluation seconds of one epoch, as the published logs count it."),
@@ -45,19 +44,6 @@ vertical-align:top}th{background:#f3f4f6}.charts{display:grid;grid-template-colu
 code{font-size:12px}.note{color:#555;font-size:13px}"""
 
 
-def load_series(runs: list[Run]) -> list[RunSeries]:
-    """Figure input for runs read straight from disk (the command line has no session)."""
-    colors = assign_colors([run.id for run in runs])
-    result = []
-    for run in runs:
-        log = RunLog(run.metrics_path, run.system_path)
-        log.update(system=True)
-        result.append(RunSeries(id=run.id, label=legend_label(run.meta), color=colors[run.id],
-                                epochs=log.epochs, reference=run.source == "reference", system=log.system,
-                                note=log.format_error, meta=run.meta, start=log.start))
-    return result
-
-
 def _table(rows: list[dict]) -> str:
     if not rows:
         return "<p class='note'>No rows.</p>"
@@ -74,7 +60,7 @@ def charts(series: list[RunSeries], target: float) -> list[go.Figure]:
                grouping.make_band_figure(cells, "val_accuracy", x="elapsed_s"),
                grouping.make_band_figure(cells, "epoch_time_s"),
                grouping.make_band_figure(cells, "samples_per_s")]
-    figures[0].add_hline(y=target, line={"dash": "dot", "color": "#6b7280", "width": 1})
+    figures[0].add_hline(y=target, line={"dash": "dot", "color": MUTED, "width": 1})
     points = scaling.scaling_points(series)
     if len({p["batch_size"] for p in points}) > 1:
         figures.append(scaling.make_scaling_figure(points))

@@ -1,17 +1,12 @@
-"""Groups of runs: N repeats of one configuration, or a sweep over several, by a shared id.
+"""Repeats and sweeps, planned and queued: N runs of one configuration, or a product of several.
 
-A group is not a folder. Each of its runs is an ordinary run whose config.json
-carries, beside the settings, `group` (the id, "g-" then a run-id-like stamp),
-`group_kind` ("repeats" or "sweep"), `group_name` and `repeat` (0-based).
 Queueing goes through a launcher (this machine's by default), so local runs wait in
-the ordinary one-at-a-time queue and start in creation order; on a Ray cluster, Ray
-schedules them. A sweep is created interleaved
-(every configuration once, then again, repeat by repeat), so slow drift of a
-shared machine spreads over all configurations instead of biasing the last one.
-
-A *cell* is the runs of one group with the same swept settings: what a median
-and a min-max band are taken over. Framework-free; the GPU check is NVML's and
-the backend probe's (`training/gpucheck.py`).
+the ordinary one-at-a-time queue and start in creation order; on a cluster, its
+scheduler takes them. A sweep is created interleaved (every configuration once,
+then again, repeat by repeat), so slow drift of a shared machine spreads over all
+configurations instead of biasing the last one. Every run of a group is an
+ordinary run with the group's id in its config.json (`training/analysis/groups.py`
+reads them back).
 """
 
 from __future__ import annotations
@@ -20,14 +15,12 @@ import dataclasses
 import itertools
 import statistics
 
-from training import comparison
-from training.config import ConfigError, RunConfig, make_config
+from training.analysis import comparison
+from training.analysis.groups import GROUP_PREFIX, sweep_key
+from training.config import MAX_NAME_LENGTH, SWEEP_FIELDS, ConfigError, RunConfig, check_repeats, make_config
 from training.launch import Launcher, launcher_for
-from training.store.runs import Run, RunError, RunNotFound, RunStore, new_run_id
+from training.store import Run, RunError, RunStore, new_run_id
 
-GROUP_PREFIX = "g-"  # run ids start with a digit and reference runs with "ref-": no clash
-MAX_REPEATS = 50
-SWEEP_FIELDS = ("device", "backend", "batch_size", "precision", "threads")
 # The time estimate's guess when no past run has the same settings (docs/benchmarks.md):
 # a 2-vCPU VM trains 3,000-4,500 MNIST images/s with this CNN; a current GPU 30,000 or more.
 ROUGH_SAMPLES_PER_S = {"cpu": 3_000.0, "gpu": 30_000.0}
@@ -38,26 +31,12 @@ def new_group_id() -> str:
     return GROUP_PREFIX + new_run_id()
 
 
-def is_group_id(text: str) -> bool:
-    return text.startswith(GROUP_PREFIX)
-
-
-def check_repeats(repeats: int) -> None:
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
-        raise ConfigError("repeats", f"must be from 1 to {MAX_REPEATS}, got {repeats!r}")
-
-
-def sweep_key(config: dict) -> tuple:
-    """The swept settings of a run's config dict: runs with the same key are one cell."""
-    return tuple(config.get(name) for name in SWEEP_FIELDS)
-
-
 def _sweep_name(base: RunConfig, config: RunConfig, varied: list[str]) -> str:
     """A name that tells a sweep's configurations apart: the user's name plus what varies."""
     short = {"device": lambda v: v.upper(), "backend": str, "batch_size": lambda v: f"batch {v}",
              "precision": str, "threads": lambda v: f"{v or 'all'} threads"}
     parts = [short[name](getattr(config, name)) for name in varied]
-    return " · ".join([base.name, *parts] if base.name else parts)[:100]
+    return " · ".join([base.name, *parts] if base.name else parts)[:MAX_NAME_LENGTH]
 
 
 def plan(base: RunConfig, values: dict[str, list] | None = None,
@@ -67,7 +46,7 @@ def plan(base: RunConfig, values: dict[str, list] | None = None,
     Args:
         base: the settings every run shares.
         values: for some of SWEEP_FIELDS, the values to try; others keep `base`'s.
-        repeats: runs of each configuration (1 to 50).
+        repeats: runs of each configuration (1 to MAX_REPEATS).
     Raises `ConfigError` naming the field for a bad value, before anything is made.
     """
     check_repeats(repeats)
@@ -94,7 +73,7 @@ def queue(store: RunStore, planned: list[tuple[int, RunConfig]], kind: str,
           name: str = "", launcher: Launcher | None = None) -> tuple[str, list[Run]]:
     """Queue every planned run, detached, as one group; returns (group id, runs in queue order).
 
-    `launcher` is where they run: this machine by default, or a Ray cluster.
+    `launcher` is where they run: this machine by default, or a cluster.
     Refused with `RunError` before anything is written when a GPU is asked for and
     missing, or the runs folder cannot take runs; `ConfigError` for concurrent runs,
     whose timings would compete.
@@ -112,46 +91,6 @@ def queue(store: RunStore, planned: list[tuple[int, RunConfig]], kind: str,
                             group_size=len(planned))
             for repeat, config in planned]
     return group, runs
-
-
-def groups(store: RunStore) -> dict[str, list[Run]]:
-    """Every group's runs, oldest first, by group id."""
-    found: dict[str, list[Run]] = {}
-    for run in store.runs():
-        if group := run.meta.get("group"):
-            found.setdefault(group, []).append(run)
-    return found
-
-
-def members(store: RunStore, group_id: str) -> list[Run]:
-    """The runs of one group, in queue order; `RunNotFound` if there are none."""
-    runs = groups(store).get(group_id)
-    if not runs:
-        raise RunNotFound(f"no group {group_id!r} in {store.root}")
-    return runs
-
-
-def resolve(store: RunStore, ids: list[str]) -> list[Run]:
-    """Runs for a mix of run ids and group ids, each once, in the order given."""
-    found: dict[str, Run] = {}
-    for item in ids:
-        for run in members(store, item) if is_group_id(item) else [store.open(item)]:
-            found.setdefault(run.id, run)
-    return list(found.values())
-
-
-def cell_key(meta: dict, run_id: str) -> tuple:
-    """Runs with the same key form one cell: a group's runs with the same swept settings."""
-    group = meta.get("group")
-    return (group, *sweep_key(meta.get("config") or {})) if group else (run_id,)
-
-
-def cells(runs: list[Run]) -> list[list[Run]]:
-    """Runs split into cells, in first-seen order; a run outside any group is a cell alone."""
-    found: dict[tuple, list[Run]] = {}
-    for run in runs:
-        found.setdefault(cell_key(run.meta, run.id), []).append(run)
-    return list(found.values())
 
 
 def estimate(store: RunStore, configs: list[RunConfig]) -> tuple[float, str]:

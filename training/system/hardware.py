@@ -14,6 +14,8 @@ from functools import lru_cache
 
 import psutil
 
+from training.system import nvml
+
 log = logging.getLogger(__name__)
 
 
@@ -30,52 +32,37 @@ def cpu_model() -> str:
 
 def nvml_gpus() -> list[dict]:
     """Name and memory of each GPU the NVIDIA driver reports; [] without one."""
-    try:
-        import pynvml  # from nvidia-ml-py
-        pynvml.nvmlInit()
-    except Exception as error:  # ImportError, or NVMLError_LibraryNotFound / DriverNotLoaded
-        log.debug("NVML unavailable: %s", error)
-        return []
-    try:
-        gpus = []
-        for index in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            name = pynvml.nvmlDeviceGetName(handle)
-            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            gpus.append({"index": index, "name": name if isinstance(name, str) else name.decode(),
-                         "memory_total_mb": memory.total / 2**20})
-        return gpus
-    except Exception as error:  # an NVMLError mid-query: report no GPU rather than half of one
-        log.debug("NVML query failed: %s", error)
-        return []
-    finally:
+    with nvml.session() as pynvml:
+        if pynvml is None:
+            return []
         try:
-            pynvml.nvmlShutdown()
-        except Exception as error:
-            log.debug("nvmlShutdown failed: %s", error)
+            return [_gpu(pynvml, index) for index in range(pynvml.nvmlDeviceGetCount())]
+        except Exception as error:  # an NVMLError mid-query: report no GPU rather than half of one
+            log.debug("NVML query failed: %s", error)
+            return []
+
+
+def _gpu(pynvml, index: int) -> dict:
+    handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+    memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+    return {"index": index, "name": nvml.text(pynvml.nvmlDeviceGetName(handle)),
+            "memory_total_mb": memory.total / 2**20}
 
 
 def nvml_driver() -> dict:
     """The NVIDIA driver's versions and GPUs as NVML reports them, or why NVML could not."""
     found = {"driver_version": None, "cuda_driver_version": None, "gpus": [], "error": None}
-    try:
-        import pynvml  # from nvidia-ml-py
-        pynvml.nvmlInit()
-    except Exception as error:  # ImportError, or NVMLError_LibraryNotFound / DriverNotLoaded
-        found["error"] = str(error) or type(error).__name__
-        return found
-    try:
-        version = pynvml.nvmlSystemGetDriverVersion()
-        found["driver_version"] = version if isinstance(version, str) else version.decode()
-        cuda = pynvml.nvmlSystemGetCudaDriverVersion()  # e.g. 12040 for CUDA 12.4
-        found["cuda_driver_version"] = f"{cuda // 1000}.{cuda % 1000 // 10}"
-    except Exception as error:  # an old driver without these calls: the GPUs still count
-        found["error"] = f"driver version unknown: {error}"
-    finally:
+    errors: list[str] = []
+    with nvml.session(errors) as pynvml:
+        if pynvml is None:
+            found["error"] = errors[0]
+            return found
         try:
-            pynvml.nvmlShutdown()
-        except Exception as error:
-            log.debug("nvmlShutdown failed: %s", error)
+            found["driver_version"] = nvml.text(pynvml.nvmlSystemGetDriverVersion())
+            cuda = pynvml.nvmlSystemGetCudaDriverVersion()  # e.g. 12040 for CUDA 12.4
+            found["cuda_driver_version"] = f"{cuda // 1000}.{cuda % 1000 // 10}"
+        except Exception as error:  # an old driver without these calls: the GPUs still count
+            found["error"] = f"driver version unknown: {error}"
     found["gpus"] = nvml_gpus()
     return found
 
@@ -83,7 +70,7 @@ def nvml_driver() -> dict:
 @lru_cache(maxsize=1)
 def gpu_availability() -> tuple[bool, str]:
     """(available, reason) for the dashboard's GPU buttons; cached per process."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+    if nvml.gpus_hidden() is not None:
         return False, "CUDA_VISIBLE_DEVICES hides every GPU from this dashboard"
     gpus = nvml_gpus()
     if not gpus:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 import statistics
 
-from training import comparison, energy
-from training.comparison import ratio
+from training.analysis import comparison, energy
+from training.analysis.comparison import ratio
 
 # The measures a group summarises, and whether a larger value is better.
 MEASURES = {"steady_epoch_s": False, "steady_samples_per_s": True, "time_to_target_s": False,

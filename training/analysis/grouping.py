@@ -1,6 +1,6 @@
 """Repeated runs shown as groups: median lines with min-max bands, and the spread table.
 
-A `GroupSeries` is one cell (`training.groups.cell_key`): a group's runs with the
+A `GroupSeries` is one cell (`training.analysis.groups.cell_key`): a group's runs with the
 same swept settings, or one run alone. Its figure is W&B's run-group view: the
 median across runs per epoch as a line, the min-max range as a filled band, and
 every single run in the legend, hidden until clicked. Pure: no Streamlit.
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 from plotly.colors import hex_to_rgb, unlabel_rgb
 
-from dashboard.figures import LABELS, X_AXES, _layout
-from dashboard.series import PALETTE, RunSeries
-from training import energy, groups, stats
-from training.display import MISSING, number
+from training.analysis import energy, groups, stats
+from training.analysis.display import MISSING, number, spread_cells
+from training.analysis.figures import LABELS, X_AXES, layout
+from training.analysis.series import PALETTE, RunSeries
 
 
 @dataclass
@@ -112,7 +112,7 @@ def make_band_figure(groups_: list[GroupSeries], metric: str, x: str = "epoch",
                     line={"color": group.color, "width": 1, "dash": "dot"}))
     against = "by epoch" if x == "epoch" else "against wall-clock time"
     title = f"{LABELS.get(metric, metric)} {against}: median and min-max of repeats"
-    _layout(figure, title, X_AXES[x], LABELS.get(metric, metric))
+    layout(figure, title, X_AXES[x], LABELS.get(metric, metric))
     if log_y:
         figure.update_yaxes(type="log")
     return figure
@@ -122,14 +122,6 @@ def summaries(groups_: list[GroupSeries], target: float) -> list[dict]:
     """`stats.summarize_runs` of every group, in order."""
     return [stats.summarize_runs([(run.epochs, run.system) for run in group.runs], target)
             for group in groups_]
-
-
-def _spread(values: dict, spec: str, unit: str = "") -> tuple[str, str]:
-    """('median', 'min–max') as text."""
-    if values["median"] is None:
-        return MISSING, MISSING
-    return (number(values["median"], spec, unit),
-            f"{number(values['min'], spec)}–{number(values['max'], spec, unit)}")
 
 
 def _time(values: dict, n: int, not_reached: int) -> tuple[str, str]:
@@ -156,8 +148,8 @@ def group_rows(groups_: list[GroupSeries], target: float, baseline: int = 0,
     rows = []
     for group, summary in zip(groups_, found):
         n, missing = summary["n"], summary["not_reached"]
-        epoch, epoch_range = _spread(summary["steady_epoch_s"], ",.2f", " s")
-        rate, rate_range = _spread(summary["steady_samples_per_s"], ",.0f")
+        epoch, epoch_range = spread_cells(summary["steady_epoch_s"], ",.2f", " s")
+        rate, rate_range = spread_cells(summary["steady_samples_per_s"], ",.0f")
         ttt, ttt_range = _time(summary["time_to_target_s"], n, missing)
         speed = stats.speedup(base, summary) if base else {"median": None, "low": None, "high": None}
         used = summary["energy"]

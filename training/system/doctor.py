@@ -1,7 +1,7 @@
 """`python -m training doctor`: can every installed backend use every device this machine has?
 
 Gathers, without importing a framework into this process: Python and Keras versions;
-per installed backend, what a probe subprocess saw (`training.gpucheck.run_probe`: version,
+per installed backend, what a probe subprocess saw (`training.system.gpucheck.run_probe`: version,
 CUDA build, devices, GPUs, missing CUDA wheels); the NVIDIA driver and its GPUs (NVML);
 whether `libcuda.so.1` loads; the nvidia-* wheels; CUDA_VISIBLE_DEVICES and LD_LIBRARY_PATH;
 tensorflow beside tensorflow-cpu. Then one line per problem, each ending with its fix.
@@ -16,8 +16,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 
-from training import gpucheck, hardware
 from training.config import BACKENDS
+from training.system import gpucheck, hardware, nvml
 
 KEYS = ("ok", "problems", "warnings", "python", "keras", "backends", "not_installed", "nvidia",
         "libcuda", "nvidia_wheels", "env", "tensorflow_and_tensorflow_cpu")
@@ -78,7 +78,7 @@ def problems(found: dict) -> tuple[list[str], list[str]]:
     for backend, answer in found["backends"].items():
         if answer.get("error"):
             wrong.append(f"{backend}: {answer['error']}")
-    if gpus and hidden in ("", "-1"):
+    if gpus and hidden in nvml.HIDING_VALUES:
         wrong.append(f"CUDA_VISIBLE_DEVICES={hidden!r} hides the GPU NVML sees ({gpus[0]}) from every "
                      "backend: unset it")
     elif gpus:

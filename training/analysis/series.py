@@ -1,15 +1,19 @@
-"""What the charts and tables need of one run: `RunSeries`, plain data.
+"""What the charts and tables need of one run: `RunSeries`, plain data, and `load_series`.
 
-Built by `state.series` from a run's folder; read by the pure builders in
-figures.py and tables.py. A run keeps one colour and one legend label on
-every chart of a page.
+`load_series` is the one builder: the command line's report reads each run's
+log from disk, the dashboard passes its per-session followers instead. The
+pure builders in figures.py, tables.py, grouping.py, scaling.py and report.py
+read them. A run keeps one colour and one legend label on every chart of a page.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from plotly.colors import qualitative
+
+from training.store import Run, RunLog
 
 PALETTE = qualitative.Plotly + qualitative.D3 + qualitative.Set2
 
@@ -46,3 +50,22 @@ def legend_label(meta: dict) -> str:
     if config.get("jit") and config["jit"] != "auto":
         parts.append(f"jit {config['jit']}")
     return " · ".join(parts)
+
+
+def load_series(runs: list[Run], log_of: Callable[[Run], RunLog] | None = None) -> list[RunSeries]:
+    """Figure input for `runs`, colours fixed by their order.
+
+    Args:
+        runs: the runs, in the order they were picked.
+        log_of: each run's log, system samples included; default: read from disk now
+            (`Run.log(system=True)`). The dashboard passes its cached followers.
+    """
+    log_of = log_of or (lambda run: run.log(system=True))
+    colors = assign_colors([run.id for run in runs])
+    result = []
+    for run in runs:
+        log = log_of(run)
+        result.append(RunSeries(id=run.id, label=legend_label(run.meta), color=colors[run.id],
+                                epochs=log.epochs, reference=run.source == "reference", system=log.system,
+                                note=log.format_error, meta=run.meta, start=log.start))
+    return result

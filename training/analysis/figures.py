@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from dashboard.series import RunSeries
+from training.analysis.display import MUTED
+from training.analysis.series import RunSeries
 
 X_AXES = {"epoch": "Epoch", "elapsed_s": "Elapsed wall-clock seconds"}
 LABELS = {
@@ -25,7 +26,7 @@ SYSTEM_LABELS = {
 }
 
 
-def _layout(figure: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
+def layout(figure: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
     figure.update_layout(
         title=title, xaxis_title=x_title, yaxis_title=y_title, template="plotly_white",
         legend={"orientation": "h", "y": -0.25}, margin={"l": 60, "r": 20, "t": 50, "b": 40},
@@ -55,13 +56,13 @@ def make_metric_figure(runs: list[RunSeries], metric: str, x: str = "epoch",
     title = f"{LABELS.get(metric, metric)} by {X_AXES[x].split()[0].lower()}"
     if x == "elapsed_s":
         title = f"{LABELS.get(metric, metric)} against wall-clock time"
-    _layout(figure, title, X_AXES[x], LABELS.get(metric, metric))
+    layout(figure, title, X_AXES[x], LABELS.get(metric, metric))
     if log_y:
         figure.update_yaxes(type="log")
     if log_x:
         figure.update_xaxes(type="log")
     if target is not None:
-        figure.add_hline(y=target, line={"dash": "dot", "color": "#6b7280", "width": 1},
+        figure.add_hline(y=target, line={"dash": "dot", "color": MUTED, "width": 1},
                          annotation_text=f"target {target:.2%}", annotation_position="bottom right")
     return figure
 
@@ -90,7 +91,7 @@ def make_system_figure(runs: list[RunSeries], key: str) -> go.Figure:
         points = [p for p in points if p[1] is not None]
         if points:
             figure.add_trace(_line(run, [p[0] for p in points], [p[1] for p in points], mode="lines"))
-    return _layout(figure, SYSTEM_LABELS.get(key, key), "Seconds since the run started",
+    return layout(figure, SYSTEM_LABELS.get(key, key), "Seconds since the run started",
                    SYSTEM_LABELS.get(key, key))
 
 

@@ -1,7 +1,7 @@
 """Scaling charts: steady-state samples/s against batch size or threads, and GPU-over-CPU speedup.
 
 Input is any runs (a sweep's, or picked ones) as `RunSeries`; each run gives one
-point, its steady-state samples/s (`training.comparison`), and runs with the same
+point, its steady-state samples/s (`training.analysis.comparison`), and runs with the same
 device, backend and x are summarised as a median with a min-max error bar. A run
 with the default threads (all cores) is placed at its machine's core count from
 its start record. Pure figure builders: no Streamlit.
@@ -14,9 +14,10 @@ import statistics
 
 import plotly.graph_objects as go
 
-from dashboard.figures import _layout
-from dashboard.series import PALETTE, RunSeries
-from training import comparison
+from training.analysis import comparison
+from training.analysis.display import MUTED
+from training.analysis.figures import layout
+from training.analysis.series import PALETTE, RunSeries
 
 X_TITLES = {"batch_size": "Batch size (images per step)", "threads": "CPU threads"}
 
@@ -67,7 +68,7 @@ def make_scaling_figure(points: list[dict], x: str = "batch_size") -> go.Figure:
             error_y={"type": "data", "symmetric": False, "array": [p[3] - p[1] for p in line],
                      "arrayminus": [p[1] - p[2] for p in line], "color": color}))
     what = "batch size" if x == "batch_size" else "CPU threads"
-    _layout(figure, f"Steady-state samples/s against {what} (median, min-max)", X_TITLES[x],
+    layout(figure, f"Steady-state samples/s against {what} (median, min-max)", X_TITLES[x],
             "Training samples / s")
     figure.update_xaxes(type="log")
     figure.update_yaxes(type="log")
@@ -114,9 +115,9 @@ def make_speedup_figure(points: list[dict]) -> go.Figure:
                                         marker={"symbol": "star", "size": 14, "color": color},
                                         text=[f"crossover ≈ {where:,.0f}"], textposition="top center",
                                         name=f"crossover {backend}"))
-    figure.add_hline(y=1.0, line={"dash": "dot", "color": "#6b7280", "width": 1},
+    figure.add_hline(y=1.0, line={"dash": "dot", "color": MUTED, "width": 1},
                      annotation_text="GPU = CPU", annotation_position="bottom right")
-    _layout(figure, "GPU-over-CPU speedup against batch size", X_TITLES["batch_size"],
+    layout(figure, "GPU-over-CPU speedup against batch size", X_TITLES["batch_size"],
             "Speedup (GPU samples/s / CPU samples/s)")
     figure.update_xaxes(type="log")
     return figure

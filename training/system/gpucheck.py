@@ -22,7 +22,8 @@ from importlib import metadata
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from training import PROJECT_ROOT, hardware
+from training import PROJECT_ROOT
+from training.system import hardware, nvml
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +150,8 @@ def tensorflow_twice() -> bool:
 def diagnose(backend: str, answer: dict, nvml_names: list[str], env=None) -> str:
     """Why `backend` sees no GPU, and the fix, from its probe `answer` and NVML's GPU names."""
     env = os.environ if env is None else env
-    hidden = env.get("CUDA_VISIBLE_DEVICES")
-    if hidden in ("", "-1"):
+    hidden = nvml.gpus_hidden(env)
+    if hidden is not None:
         return f"CUDA_VISIBLE_DEVICES={hidden!r} hides every GPU: unset it and restart"
     if not nvml_names:
         return NO_NVML

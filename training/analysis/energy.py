@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import statistics
 
-from training.comparison import time_to_target
+from training.analysis.comparison import time_to_target
 
 NOT_MEASURED = "not measured"
 SOURCES = ("gpu", "cpu")

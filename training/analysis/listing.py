@@ -1,0 +1,47 @@
+"""One run as a row of a listing: what `list --json` prints and the Runs page's table shows.
+
+Presentation, not storage: the store knows a run's files and state; this turns
+them into the fields people read. Where the run trained comes from its launcher
+(`training.launch.describe`), passed in by the caller.
+"""
+
+from __future__ import annotations
+
+from training.store import Run, RunLog
+
+
+def row(run: Run, where: str, run_log: RunLog | None = None, status: str | None = None) -> dict:
+    """The listing fields of `run`.
+
+    Args:
+        run: the run.
+        where: where it trained, e.g. "this machine" (`training.launch.describe(run)`).
+        run_log: its log, if the caller follows it already (the dashboard's cache).
+        status: its status, if the caller worked it out already (once per page rerun).
+    `error` is why the log cannot be read, or why the run failed or was lost.
+    """
+    meta = run.meta
+    run_log = run_log or run.log()
+    config = meta.get("config") or {}
+    status = status or run.status()
+    return {
+        "id": run.id,
+        "name": run.name,
+        "status": status,
+        "where": where,
+        "source": run.source,
+        "device": meta.get("device"),
+        "engine": meta.get("engine"),
+        "backend": meta.get("backend"),
+        "precision": config.get("precision"),
+        "batch_size": config.get("batch_size"),
+        "lr": config.get("lr"),
+        "train_samples": meta.get("train_samples"),
+        "epochs": meta.get("epochs"),
+        "epochs_done": run_log.epochs_done,
+        "best_val_accuracy": run_log.best_val_accuracy,
+        "elapsed_s": run_log.elapsed_s,
+        "created": meta.get("created"),
+        "group": meta.get("group"),  # repeats and sweeps (training/analysis/groups.py)
+        "error": run_log.format_error or run.cause(status, run_log),
+    }

@@ -1,0 +1,201 @@
+"""The command line's parser: every subcommand, its options built from RunConfig's fields.
+
+`add_config_options` turns each `RunConfig` field's metadata (help, choices,
+range, switch) into an option; with `sweep=True` the fields a sweep may vary
+(`config.SWEEP_FIELDS`) take comma lists instead, parsed by their own type.
+No private argparse state is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from training.analysis.comparison import DEFAULT_TARGET
+from training.config import BACKENDS, MAX_REPEATS, SWEEP_FIELDS, RunConfig, make_config
+from training.launch import Launcher, launcher_for
+from training.launch.local import STOP_GRACE_S
+
+EXIT_USAGE = 2
+_INT_TYPES = ("int", "int | None")
+SWEEP_HELP = "comma list, e.g. 32,128,512"
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2: scriptable
+        self.exit(EXIT_USAGE, f"error: {message}\n")
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs-dir", help="runs folder (default: $TRAINING_RUNS_DIR, else ./runs)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log what is skipped or retried (debug messages) to stderr, and show the "
+                             "backend's own log lines")
+
+
+def _optional_int(text: str) -> int | None:
+    """A --threads value of a sweep: a number, or all/none for the default (every core)."""
+    return None if text.lower() in ("", "none", "all") else int(text)
+
+
+def comma_list(kind):
+    """An argparse type: "a,b,c" -> [kind(a), kind(b), kind(c)], one clear error otherwise."""
+    def parse(text: str) -> list:
+        try:
+            return [kind(part.strip()) for part in text.split(",") if part.strip()]
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"not a comma list of values: {text!r}") from error
+    parse.__name__ = f"comma list of {kind.__name__}"
+    return parse
+
+
+def _value_type(spec: dataclasses.Field):
+    if spec.name == "threads":
+        return _optional_int if spec.type in _INT_TYPES else str
+    return int if spec.type in _INT_TYPES else float if spec.type == "float" else str
+
+
+def add_config_options(parser: argparse.ArgumentParser, sweep: bool = False) -> None:
+    """One option per RunConfig field, with the help, choices and default it declares.
+
+    With `sweep=True`, each of SWEEP_FIELDS takes a comma list (default: the base value).
+    """
+    for spec in dataclasses.fields(RunConfig):
+        rules = spec.metadata
+        if spec.type == "bool":  # a switch that flips the default
+            parser.add_argument(rules["flag"], dest=spec.name, action="store_const",
+                                const=not spec.default, default=spec.default, help=rules["help"])
+            continue
+        option = "--" + spec.name.replace("_", "-")
+        if sweep and spec.name in SWEEP_FIELDS:
+            choices = f" (one or more of {', '.join(rules['choices'])})" if rules["choices"] else ""
+            parser.add_argument(option, dest=spec.name, type=comma_list(_value_type(spec)), default=None,
+                                help=f"{rules['help']}{choices} ({SWEEP_HELP})")
+            continue
+        kind = int if spec.type in _INT_TYPES else float if spec.type == "float" else str
+        default_text = "" if spec.default in (None, "") else f" (default: {spec.default})"
+        parser.add_argument(option, dest=spec.name, type=kind, choices=rules["choices"],
+                            default=spec.default, help=rules["help"] + default_text)
+
+
+def add_repeats_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repeats", type=int, default=None,
+                        help=f"queue N runs of this configuration as one group (1-{MAX_REPEATS}); prints "
+                             "each run id, then the group id")
+
+
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """--cluster and what a run asks the Ray cluster for (`run` and `sweep`)."""
+    cluster = parser.add_argument_group("on a Ray cluster")
+    cluster.add_argument("--cluster", metavar="ADDRESS",
+                         help="the Ray dashboard address, e.g. http://127.0.0.1:8265 (RAY_ADDRESS)")
+    cluster.add_argument("--gpu-model", help="with --device gpu: a node with this GPU model, e.g. H100")
+    cluster.add_argument("--cluster-cpus", type=float, default=1, help="CPUs to ask Ray for (default: 1)")
+    cluster.add_argument("--cluster-pip", action="store_true",
+                         help="install requirements.txt on the node (runtime_env pip; needs a package index)")
+
+
+def add_follow_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--detach", action="store_true",
+                        help=f"queue {what} in the background and return at once; print the ids")
+
+
+def launcher_from_args(args: argparse.Namespace) -> Launcher:
+    """This machine, or the Ray cluster that --cluster names."""
+    return launcher_for(args.cluster, gpu_model=args.gpu_model, cpus=args.cluster_cpus,
+                        pip=args.cluster_pip) if args.cluster else launcher_for(None)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    return make_config(**{spec.name: getattr(args, spec.name) for spec in dataclasses.fields(RunConfig)})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from training.cli import __doc__ as summary
+
+    parser = Parser(prog="python -m training", description=summary.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    run = commands.add_parser("run", help="train one run, showing its progress (or --detach)")
+    add_config_options(run)
+    add_follow_options(run, "the run")
+    add_repeats_option(run)
+    add_cluster_options(run)
+    add_common(run)
+
+    work = commands.add_parser("work", help=argparse.SUPPRESS)
+    work.add_argument("run_id")
+    add_common(work)
+
+    remote = commands.add_parser("remote-work", help=argparse.SUPPRESS)  # a Ray job's entrypoint
+    remote.add_argument("run_id")
+    remote.add_argument("--config", required=True, help="the RunConfig as JSON")
+    add_common(remote)
+
+    follow = commands.add_parser("follow", help=argparse.SUPPRESS)  # copies a Ray job's records home
+    follow.add_argument("run_id")
+    add_common(follow)
+
+    listing = commands.add_parser("list", help="list runs")
+    listing.add_argument("--json", action="store_true")
+    add_common(listing)
+
+    stop = commands.add_parser("stop", help="stop a queued or running run")
+    stop.add_argument("run_id")
+    stop.add_argument("--grace", type=float, default=STOP_GRACE_S,
+                      help="seconds to wait after SIGTERM before SIGKILL (default: %(default)s)")
+    add_common(stop)
+
+    delete = commands.add_parser("delete", help="delete a run")
+    delete.add_argument("run_id")
+    add_common(delete)
+
+    importing = commands.add_parser("import", help="import a log file")
+    importing.add_argument("file")
+    importing.add_argument("--name")
+    importing.add_argument("--device", choices=("cpu", "gpu"))
+    importing.add_argument("--samples", type=int,
+                           help="training images per epoch, for a log that does not say (for samples/s)")
+    add_common(importing)
+
+    export = commands.add_parser("export", help="per-epoch table of a run")
+    export.add_argument("run_id")
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    add_common(export)
+
+    compare = commands.add_parser("compare", help="compare two runs, or groups of runs")
+    compare.add_argument("ids", nargs="+", metavar="ID", help="two run ids, or run and group ids")
+    compare.add_argument("--target", type=float, default=DEFAULT_TARGET)
+    compare.add_argument("--json", action="store_true")
+    add_common(compare)
+
+    sweep = commands.add_parser("sweep", help="queue the product of comma lists as one group")
+    add_config_options(sweep, sweep=True)
+    add_repeats_option(sweep)
+    sweep.add_argument("--dry-run", action="store_true",
+                       help="print the plan and the estimate; queue nothing")
+    add_follow_options(sweep, "the sweep")
+    add_cluster_options(sweep)
+    add_common(sweep)
+
+    report = commands.add_parser("report", help="write one self-contained HTML report of runs or groups")
+    report.add_argument("ids", nargs="+", metavar="ID", help="run ids and group ids")
+    report.add_argument("-o", "--output", default="report.html")
+    report.add_argument("--target", type=float, default=DEFAULT_TARGET)
+    report.add_argument("--price-cpu", type=float, help="price per hour of a CPU run (for cost)")
+    report.add_argument("--price-gpu", type=float, help="price per hour of a GPU run (for cost)")
+    report.add_argument("--title", default="Training benchmark report")
+    add_common(report)
+
+    doctoring = commands.add_parser("doctor", help="can every installed backend use every device here?")
+    doctoring.add_argument("--json", action="store_true")
+    doctoring.add_argument("--backend", action="append", choices=BACKENDS,
+                           help="ask only this backend (repeatable; default: every installed one)")
+    add_common(doctoring)
+
+    probing = commands.add_parser("probe", help="what one backend sees (imports it)")
+    probing.add_argument("backend", choices=BACKENDS)
+    probing.add_argument("--json", action="store_true")
+    add_common(probing)
+    return parser
+
