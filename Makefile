@@ -1,6 +1,8 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    create .venv, install requirements.txt, start the dashboard
 #   make test   create or reuse .venv, install everything the tests need, run lint and the suite
+# and one is the inner loop while you work:
+#   make quick  lint and the tests not marked slow (no training, servers or browser): under a minute
 # On a machine with an NVIDIA driver both also install the CUDA builds (requirements-gpu.txt,
 # and for the tests requirements-backends-gpu.txt). GPU=1 forces that, GPU=0 skips it.
 PYTHON ?= python3.11
@@ -15,7 +17,7 @@ GPU ?= $(shell { timeout 10 nvidia-smi -L 2>/dev/null | grep -q '^GPU '; } \
 GPU_RUNTIME := $(if $(filter 1,$(GPU)),$(VENV)/.gpu)
 GPU_TESTING := $(if $(filter 1,$(GPU)),$(VENV)/.gpu $(VENV)/.gpu-backends)
 
-.PHONY: run test lint chromium bench clean
+.PHONY: run test quick lint chromium bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +59,9 @@ lint: $(VENV)/.testing
 
 test: $(VENV)/.testing $(GPU_TESTING) chromium lint
 	$(BIN)/python -m pytest
+
+quick: $(VENV)/.testing lint
+	$(BIN)/python -m pytest -m "not slow" -q
 
 bench: $(VENV)/.testing
 	$(BIN)/python bench/reader_bench.py

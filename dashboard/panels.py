@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard import state, widgets
 from training import launch
+from training.analysis import tables
 from training.analysis.figures import SYSTEM_LABELS, system_peaks
 from training.config import ConfigError
 from training.imports.parsers import ImportFormatError
@@ -28,10 +29,10 @@ def run_detail(run: Run, status: str) -> None:
         st.caption(f"Trained on the {launch.describe(run)}; its records were copied here as they arrived.")
     settings_col, machine_col = st.columns(2)
     settings_col.markdown("**Settings**")
-    settings_col.json(meta.get("config") or {k: meta.get(k) for k in ("source", "origin", "format")})
+    settings_col.dataframe(tables.settings_rows(meta), hide_index=True, key="detail_settings")
     machine_col.markdown("**Hardware and versions**")
-    start = log.start or {}
-    machine_col.json({"hardware": start.get("hardware"), "versions": start.get("versions")})
+    machine_col.dataframe(tables.machine_rows(log.start) or [{"What": "recorded", "Value": "nothing"}],
+                          hide_index=True, key="detail_machine")
     if log.system:
         peaks = system_peaks(log.system)
         st.markdown("**Peaks:** " + " · ".join(f"{SYSTEM_LABELS[k]}: {v:,.1f}" for k, v in peaks.items()))

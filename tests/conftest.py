@@ -3,6 +3,13 @@
 Workers train real TensorFlow on small MNIST subsets. MNIST itself is fetched
 once per machine (into the project's data/ folder) by the `mnist_cached`
 fixture, so no test pays for the download twice.
+
+Tests have speeds (pyproject.toml declares the markers): a test that trains (it
+asks for `mnist_cached`) is `slow`, a test that mounts file systems (`tmpfs`) is
+`root` and `slow`; modules that start Ray or drive Chromium mark themselves
+`cluster` or `browser` (and `slow`). `make quick` runs the rest in under a minute.
+Tests of pages and maths use `finished_run`: a run folder written as a worker
+would have written it, with epoch records whose numbers the test chooses.
 """
 
 from __future__ import annotations
@@ -25,6 +32,67 @@ TEST_OUTPUT = ROOT / "test-output"
 
 # Small, fast runs: 8 batches of 128 and a 512-image test set.
 TINY = ["--limit-train", "1024", "--limit-test", "512"]
+
+
+class Result:
+    """What `run_cli` gives back: the fields of a CompletedProcess that tests read."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def run_cli(*args: str, runs_dir: Path) -> Result:
+    """`python -m training ARGS --runs-dir RUNS_DIR`, in this process: `main(argv)` with its output caught.
+
+    For commands that only read or write run folders; `cli` (a real subprocess) stays
+    for one smoke test per command and wherever a worker or a signal is involved.
+    """
+    import contextlib
+    import io
+
+    from training.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([*args, "--runs-dir", str(runs_dir)])
+        except SystemExit as exit_:  # argparse's usage errors
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def finished_run(store, name: str = "done", device: str = "cpu", epoch_s: tuple = (3.0, 2.0, 2.0),
+                 train: int = 1024, test: int = 512, source: str = "local", status: str = "finished",
+                 **config):
+    """A run folder as a worker would have left it: config, start, one record per epoch, end.
+
+    Epoch e takes `epoch_s[e-1]` seconds (80% training, 20% evaluation); accuracy rises
+    with the epoch, so time to target and best accuracy are known by hand.
+    """
+    from training.config import make_config
+    from training.store.layout import METRICS_FILE
+    from training.store.logwriter import encode
+
+    settings = make_config(device=device, epochs=len(epoch_s), limit_train=train, limit_test=test,
+                           name=name, **config)
+    meta = {"name": name, "source": source, "device": device, "engine": settings.engine,
+            "backend": settings.backend, "epochs": len(epoch_s), "train_samples": train,
+            "config": settings.to_dict()}
+    log = encode({"type": "start", "config": settings.to_dict(), "train_samples": train, "test_samples": test,
+                  "hardware": {"cpu_model": "test CPU", "cpu_logical_cores": 2, "device": device,
+                               "gpu_names": []},
+                  "versions": {"python": "3.11", "keras": "3.15.1", "backend": settings.backend,
+                               "backend_version": "2.21.0"}})
+    elapsed = 0.0
+    for epoch, seconds in enumerate(epoch_s, start=1):
+        elapsed += seconds
+        log += encode({"type": "epoch", "epoch": epoch, "loss": 1.0 / epoch, "accuracy": 0.9 + 0.02 * epoch,
+                       "val_loss": 1.2 / epoch, "val_accuracy": 0.95 + 0.02 * epoch,
+                       "train_s": 0.8 * seconds, "eval_s": 0.2 * seconds, "epoch_time_s": seconds,
+                       "samples": train, "samples_per_s": train / (0.8 * seconds), "elapsed_s": elapsed,
+                       "cpu_s": 1.5 * seconds, "time": 1.7e9 + elapsed})
+    log += encode({"type": "end", "status": status, "error": None if status != "failed" else "boom"})
+    return store.create(meta, status, files={METRICS_FILE: log})
 
 
 def cli(*args: str, runs_dir: Path, timeout: float = 180,
@@ -101,6 +169,17 @@ def stop_active(store) -> None:
     for run in store.runs():
         if run.status() in ACTIVE_STATES:
             local.stop(run, grace=5)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Speeds by fixture: what trains is slow; what mounts file systems needs root and is slow."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if "mnist_cached" in names:
+            item.add_marker(pytest.mark.slow)
+        if "tmpfs" in names:
+            item.add_marker(pytest.mark.root)
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ SHOTS = TEST_OUTPUT / "screenshots"
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed "
                        "(make test installs it: apt-get install chromium)"),
 ]

@@ -1,4 +1,8 @@
-"""The command line: list, import, export, compare, stop, delete, bad ids."""
+"""The command line: list, import, export, compare, stop, delete, bad ids.
+
+Most tests call `main(argv)` in this process (conftest.run_cli); the first
+ones run the real `python -m training` once per command, as a user would.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,13 @@ import io
 import json
 
 import pytest
-from conftest import FIXTURES, cli
+from conftest import FIXTURES, cli, run_cli
 
 from training.imports.runs import REFERENCE_TEXT
 
 
 def test_list_json_has_the_reference_runs_with_every_field(runs_dir):
-    result = cli("list", "--json", runs_dir=runs_dir)
+    result = cli("list", "--json", runs_dir=runs_dir)  # the real command, once
     assert result.returncode == 0, result.stderr
     rows = {row["id"]: row for row in json.loads(result.stdout)}
     keras = rows["ref-keras-cpu"]
@@ -27,7 +31,7 @@ def test_list_json_has_the_reference_runs_with_every_field(runs_dir):
 
 
 def test_compare_published_pair(runs_dir):
-    result = cli("compare", "ref-keras-cpu", "ref-tensorflow-gpu", "--json", runs_dir=runs_dir)
+    result = run_cli("compare", "ref-keras-cpu", "ref-tensorflow-gpu", "--json", runs_dir=runs_dir)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     a, b = data["runs"]
@@ -36,44 +40,44 @@ def test_compare_published_pair(runs_dir):
     assert (a["time_to_target_s"], b["time_to_target_s"]) == (229, 9.58)
     assert data["speedup"]["time_to_target"] == pytest.approx(229 / 9.58)
     assert a["steady_samples_per_s"] == pytest.approx(60_000 / 110, abs=0.01)
-    text = cli("compare", "ref-keras-cpu", "ref-tensorflow-gpu", runs_dir=runs_dir).stdout
+    text = cli("compare", "ref-keras-cpu", "ref-tensorflow-gpu", runs_dir=runs_dir).stdout  # real, once
     assert "28.50x steady-state epoch" in text and "229.00 s (epoch 2)" in text
 
 
 def test_compare_unreached_target_is_null(runs_dir):
-    data = json.loads(cli("compare", "ref-keras-cpu", "ref-tensorflow-gpu", "--target", "0.9999",
+    data = json.loads(run_cli("compare", "ref-keras-cpu", "ref-tensorflow-gpu", "--target", "0.9999",
                           "--json", runs_dir=runs_dir).stdout)
     assert data["runs"][0]["time_to_target_s"] is None and data["speedup"]["time_to_target"] is None
 
 
 def test_import_prints_one_id_per_log_and_export_gives_the_table(runs_dir):
-    result = cli("import", str(REFERENCE_TEXT), runs_dir=runs_dir)
+    result = cli("import", str(REFERENCE_TEXT), runs_dir=runs_dir)  # the real command, once
     assert result.returncode == 0, result.stderr
     ids = result.stdout.split()
     assert len(ids) == 2
-    exported = cli("export", ids[1], "--format", "csv", runs_dir=runs_dir).stdout
+    exported = cli("export", ids[1], "--format", "csv", runs_dir=runs_dir).stdout  # real, once
     rows = list(csv.DictReader(io.StringIO(exported)))
     assert len(rows) == 30
     for column in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s", "elapsed_s"):
         assert column in rows[0]
     assert rows[-1]["elapsed_s"] == "118.17" and rows[0]["val_accuracy"] == "0.9847"
-    as_json = json.loads(cli("export", ids[0], "--format", "json", runs_dir=runs_dir).stdout)
+    as_json = json.loads(run_cli("export", ids[0], "--format", "json", runs_dir=runs_dir).stdout)
     assert as_json[0]["epoch_time_s"] == 112
 
 
 def test_import_bad_file_fails_and_writes_nothing(runs_dir, tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text("nothing to see\n")
-    result = cli("import", str(bad), runs_dir=runs_dir)
+    result = run_cli("import", str(bad), runs_dir=runs_dir)
     assert result.returncode == 1 and "no training log recognised" in result.stderr
     assert not runs_dir.exists() or not [p for p in runs_dir.iterdir() if not p.name.startswith(".")]
 
 
 def test_import_with_name_and_device(runs_dir):
-    result = cli("import", str(FIXTURES / "keras3-fit-verbose2.txt"), "--name", "laptop",
+    result = run_cli("import", str(FIXTURES / "keras3-fit-verbose2.txt"), "--name", "laptop",
                  "--device", "cpu", runs_dir=runs_dir)
     [run_id] = result.stdout.split()
-    rows = {r["id"]: r for r in json.loads(cli("list", "--json", runs_dir=runs_dir).stdout)}
+    rows = {r["id"]: r for r in json.loads(run_cli("list", "--json", runs_dir=runs_dir).stdout)}
     assert rows[run_id]["name"] == "laptop" and rows[run_id]["device"] == "cpu"
     assert rows[run_id]["source"] == "imported" and rows[run_id]["epochs_done"] == 3
     assert rows[run_id]["where"] == "imported log"
@@ -82,34 +86,35 @@ def test_import_with_name_and_device(runs_dir):
 @pytest.mark.parametrize("command", ["export", "stop", "delete"])
 @pytest.mark.parametrize("run_id", ["../../etc", "a/b", "no-such-run"])
 def test_bad_or_unknown_run_id_exits_2(runs_dir, command, run_id):
-    result = cli(command, run_id, runs_dir=runs_dir)
+    runner = cli if run_id == "no-such-run" else run_cli  # each command once as a real process
+    result = runner(command, run_id, runs_dir=runs_dir)
     assert result.returncode == 2
     assert "run" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_compare_unknown_run_exits_2(runs_dir):
-    result = cli("compare", "ref-keras-cpu", "..", runs_dir=runs_dir)
+    result = run_cli("compare", "ref-keras-cpu", "..", runs_dir=runs_dir)
     assert result.returncode == 2 and "invalid run id" in result.stderr
 
 
 def test_reference_runs_cannot_be_deleted_or_stopped(runs_dir):
-    cli("list", runs_dir=runs_dir)
-    result = cli("delete", "ref-keras-cpu", runs_dir=runs_dir)
+    run_cli("list", runs_dir=runs_dir)
+    result = run_cli("delete", "ref-keras-cpu", runs_dir=runs_dir)
     assert result.returncode == 1 and "reference run" in result.stderr
-    result = cli("stop", "ref-keras-cpu", runs_dir=runs_dir)
+    result = run_cli("stop", "ref-keras-cpu", runs_dir=runs_dir)
     assert result.returncode == 1 and "finished" in result.stderr
 
 
 def test_import_samples_option_fills_in_throughput(runs_dir):
-    plain = cli("import", str(FIXTURES / "keras3-fit-verbose2.txt"), runs_dir=runs_dir).stdout.split()[0]
-    counted = cli("import", str(FIXTURES / "keras3-fit-verbose2.txt"), "--samples", "6000",
+    plain = run_cli("import", str(FIXTURES / "keras3-fit-verbose2.txt"), runs_dir=runs_dir).stdout.split()[0]
+    counted = run_cli("import", str(FIXTURES / "keras3-fit-verbose2.txt"), "--samples", "6000",
                   runs_dir=runs_dir).stdout.split()[0]
-    assert json.loads(cli("compare", plain, counted, "--json", runs_dir=runs_dir).stdout)["runs"][0][
+    assert json.loads(run_cli("compare", plain, counted, "--json", runs_dir=runs_dir).stdout)["runs"][0][
         "steady_samples_per_s"] is None
-    text = cli("compare", plain, counted, runs_dir=runs_dir).stdout
+    text = run_cli("compare", plain, counted, runs_dir=runs_dir).stdout
     assert "samples/s            —" in text  # the log says nothing of its size
     assert "samples/s            2,500" in text  # median of 6000/3 s and 6000/2 s, epoch 1 excluded
-    bad = cli("import", str(FIXTURES / "keras3-fit-verbose2.txt"), "--samples", "0", runs_dir=runs_dir)
+    bad = run_cli("import", str(FIXTURES / "keras3-fit-verbose2.txt"), "--samples", "0", runs_dir=runs_dir)
     assert bad.returncode == 2 and "--samples: must be a whole number from 1 to" in bad.stderr
 
 
@@ -127,20 +132,20 @@ def newer_log(runs_dir) -> str:
 
 def test_a_log_from_a_newer_version_is_refused_with_one_clear_message(runs_dir):
     run_id = newer_log(runs_dir)
-    result = cli("export", run_id, runs_dir=runs_dir)
+    result = run_cli("export", run_id, runs_dir=runs_dir)
     assert result.returncode == 1
     assert result.stderr.strip() == ("error: written by a newer version (log format 99; this one reads "
                                      "up to 2); upgrade")
-    assert cli("compare", run_id, "ref-keras-cpu", runs_dir=runs_dir).returncode == 1
-    listing = cli("list", runs_dir=runs_dir)
+    assert run_cli("compare", run_id, "ref-keras-cpu", runs_dir=runs_dir).returncode == 1
+    listing = run_cli("list", runs_dir=runs_dir)
     assert listing.returncode == 0 and "[written by a newer version" in listing.stdout
 
 
 def test_verbose_shows_what_was_skipped(runs_dir):
     run_id = newer_log(runs_dir)
     (runs_dir / run_id / "status.json").write_text("{not json")
-    quiet = cli("list", runs_dir=runs_dir)
-    loud = cli("list", "--verbose", runs_dir=runs_dir)
+    quiet = run_cli("list", runs_dir=runs_dir)
+    loud = run_cli("list", "--verbose", runs_dir=runs_dir)
     assert quiet.returncode == loud.returncode == 0
     assert "unreadable JSON" not in quiet.stderr
     assert f"DEBUG training.store.layout: unreadable JSON in {runs_dir / run_id / 'status.json'}" \

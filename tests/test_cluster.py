@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,6 +28,7 @@ from training.launch.cluster import nodes
 from training.store import RunError, RunStore
 
 pytest.importorskip("ray", reason="Ray is not installed: pip install -r requirements-cluster.txt")
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 RAY = Path(sys.executable).with_name("ray")
 
 
@@ -76,7 +78,7 @@ def cluster():
 
 
 def submit(runs_dir: Path, address: str, *args: str) -> str:
-    result = cli("run", "--cluster", address, *args, runs_dir=runs_dir)
+    result = cli("run", "--cluster", address, "--detach", *args, runs_dir=runs_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout.split()[-1]
 
@@ -101,7 +103,7 @@ def test_a_cpu_run_on_the_cluster_streams_home_and_finishes_with_every_epoch_onc
     meta = RunStore(runs_dir).open(run_id).meta
     assert meta["cluster"]["address"] == cluster
     listing = {r["id"]: r for r in json.loads(cli("list", "--json", runs_dir=runs_dir).stdout)}
-    assert listing[run_id]["where"] == f"Ray cluster at {cluster}"
+    assert listing[run_id]["where"] == f"Ray cluster at {cluster} (job training-{run_id})"
 
 
 def test_stop_on_a_cluster_run_ends_it_stopped_within_10_s(cluster, runs_dir, mnist_cached):
@@ -118,8 +120,11 @@ def test_stop_on_a_cluster_run_ends_it_stopped_within_10_s(cluster, runs_dir, mn
 
 def test_a_gpu_run_on_the_logical_gpu_fails_with_the_workers_reason(cluster, runs_dir, mnist_cached,
                                                                     monkeypatch):
-    run_id = submit(runs_dir, cluster, "--device", "gpu", "--epochs", "1", *TINY)
-    wait_for(lambda: status(runs_dir, run_id) == "failed", 120, what="failed")
+    # Without --detach the command follows the cluster run to its end, as a local run.
+    result = cli("run", "--cluster", cluster, "--device", "gpu", "--epochs", "1", *TINY, runs_dir=runs_dir)
+    assert result.returncode == 1 and "sees no GPU" in result.stderr, result.stderr[-3000:]
+    run_id = result.stdout.split()[-1]
+    assert status(runs_dir, run_id) == "failed"
     row = listing.row(RunStore(runs_dir).open(run_id), launch.describe(RunStore(runs_dir).open(run_id)))
     assert "the tensorflow backend sees no GPU" in row["error"]
     monkeypatch.setenv("TRAINING_RUNS_DIR", str(runs_dir))
@@ -170,3 +175,14 @@ def test_the_train_page_offers_the_cluster_and_shows_its_nodes(cluster, runs_dir
     [nodes] = [frame.value for frame in at.dataframe]
     assert list(nodes["CPUs"]) == [2] and list(nodes["GPUs"]) == [1]
     assert at.button(key="start_gpu").disabled is False  # the cluster has a (logical) GPU
+
+
+def test_a_follower_whose_run_folder_was_deleted_ends_at_once(runs_dir):
+    from training.launch.follower import follow
+
+    run = RunStore(runs_dir).create({"name": "gone", "cluster": {"address": "http://127.0.0.1:9"}}, "running")
+    assert run.meta["cluster"]  # read before the folder goes, as the follower's handle has it
+    shutil.rmtree(run.folder)
+    began = time.monotonic()
+    assert follow(run) == 1
+    assert time.monotonic() - began < 5  # not the GIVE_UP_S of an unreachable cluster

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dashboard.state import default_picks
-from training.analysis import tables
+from training.analysis import scaling, tables
 from training.analysis.figures import (
     make_metric_figure,
     make_system_figure,
@@ -125,3 +125,25 @@ def test_default_picks_latest_cpu_and_gpu_and_references():
     assert default_picks(metas, with_references=True) == ["2026-b", "2026-c", "ref-x"]
     assert default_picks(metas, with_references=False) == ["2026-b", "2026-c"]
     assert default_picks(metas, False, failed=frozenset({"2026-b"})) == ["2026-a", "2026-c"]
+
+
+def test_scaling_axes_tick_at_the_batch_sizes_used_not_at_powers_of_ten():
+    points = [{"device": "cpu", "backend": "tensorflow", "batch_size": batch, "threads": 2,
+               "samples_per_s": 1000.0 + batch, "run": str(batch)} for batch in (512, 32, 128, 32)]
+    figure = scaling.make_scaling_figure(points)
+    assert figure.layout.xaxis.type == "log"
+    assert list(figure.layout.xaxis.tickvals) == [32, 128, 512]
+    assert list(figure.layout.xaxis.ticktext) == ["32", "128", "512"]
+
+
+def test_run_details_read_as_tables_of_settings_and_machine():
+    settings = tables.settings_rows({"config": {"batch_size": 128, "limit_train": None, "concurrent": False}})
+    assert settings == [{"Setting": "batch size", "Value": "128"}, {"Setting": "limit train", "Value": "—"},
+                        {"Setting": "concurrent", "Value": "no"}]
+    machine = tables.machine_rows({"hardware": {"device": "gpu", "gpu_names": ["H100", "H100"],
+                                                "cpu_logical_cores": 16},
+                                   "versions": {"keras": "3.15.1", "backend_version": "0.11.2"}})
+    assert machine == [{"What": "device", "Value": "gpu"}, {"What": "GPUs used", "Value": "H100, H100"},
+                       {"What": "logical cores", "Value": "16"}, {"What": "keras", "Value": "3.15.1"},
+                       {"What": "backend version", "Value": "0.11.2"}]
+    assert tables.machine_rows(None) == []

@@ -149,6 +149,7 @@ def test_readme_gpu_section_matches_the_makefile():
 
 
 # -- the probe and the one-line diagnosis -------------------------------------------------------
+@pytest.mark.slow  # imports TensorFlow in a real probe subprocess
 def test_probe_answers_for_the_real_cpu_tensorflow():
     answer = gpucheck.run_probe("tensorflow")
     assert "error" not in answer, answer
@@ -202,6 +203,7 @@ def doctor_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProce
                           capture_output=True, text=True, timeout=240, env={**os.environ, **(env or {})})
 
 
+@pytest.mark.slow  # imports TensorFlow in a real probe subprocess
 def test_doctor_json_on_this_cpu_machine_reports_no_gpu_and_exits_0():
     done = doctor_cli("--json", env={"CUDA_VISIBLE_DEVICES": "", "LD_LIBRARY_PATH": ""})
     found = json.loads(done.stdout)
@@ -217,6 +219,7 @@ def test_doctor_json_on_this_cpu_machine_reports_no_gpu_and_exits_0():
     assert found["problems"] == [] and found["ok"] is True and done.returncode == 0
 
 
+@pytest.mark.slow  # imports TensorFlow in a real probe subprocess
 def test_doctor_with_nvml_seeing_a_gpu_tensorflow_does_not_names_the_fix(tmp_path):
     (tmp_path / "pynvml.py").write_text(FAKE_PYNVML)
     done = doctor_cli("--backend", "tensorflow", env={"PYTHONPATH": str(tmp_path)})

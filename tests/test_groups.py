@@ -29,7 +29,8 @@ SMALL = ["--epochs", "2", "--limit-train", "512", "--limit-test", "256"]
 def repeated(tmp_path_factory, mnist_cached):
     """(runs folder, run ids, group id) of `run --repeats 3 --threads 1`, all finished."""
     runs_dir = tmp_path_factory.mktemp("groups") / "runs"
-    result = cli("run", "--repeats", "3", "--threads", "1", *SMALL, "--name", "three", runs_dir=runs_dir)
+    result = cli("run", "--repeats", "3", "--threads", "1", *SMALL, "--name", "three", "--detach",
+                 runs_dir=runs_dir)
     assert result.returncode == 0, result.stderr
     *run_ids, group = result.stdout.split()
     store = RunStore(runs_dir)
@@ -100,7 +101,8 @@ def test_sweep_queues_the_product_interleaved(runs_dir):
     fcntl.flock(lock, fcntl.LOCK_EX)  # every worker waits in the queue: nothing trains
     store = RunStore(runs_dir)
     try:
-        result = cli("sweep", "--batch-size", "32,64", "--repeats", "2", *SMALL, runs_dir=runs_dir)
+        result = cli("sweep", "--batch-size", "32,64", "--repeats", "2", *SMALL, "--detach",
+                     runs_dir=runs_dir)
         assert result.returncode == 0, result.stderr
         *run_ids, group = result.stdout.split()
         assert "4 runs, about" in result.stderr
@@ -143,6 +145,7 @@ def test_report_is_one_file_with_everything_inline(repeated, tmp_path):
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_report_opens_offline_in_chromium_and_draws_its_charts(repeated, tmp_path):
     from browser_support import CHROMIUM, CHROMIUM_ARGS
     if not Path(CHROMIUM).exists():

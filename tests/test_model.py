@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+pytestmark = pytest.mark.slow  # imports Keras and TensorFlow into the test process
+
 
 def test_layers_and_parameter_counts_match_the_published_summary():
     from training.worker.model import build_model, count_params

@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, ROOT, cli, wait_for
+from conftest import FIXTURES, ROOT, cli, finished_run, wait_for
 from streamlit.testing.v1 import AppTest
 
 from training.config import make_config
+from training.imports.runs import import_file
 from training.launch import local
 from training.store import RunStore
 from training.store.logwriter import append_record
@@ -28,14 +29,16 @@ def no_exceptions(at: AppTest) -> AppTest:
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory, mnist_cached) -> Path:
-    """References, a real finished CPU run, an imported log and a failed run; made once."""
+def template(tmp_path_factory) -> Path:
+    """References, a finished CPU run, an imported log and a failed run; made once.
+
+    The finished run is written as a worker writes one (conftest.finished_run): what the
+    pages show of it is what is tested here; training itself is test_worker's.
+    """
     runs_dir = tmp_path_factory.mktemp("template") / "runs"
-    assert cli("run", "--epochs", "2", "--limit-train", "512", "--limit-test", "256", "--name", "tiny cpu",
-               runs_dir=runs_dir).returncode == 0
-    assert cli("import", str(FIXTURES / "keras3-fit-verbose2.txt"), "--name", "laptop",
-               runs_dir=runs_dir).returncode == 0
     store = RunStore(runs_dir)
+    finished_run(store, "tiny cpu", epoch_s=(3.0, 2.0), train=512, test=256)
+    import_file(store, str(FIXTURES / "keras3-fit-verbose2.txt"), name="laptop")
     failed = local.create_local(store, make_config(epochs=1, name="broken"))
     failed.append_end("failed", "RuntimeError: boom")
     failed.stderr_path.write_text("Traceback (most recent call last):\nRuntimeError: boom\n")
@@ -55,7 +58,7 @@ def by_name(store: RunStore, name: str) -> str:
 
 
 @pytest.mark.parametrize("path", PAGES)
-def test_every_page_renders_without_exceptions(store, path, mnist_cached):
+def test_every_page_renders_without_exceptions(store, path):
     no_exceptions(page(path).run())
 
 
@@ -267,6 +270,7 @@ print(loaded)
 """
 
 
+@pytest.mark.slow
 def test_the_streamlit_process_never_imports_a_framework(store):
     import subprocess
     import sys

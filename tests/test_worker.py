@@ -20,6 +20,13 @@ def test_engine_trains_and_logs_every_record(engine, runs_dir, mnist_cached):
     assert_well_formed(run_dir, epochs=2, train=1024)
     assert (run_dir / "status.json").read_text().count('"finished"') == 1
     assert list((run_dir / "tb").glob("events.out.tfevents.*")), "TensorBoard events missing"
+    # The terminal got one line per epoch and the summary, and none of the backend's own chatter,
+    # which stays in the run's stderr.log.
+    shown = result.stderr.splitlines()
+    assert [line.split(": epoch ")[1][:3] for line in shown if ": epoch " in line] == ["1/2", "2/2"]
+    assert any("finished: 2 epochs, steady epoch" in line for line in shown)
+    chatter = [line for line in (run_dir / "stderr.log").read_text().splitlines() if line.strip()]
+    assert not set(chatter) & set(shown), set(chatter) & set(shown)
 
 
 def test_progress_records_move_within_an_epoch(runs_dir, mnist_cached):

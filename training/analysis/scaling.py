@@ -70,9 +70,15 @@ def make_scaling_figure(points: list[dict], x: str = "batch_size") -> go.Figure:
     what = "batch size" if x == "batch_size" else "CPU threads"
     layout(figure, f"Steady-state samples/s against {what} (median, min-max)", X_TITLES[x],
             "Training samples / s")
-    figure.update_xaxes(type="log")
+    ticks_at(figure, [p[0] for line in aggregate(points, x).values() for p in line])
     figure.update_yaxes(type="log")
     return figure
+
+
+def ticks_at(figure: go.Figure, values: list[float]) -> None:
+    """A log x axis with its ticks at the batch sizes or thread counts actually used, not at 10^k."""
+    used = sorted(set(values))
+    figure.update_xaxes(type="log", tickvals=used, ticktext=[f"{v:,g}" for v in used])
 
 
 def crossovers(xs: list[float], speedups: list[float]) -> list[float]:
@@ -119,5 +125,5 @@ def make_speedup_figure(points: list[dict]) -> go.Figure:
                      annotation_text="GPU = CPU", annotation_position="bottom right")
     layout(figure, "GPU-over-CPU speedup against batch size", X_TITLES["batch_size"],
             "Speedup (GPU samples/s / CPU samples/s)")
-    figure.update_xaxes(type="log")
+    ticks_at(figure, [p[0] for line in speedup_lines(points).values() for p in line])
     return figure

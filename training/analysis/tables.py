@@ -78,3 +78,39 @@ def _settings(s: dict) -> str:
     if s.get("precision") and s["precision"] != "float32":
         text += f", {s['precision']}"
     return text
+
+
+def _text(value) -> str:
+    if value is None or value == "" or value == []:
+        return MISSING
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_text(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_text(v)}" for k, v in value.items())
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def settings_rows(meta: dict) -> list[dict]:
+    """A run's settings as (Setting, Value) rows: the config, or what an imported log said."""
+    config = meta.get("config") or {k: meta.get(k) for k in ("source", "origin", "format") if meta.get(k)}
+    return [{"Setting": key.replace("_", " "), "Value": _text(value)} for key, value in config.items()]
+
+
+HARDWARE_FIELDS = {"device": "device", "gpu_names": "GPUs used", "cpu_model": "CPU",
+                   "cpu_logical_cores": "logical cores", "cpu_physical_cores": "physical cores",
+                   "memory_gb": "memory (GiB)", "hostname": "host", "platform": "platform"}
+
+
+def machine_rows(start: dict | None) -> list[dict]:
+    """Where a run trained and with what, from its start record, as (What, Value) rows."""
+    start = start or {}
+    hardware, versions = start.get("hardware") or {}, start.get("versions") or {}
+    rows = [{"What": label, "Value": _text(hardware.get(key))} for key, label in HARDWARE_FIELDS.items()
+            if key in hardware]
+    if hardware.get("nvml_gpus"):
+        rows.append({"What": "GPUs on the machine",
+                     "Value": ", ".join(g.get("name", "?") for g in hardware["nvml_gpus"])})
+    rows += [{"What": name.replace("_", " "), "Value": _text(value)} for name, value in versions.items()]
+    return rows
