@@ -13,6 +13,7 @@ import pandas as pd
 from training.analysis import comparison
 from training.analysis.display import MISSING, number
 from training.analysis.series import RunSeries
+from training.config import MNIST_TRAIN_SIZE
 
 
 def comparison_rows(runs: list[RunSeries], baseline_id: str | None, target: float) -> list[dict]:
@@ -73,7 +74,7 @@ def _settings(s: dict) -> str:
     if s.get("batch_size") is None:
         return MISSING
     text = f"batch {s['batch_size']}, lr {s['lr']:g}"
-    if s.get("train_samples") and s["train_samples"] != 60_000:
+    if s.get("train_samples") and s["train_samples"] != MNIST_TRAIN_SIZE:
         text += f", {s['train_samples']:,} images"
     if s.get("precision") and s["precision"] != "float32":
         text += f", {s['precision']}"

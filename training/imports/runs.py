@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from training.config import ConfigError
+from training.config import MNIST_TRAIN_SIZE, ConfigError
 from training.imports.parsers import (
     KERAS_CONSOLE,
     TENSORFLOW_LOOP,
@@ -27,7 +27,7 @@ from training.store.layout import METRICS_FILE
 from training.store.logwriter import encode
 
 REFERENCE_TEXT = Path(__file__).resolve().parent / "reference" / "published-results.md"
-PUBLISHED_SAMPLES = 60_000  # both published runs trained on all of MNIST
+PUBLISHED_SAMPLES = MNIST_TRAIN_SIZE  # both published runs trained on all of MNIST
 REFERENCE_RUNS = {  # parsed-log heading -> (run id, display name)
     "Keras CPU": ("ref-keras-cpu", "Keras CPU (published)"),
     "Tensorflow GPU": ("ref-tensorflow-gpu", "TensorFlow GPU (published)"),

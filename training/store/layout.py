@@ -33,6 +33,7 @@ STDERR_FILE = "stderr.log"
 TENSORBOARD_DIR = "tb"
 RESERVE_FILE = ".reserve"
 TEMP_SUFFIX = ".tmp"  # write_json_atomic's temp files: ".<name>.<pid>.<hex>.tmp"
+END_SCAN_BYTES = 65536  # a log's last line is in its last 64 KiB: readers of the end never read more
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,8 @@ import os
 import time
 from pathlib import Path
 
+from training.store.layout import END_SCAN_BYTES
+
 # Version of the log format (docs/log-format.md). Every start record carries it;
 # readers refuse a newer one rather than guess. 1: no version field; 2: the field.
 FORMAT_VERSION = 2
@@ -83,7 +85,7 @@ def repair_torn_tail(path: Path) -> int:
         size = os.fstat(handle.fileno()).st_size
         if size == 0:
             return 0
-        handle.seek(max(0, size - 65536))
+        handle.seek(max(0, size - END_SCAN_BYTES))
         tail = handle.read()
         if tail.endswith(b"\n"):
             return 0

@@ -28,12 +28,11 @@ from pathlib import Path
 
 from training import PROJECT_ROOT
 from training.store import debris, layout, process, space
-from training.store.layout import read_json, write_json_atomic
+from training.store.layout import END_SCAN_BYTES, read_json, write_json_atomic
 from training.store.logwriter import append_record
 from training.store.runlog import RunLog
 from training.store.state import ACTIVE_STATES, END_STATES, FAILED, LOST, QUEUED, derive
 
-END_SCAN_BYTES = 65536  # the end record is the last line; never read more of the log for it
 STDERR_LINE_BYTES = 200  # a generous average line length, for reading only the stderr tail
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"  # the shipped reference runs
 
