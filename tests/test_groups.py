@@ -16,7 +16,7 @@ import statistics
 from pathlib import Path
 
 import pytest
-from conftest import cli, records, stop_active, wait_for
+from conftest import cli, records, run_cli, stop_active, wait_for
 from plotly.offline import get_plotlyjs
 
 from training.store import ACTIVE_STATES, RunStore
@@ -65,7 +65,7 @@ def test_compare_group_json_matches_a_hand_computation(repeated):
     # A target between the runs' final accuracies, so reaching it is worked out per run.
     finals = sorted(e[-1]["val_accuracy"] for e in epochs.values())
     target = finals[1]
-    result = cli("compare", group, "--target", str(target), "--json", runs_dir=runs_dir)
+    result = run_cli("compare", group, "--target", str(target), "--json", runs_dir=runs_dir)
     assert result.returncode == 0, result.stderr
     [entry] = json.loads(result.stdout)["groups"]
     assert entry["n"] == 3 and entry["runs"] == run_ids and entry["id"] == group
@@ -81,7 +81,7 @@ def test_compare_group_json_matches_a_hand_computation(repeated):
         assert entry["time_to_target_s"][stat] == (None if math.isinf(value) else pytest.approx(value))
     assert entry["not_reached"] == sum(math.isinf(t) for t in ttt)
 
-    text = cli("compare", group, "--target", str(target), runs_dir=runs_dir).stdout
+    text = run_cli("compare", group, "--target", str(target), runs_dir=runs_dir).stdout
     assert "n=3" in text and "olympic mean" in text
     assert f"{entry['not_reached']} of 3 did not reach it" in text
 
@@ -91,7 +91,7 @@ def test_threads_1_keeps_about_one_core_busy(repeated):
     for run_id in run_ids:
         for record in records(runs_dir / run_id, "epoch"):
             assert record["cpu_s"] / record["epoch_time_s"] <= 1.3, record
-    entry = json.loads(cli("compare", group, "--json", runs_dir=runs_dir).stdout)["groups"][0]
+    entry = json.loads(run_cli("compare", group, "--json", runs_dir=runs_dir).stdout)["groups"][0]
     assert 0 < entry["cores_busy"]["median"] <= 1.3  # below 1 when the shared VM steals the core
 
 
@@ -131,7 +131,7 @@ def test_sweep_asking_for_a_missing_gpu_is_refused_with_nothing_queued(runs_dir)
 def test_report_is_one_file_with_everything_inline(repeated, tmp_path):
     runs_dir, run_ids, group = repeated
     out = tmp_path / "report.html"
-    result = cli("report", group, "-o", str(out), "--price-cpu", "0.5", runs_dir=runs_dir)
+    result = run_cli("report", group, "-o", str(out), "--price-cpu", "0.5", runs_dir=runs_dir)
     assert result.returncode == 0, result.stderr
     text = out.read_text()
     assert text.count("plotly.js v") == 1  # one inline copy of plotly.js, shared by every chart
@@ -154,7 +154,7 @@ def test_report_opens_offline_in_chromium_and_draws_its_charts(repeated, tmp_pat
 
     runs_dir, run_ids, group = repeated
     out = tmp_path / "report.html"
-    assert cli("report", group, "-o", str(out), runs_dir=runs_dir).returncode == 0
+    assert run_cli("report", group, "-o", str(out), runs_dir=runs_dir).returncode == 0
     left = []
 
     def guard(route):

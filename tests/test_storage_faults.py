@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, ROOT, TINY, cli, records, wait_for
+from conftest import FIXTURES, ROOT, TINY, cli, records, run_cli, wait_for
 from streamlit.testing.v1 import AppTest
 
 from training.analysis import listing
@@ -88,23 +88,23 @@ def test_a_read_only_runs_folder_can_be_browsed_but_nothing_written(tmpfs, monke
     runs = tmpfs("64m") / "runs"
     store = RunStore(runs)
     done = finished_local_run(store)
-    [imported] = cli("import", str(FIXTURES / "keras2-fit-verbose2.txt"), runs_dir=runs).stdout.split()
+    [imported] = run_cli("import", str(FIXTURES / "keras2-fit-verbose2.txt"), runs_dir=runs).stdout.split()
     remount_read_only(runs.parent)
     before = sorted(str(p) for p in runs.rglob("*"))
 
-    listing = cli("list", "--json", runs_dir=runs)
+    listing = run_cli("list", "--json", runs_dir=runs)
     assert listing.returncode == 0, listing.stderr
     rows = {row["id"]: row for row in json.loads(listing.stdout)}
     assert {done, imported, "ref-keras-cpu", "ref-tensorflow-gpu"} <= set(rows)
     assert rows[done]["status"] == "finished" and rows["ref-keras-cpu"]["epochs_done"] == 30
-    assert cli("export", done, runs_dir=runs).returncode == 0
-    assert cli("compare", done, "ref-keras-cpu", runs_dir=runs).returncode == 0
+    assert run_cli("export", done, runs_dir=runs).returncode == 0
+    assert run_cli("compare", done, "ref-keras-cpu", runs_dir=runs).returncode == 0
     report = runs.parent.parent / "report.html"  # written elsewhere: reading the runs wrote nothing
-    assert cli("report", done, "ref-keras-cpu", "-o", str(report), runs_dir=runs).returncode == 0
+    assert run_cli("report", done, "ref-keras-cpu", "-o", str(report), runs_dir=runs).returncode == 0
     assert report.stat().st_size > 0
     for args in (["run", "--epochs", "1", *TINY], ["import", str(FIXTURES / "keras3-csvlogger.csv")],
                  ["delete", done]):
-        refused = cli(*args, runs_dir=runs)
+        refused = run_cli(*args, runs_dir=runs)
         assert refused.returncode == 1 and "read-only" in refused.stderr, (args, refused.stderr)
 
     monkeypatch.setenv("TRAINING_RUNS_DIR", str(runs))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 
 from training.config import RunConfig
@@ -144,23 +145,36 @@ class EpochClock:
             self.warn(*self.later.pop(0))
 
 
-def make_tensorboard_writer(logdir: str, backend: str):
-    """Per-epoch scalars for `tensorboard --logdir runs`; None if TF is absent."""
+TENSORBOARD_SCALARS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s", "samples_per_s")
+
+
+def make_tensorboard_writer(logdir: str):
+    """Per-epoch scalars for `tensorboard --logdir runs`; None if the tensorboard package is absent.
+
+    Written with the tensorboard package's own record framing and protos into a plain file,
+    not tf.summary (nor tensorboard's EventFileWriter, which opens files through TensorFlow
+    when it is installed), so a JAX or torch run never imports TensorFlow (seconds of
+    start-up, and a second framework reaching for the GPU), and a machine without
+    TensorFlow still gets its events. Written synchronously, one flush per epoch: a write
+    error reaches EpochClock, which turns it into a warning.
+    """
     try:
-        import tensorboard  # noqa: F401 - tf.summary needs it to write
-        import tensorflow as tf
+        from tensorboard.compat.proto import event_pb2, summary_pb2
+        from tensorboard.summary.writer.record_writer import RecordWriter
     except ImportError:
         return None
-    if backend != "tensorflow":
-        tf.config.set_visible_devices([], "GPU")  # TF must not grab the GPU JAX/torch use
-    summary = tf.summary.create_file_writer(logdir)
+    os.makedirs(logdir, exist_ok=True)
+    name = f"events.out.tfevents.{time.time():.0f}.{socket.gethostname()}.{os.getpid()}"
+    records = RecordWriter(open(os.path.join(logdir, name), "ab"))  # noqa: SIM115 - open for the run
+    records.write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString())
 
     def write(record: dict) -> None:
-        with summary.as_default():
-            for key in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s", "samples_per_s"):
-                if record.get(key) is not None:
-                    tf.summary.scalar(key, record[key], step=record["epoch"])
-        summary.flush()
+        values = [summary_pb2.Summary.Value(tag=key, simple_value=float(record[key]))
+                  for key in TENSORBOARD_SCALARS if record.get(key) is not None]
+        event = event_pb2.Event(wall_time=time.time(), step=record["epoch"],
+                                summary=summary_pb2.Summary(value=values))
+        records.write(event.SerializeToString())
+        records.flush()
 
     return write
 

@@ -53,7 +53,7 @@ def train(config: RunConfig, run: Run, writer: LogWriter, stop: StopFlag, echo: 
         model.compile(optimizer=make_optimizer(config.lr, config.momentum),
                       loss="categorical_crossentropy", metrics=["accuracy"],
                       jit_compile="auto" if JIT_FLAGS[config.jit] is None else JIT_FLAGS[config.jit])
-    tensorboard = make_tensorboard_writer(str(run.tensorboard_dir), config.backend)
+    tensorboard = make_tensorboard_writer(str(run.tensorboard_dir))
     writer.write({
         "type": "start", "config": config.to_dict(),
         "hardware": {**hardware.describe(), "device": config.device,
