@@ -97,8 +97,9 @@ def test_click_start_and_watch_epoch_1_arrive_on_compare(server, runs_dir):
         page.get_by_role("link", name="Runs").click()
         page.get_by_text("Import a log").wait_for(timeout=30_000)
         page.locator('[data-testid="stFileUploaderDropzone"]').wait_for(timeout=30_000)
-        page.locator('[data-testid="stJson"]').first.wait_for(timeout=30_000)
-        time.sleep(1)  # let the JSON viewers finish drawing before the picture
+        page.get_by_text("Hardware and versions").wait_for(timeout=30_000)  # the run's detail tables
+        page.locator('[data-testid="stDataFrame"]').nth(2).wait_for(timeout=30_000)
+        time.sleep(1)  # let the tables finish drawing before the picture
         assert_no_exception(page)
         page.screenshot(path=str(SHOTS / "runs.png"), full_page=True)
         browser.close()
