@@ -43,7 +43,12 @@ def cmd_run(store: RunStore, args) -> int:
 def cmd_work(store: RunStore, args) -> int:
     from training.worker.work import work  # imports the backend: this process exists for it
 
-    return work(store.open(args.run_id))
+    run = store.open(args.run_id)
+    if args.slurm:  # the batch script of launch/slurm.py: the job says where it runs
+        from training.launch.slurm import record_start
+
+        record_start(run)
+    return work(run, asked_stops_only=args.slurm)
 
 
 def cmd_remote_work(store: RunStore, args) -> int:
