@@ -100,7 +100,7 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
                             "--device gpu asks for --gres=gpu:1 (gpu:MODEL:1 with --gpu-model), the CPU "
                             "for --cpus-per-task (--threads, else one node's CPUs)")
     batch.add_argument("--slurm-args", default="", metavar='"OPTIONS"',
-                       help='more sbatch options, e.g. "--account=lab --qos=short --time=30 '
+                       help='more sbatch options, e.g. --slurm-args="--account=lab --qos=short --time=30 '
                             '--constraint=avx512"')
     batch.add_argument("--exclusive", dest="slurm_exclusive", action="store_true", default=None,
                        help="a whole node per run (sbatch --exclusive), so timings are not shared; the "
