@@ -280,7 +280,12 @@ def job_info(job_id: str) -> dict | None:
         if "Invalid job id" in message(result):
             return None
         raise RunError(f"`scontrol show job {job_id}` failed: {message(result)}")
-    return dict(re.findall(r"(\S+?)=(.*?)(?=\s+[^\s=]+=|$)", result.stdout.strip()))
+    return parse_job(result.stdout)
+
+
+def parse_job(text: str) -> dict:
+    """`scontrol --oneliner show job`'s Key=Value pairs (a value may hold spaces or '=')."""
+    return dict(re.findall(r"(\S+?)=(.*?)(?=\s+[^\s=]+=|$)", text.strip()))
 
 
 def ended_cause(job_id: str, info: dict | None) -> str:
