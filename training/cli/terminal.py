@@ -27,7 +27,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from training.analysis import comparison
 from training.analysis.display import number
-from training.launch import current_status, launcher_of
+from training.launch import current_status, launcher_of, queued_note
 from training.store import (
     ACTIVE_STATES,
     END_STATES,
@@ -116,7 +116,10 @@ def live_detail(followed: _Followed, now_epochs: int | None) -> tuple[str, float
     """(text, batches done, batches) for the live bar from the latest progress or epoch record."""
     log, epochs = followed.log, now_epochs or "?"
     if followed.status == "queued":
-        return "queued: waiting for the run before it", 0, 1
+        meta = followed.run.meta
+        waits = queued_note(followed.run) if meta.get("slurm") or meta.get("cluster") else \
+            "waiting for the run before it"
+        return f"queued: {waits}", 0, 1
     progress = log.progress
     if progress:
         eta = _eta(log, now_epochs, progress)

@@ -343,7 +343,7 @@ class SlurmLauncher:
 
     @property
     def where(self) -> str:
-        return f"Slurm partition {self.partition}" if self.partition else "Slurm's default partition"
+        return f"Slurm partition {self.partition}" if self.partition else "Slurm (its default partition)"
 
     def extra_args(self) -> list[str]:
         try:
