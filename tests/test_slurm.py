@@ -95,9 +95,10 @@ def test_stop_ends_a_slurm_run_stopped_through_the_workers_graceful_path(slurm, 
     assert listed(runs_dir)[run_id]["status"] == "stopped"
 
 
-def test_a_sweep_through_slurm_runs_every_configuration_twice_on_whole_nodes(slurm, runs_dir, mnist_cached):
-    result = cli("sweep", "--slurm", "--batch-size", "64,128", "--repeats", "2", "--epochs", "1", *TINY,
-                 runs_dir=runs_dir, timeout=400)
+def test_a_sweep_through_slurm_runs_every_configuration_twice(slurm, runs_dir, mnist_cached):
+    # One CPU each and shared nodes, so two jobs run at once on the 2-CPU node.
+    result = cli("sweep", "--slurm", "--no-exclusive", "--threads", "1", "--batch-size", "64,128",
+                 "--repeats", "2", "--epochs", "1", *TINY, runs_dir=runs_dir, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     *run_ids, group = result.stdout.split()
     assert group.startswith("g-") and len(run_ids) == 4
@@ -108,16 +109,36 @@ def test_a_sweep_through_slurm_runs_every_configuration_twice_on_whole_nodes(slu
     for run_id in run_ids:
         assert rows[run_id]["status"] == "finished" and rows[run_id]["group"] == group
         assert [r["epoch"] for r in records(runs_dir / run_id, "epoch")] == [1]
-        assert "#SBATCH --exclusive" in (runs_dir / run_id / "slurm-job.sh").read_text()  # a group's default
+        script = (runs_dir / run_id / "slurm-job.sh").read_text()
+        assert "#SBATCH --cpus-per-task=1" in script and "--exclusive" not in script
     assert len({job_of(runs_dir, run_id)["job_id"] for run_id in run_ids}) == 4
 
 
+def test_repeats_ask_for_whole_nodes_and_wait_pending_until_stopped(slurm, runs_dir):
+    # --hold keeps the jobs pending in Slurm: nothing trains, and stop cancels them there.
+    result = cli("run", "--slurm", "--slurm-args=--hold", "--repeats", "2", "--detach", "--epochs", "1",
+                 *TINY, runs_dir=runs_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    *run_ids, _ = result.stdout.split()
+    for run_id in run_ids:
+        assert "#SBATCH --exclusive" in (runs_dir / run_id / "slurm-job.sh").read_text()  # a group's default
+        assert "PENDING" in squeue(f"--jobs={job_of(runs_dir, run_id)['job_id']}", "--format=%T")
+    assert [listed(runs_dir)[run_id]["status"] for run_id in run_ids] == ["queued", "queued"]
+    for run_id in run_ids:
+        stopped = cli("stop", run_id, runs_dir=runs_dir)
+        assert stopped.stdout.strip() == f"{run_id}: stopped", stopped.stderr
+        [end] = records(runs_dir / run_id, "end")
+        assert end["note"] == "cancelled while pending in Slurm"
+        assert job_of(runs_dir, run_id)["job_id"] not in squeue("--format=%i")
+
+
 def test_a_gpu_run_on_a_partition_without_gpus_is_refused_before_submission(slurm, runs_dir):
+    before = training_jobs()
     result = cli("run", "--slurm", "--device", "gpu", "--epochs", "1", *TINY, runs_dir=runs_dir)
     assert result.returncode == 1
     said = f"no node of Slurm partition debug has a GPU (sinfo's GRES: {slurm['node']}: none)"
     assert said in result.stderr
-    assert not runs_dir.exists() and not training_jobs()
+    assert not runs_dir.exists() and set(training_jobs()) <= set(before)
 
 
 @pytest.mark.parametrize(("args", "said"), [
@@ -125,11 +146,12 @@ def test_a_gpu_run_on_a_partition_without_gpus_is_refused_before_submission(slur
     (["--slurm", "nosuch"], "sbatch: error: invalid partition specified: nosuch"),
 ], ids=["bad-slurm-args", "bad-partition"])
 def test_a_job_sbatch_refuses_fails_with_its_message_and_leaves_no_run(slurm, runs_dir, args, said):
+    before = training_jobs()
     result = cli("run", "--slurm", *args, "--epochs", "1", *TINY, runs_dir=runs_dir)
     assert result.returncode == 1
     assert f"error: sbatch refused the job: {said}" in result.stderr
     assert not runs_dir.exists() or not list(runs_dir.iterdir())
-    assert not training_jobs()
+    assert set(training_jobs()) <= set(before)
 
 
 def test_a_job_cancelled_from_outside_ends_failed_with_slurms_cause(slurm, runs_dir, mnist_cached):
@@ -147,6 +169,7 @@ def test_a_job_cancelled_from_outside_ends_failed_with_slurms_cause(slurm, runs_
 
 
 def test_a_runs_folder_the_node_cannot_see_is_refused_before_submission(slurm, tmp_path):
+    before = training_jobs()
     if not shutil.which("unshare") or subprocess.run(["unshare", "--mount", "true"]).returncode != 0:
         pytest.skip("needs `unshare --mount` for a folder in a mount namespace of its own")
     hidden = tmp_path / "hidden"
@@ -160,7 +183,7 @@ def test_a_runs_folder_the_node_cannot_see_is_refused_before_submission(slurm, t
     assert (f"the runs folder {hidden}/runs is not on a file system that node {slurm['node']} of Slurm "
             "partition debug sees") in result.stderr
     assert result.stdout.split()[1:] == []  # nothing left in the folder: no run, no marker
-    assert not training_jobs()
+    assert set(training_jobs()) <= set(before)
 
 
 def test_the_train_page_offers_the_partition_with_its_nodes_and_starts_a_run_there(slurm, runs_dir,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.launch.slurm import ended_cause, gpus_of, parse_job
+from training.launch.slurm import ended_cause, gpus_of, parse_job, probe_args
 
 TIMED_OUT = ("JobId=41 JobName=training-20261127-070000-000001-abcdef UserId=ana(1000) GroupId=ana(1000) "
              "JobState=TIMEOUT Reason=TimeLimit Dependency=(null) ExitCode=0:0 RunTime=00:30:04 "
@@ -39,3 +39,9 @@ def test_a_time_limit_an_oom_kill_and_a_forgotten_job_are_named():
     node = parse_job("JobId=43 JobState=NODE_FAIL Reason=NodeDown ExitCode=0:0 NodeList=c9")
     assert "lost its node c9" in ended_cause("43", node)
     assert "no longer remembers why" in ended_cause("44", None)
+
+
+def test_the_file_system_check_keeps_only_who_may_run_where():
+    args = ["--hold", "--account=lab", "-q", "short", "--time=30", "-Cavx512", "--reservation", "r1",
+            "--begin=now+1hour"]
+    assert probe_args(args) == ["--account=lab", "-q", "short", "-Cavx512", "--reservation", "r1"]

@@ -76,6 +76,7 @@ CAUSES = {  # why a job ended, for a run whose worker could not say (scontrol's 
     "FAILED": "exited with code {ExitCode} before the worker recorded an end",
     "COMPLETED": "exited without the worker's end record",
 }
+PROBE_OPTIONS = ("--account", "-A", "--qos", "-q", "--reservation", "--constraint", "-C", "--clusters", "-M")
 CHECKED_FILE = ".slurm-checked.json"  # in a runs folder: partitions whose nodes were seen to read it
 
 
@@ -204,7 +205,8 @@ def shared_problem(root: Path, partition: str, extra_args: list[str]) -> str | N
     try:
         result = slurm("srun", f"--partition={partition}", "--nodes=1", "--ntasks=1", "--time=1",
                        f"--immediate={PROBE_WAIT_S}", "--quiet", "--job-name=training-fs-check",
-                       *extra_args, "/bin/sh", "-c", 'echo "node=$SLURMD_NODENAME"; cat "$0"', str(marker),
+                       *probe_args(extra_args), "/bin/sh", "-c", 'echo "node=$SLURMD_NODENAME"; cat "$0"',
+                       str(marker),
                        check=False, timeout=PROBE_WAIT_S + SLURM_TIMEOUT_S)
     finally:
         marker.unlink(missing_ok=True)
@@ -220,6 +222,23 @@ def shared_problem(root: Path, partition: str, extra_args: list[str]) -> str | N
                 "the cluster's shared file system (--runs-dir or TRAINING_RUNS_DIR)")
     return (f"could not check that the nodes of Slurm partition {partition} see the runs folder {root} "
             f"({here}): srun said: {message(result)}")
+
+
+def probe_args(extra_args: list[str]) -> list[str]:
+    """The --slurm-args a file-system check also needs: who may run where (account, QOS,
+    reservation, constraint), not what the run's job asks for (--hold, --time, --begin...)."""
+    kept, take_next = [], False
+    for arg in extra_args:
+        if take_next:
+            kept.append(arg)
+            take_next = False
+        elif arg in PROBE_OPTIONS:
+            kept.append(arg)
+            take_next = True
+        elif arg.startswith(tuple(f"{o}=" for o in PROBE_OPTIONS if o.startswith("--"))) or \
+                arg.startswith(tuple(o for o in PROBE_OPTIONS if not o.startswith("--"))):
+            kept.append(arg)
+    return kept
 
 
 def _checked(path: Path) -> dict:
