@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import ROOT, TINY, cli, records, wait_for
@@ -87,6 +88,10 @@ def test_stop_ends_a_slurm_run_stopped_through_the_workers_graceful_path(slurm, 
     run_id = submit(runs_dir, "--epochs", "50", "--batch-size", "16", "--threads", "1",
                     "--limit-train", "4096", "--limit-test", "256")
     wait_for(lambda: any(r["type"] == "progress" for r in records(runs_dir / run_id)), 120, what="training")
+    # As if the worker ran on another node: its pid means nothing here, so only Slurm can say it runs.
+    (runs_dir / run_id / "pid.json").write_text(json.dumps({"pid": 1, "create_time": 0}))
+    assert RunStore(runs_dir).open(run_id).status() == "lost"
+    assert listed(runs_dir)[run_id]["status"] == "running"
     result = cli("stop", run_id, runs_dir=runs_dir)
     assert result.returncode == 0 and result.stdout.strip() == f"{run_id}: stopped", result.stderr
     [end] = records(runs_dir / run_id, "end")
@@ -123,6 +128,10 @@ def test_repeats_ask_for_whole_nodes_and_wait_pending_until_stopped(slurm, runs_
     for run_id in run_ids:
         assert "#SBATCH --exclusive" in (runs_dir / run_id / "slurm-job.sh").read_text()  # a group's default
         assert "PENDING" in squeue(f"--jobs={job_of(runs_dir, run_id)['job_id']}", "--format=%T")
+    # As if pending for an hour: past the launch's grace, only Slurm can say it still waits.
+    config = runs_dir / run_ids[0] / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "created": time.time() - 3600}))
+    assert RunStore(runs_dir).open(run_ids[0]).status() == "lost"
     assert [listed(runs_dir)[run_id]["status"] for run_id in run_ids] == ["queued", "queued"]
     for run_id in run_ids:
         stopped = cli("stop", run_id, runs_dir=runs_dir)

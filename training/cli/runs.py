@@ -21,7 +21,7 @@ from training.cli import groups, terminal
 from training.cli.parser import config_from_args, launcher_from_args
 from training.config import RunConfig
 from training.launch import local
-from training.store import RunStore
+from training.store import ACTIVE_STATES, RunError, RunStore
 
 
 def cmd_run(store: RunStore, args) -> int:
@@ -97,6 +97,9 @@ def cmd_stop(store: RunStore, args) -> int:
 
 
 def cmd_delete(store: RunStore, args) -> int:
+    run = store.open(args.run_id)
+    if (status := launch.current_status(run)) in ACTIVE_STATES:  # a Slurm job on another node too
+        raise RunError(f"run {run.id} is {status}; stop it before deleting it")
     store.delete(args.run_id)
     print(f"{args.run_id}: deleted")
     return 0

@@ -85,9 +85,11 @@ def paired(config: RunConfig, device: str) -> RunConfig:
     return dataclasses.replace(config, device=device, name=name)
 
 
-def mark_stopping(run: Run) -> None:
-    """Record that a stop was asked for; refused if the run already ended or the folder is read-only."""
-    state = run.status()
+def mark_stopping(run: Run, state: str | None = None) -> None:
+    """Record that a stop was asked for; refused if the run already ended or the folder is read-only.
+
+    `state`: the run's status when its launcher knows better than this machine (a Slurm job)."""
+    state = state or run.status()
     if state not in ACTIVE_STATES:
         raise RunError(f"run {run.id} already ended: it is {state}")
     run.store.check_writable()

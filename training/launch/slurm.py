@@ -46,6 +46,7 @@ from training.launch import local
 from training.store import (
     END_STATES,
     FAILED,
+    LOST,
     QUEUED,
     RUNNING,
     STOPPED,
@@ -419,15 +420,20 @@ class SlurmLauncher:
             raise
         return run
 
+    def mark_stopping(self, run: Run) -> None:
+        """`stopping`, if Slurm says the job still waits or runs (its worker may be on another node)."""
+        state = run.status()
+        local.mark_stopping(run, self.reattach(run) if state == LOST else state)
+
     def request_stop(self, run: Run) -> None:
         """Mark it `stopping` and hand the scancels and the wait to a detached `stop`."""
-        local.mark_stopping(run)
+        self.mark_stopping(run)
         local.spawn_cli(run, "stop", run.id, "--grace", f"{local.STOP_GRACE_S:g}")
 
     def stop(self, run: Run, grace: float = local.STOP_GRACE_S) -> str | None:
         """SIGTERM through scancel (the worker writes `stopped`), plain scancel after `grace`."""
         if run.recorded_state() != STOPPING:  # a request_stop marked it already
-            local.mark_stopping(run)
+            self.mark_stopping(run)
         job_id = job_id_of(run)
         note = "stopped before the job was submitted"
         if job_id and (state := queue_state(job_id)) is not None:
