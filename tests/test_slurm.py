@@ -177,6 +177,7 @@ def test_a_job_cancelled_from_outside_ends_failed_with_slurms_cause(slurm, runs_
     assert [r["status"] for r in records(runs_dir / run_id, "end")] == ["failed"]
 
 
+@pytest.mark.root  # mounts a tmpfs, in a mount namespace of its own
 def test_a_runs_folder_the_node_cannot_see_is_refused_before_submission(slurm, tmp_path):
     before = training_jobs()
     if not shutil.which("unshare") or subprocess.run(["unshare", "--mount", "true"]).returncode != 0:
