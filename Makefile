@@ -17,7 +17,7 @@ GPU ?= $(shell { timeout 10 nvidia-smi -L 2>/dev/null | grep -q '^GPU '; } \
 GPU_RUNTIME := $(if $(filter 1,$(GPU)),$(VENV)/.gpu)
 GPU_TESTING := $(if $(filter 1,$(GPU)),$(VENV)/.gpu $(VENV)/.gpu-backends)
 
-.PHONY: run test quick lint chromium bench clean
+.PHONY: run test quick lint chromium slurm bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,10 +54,17 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing and not root: the browser test will be skipped"; fi; }
 
+# Debian's Slurm and munge for the Slurm tests, which start their own daemons in a temp folder
+# (tests/slurm_support.py); nothing is configured or started system-wide.
+slurm:
+	@{ command -v slurmctld && command -v slurmd && command -v munged; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null; \
+	  else echo "slurm-wlm or munge missing and not root: the Slurm tests will be skipped"; fi; }
+
 lint: $(VENV)/.testing
 	$(BIN)/ruff check .
 
-test: $(VENV)/.testing $(GPU_TESTING) chromium lint
+test: $(VENV)/.testing $(GPU_TESTING) chromium slurm lint
 	$(BIN)/python -m pytest
 
 quick: $(VENV)/.testing lint

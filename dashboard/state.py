@@ -15,7 +15,7 @@ import streamlit as st
 from training import launch
 from training.analysis.series import RunSeries, load_series
 from training.config import BACKENDS
-from training.store import ACTIVE_STATES, Run, RunLog, RunStore, default_runs_dir
+from training.store import ACTIVE_STATES, Run, RunError, RunLog, RunStore, default_runs_dir
 from training.system import doctor, gpucheck
 
 REFRESH_S = 1.0  # live parts poll this often while a shown run is active
@@ -78,6 +78,17 @@ def gpu_availability(backend: str) -> tuple[bool, str]:
 def cluster_nodes(address: str) -> list[dict]:
     """The Ray cluster's live nodes (CPUs, GPUs, models); asked at most every 10 s."""
     return launch.cluster_nodes(address)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def slurm_partitions(conf: str) -> list[dict]:
+    """Slurm's partitions and their nodes when `sinfo` answers here, else none; asked at most every 10 s.
+
+    `conf` ($SLURM_CONF) is only the cache's key: another configuration is another cluster."""
+    try:
+        return launch.slurm_partitions()
+    except RunError:
+        return []
 
 
 def recheck_gpus() -> None:

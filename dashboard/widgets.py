@@ -112,7 +112,7 @@ def run_card(run: Run, status: str) -> None:
             st.progress(0.0, text="Stopping: the worker finishes its batch (killed after "
                                   f"{STOP_GRACE_S:g} s if it does not)")
         elif status == QUEUED:
-            st.progress(0.0, text="Queued: starts when no other run is training (fair timing)")
+            st.progress(0.0, text=f"Queued: {launch.queued_note(run)}")
         elif progress:
             fraction = progress["batch"] / progress["batches"]
             st.progress(min(fraction, 1.0), text=f"Epoch {progress['epoch']}: batch {progress['batch']} "
@@ -181,18 +181,25 @@ def gpu_tools() -> None:
 
 
 def where_choice(backend: str) -> tuple[Launcher | None, bool, str]:
-    """Where runs start: this machine, or a Ray cluster when RAY_ADDRESS is set or one is entered.
+    """Where runs start: this machine, a Ray cluster (RAY_ADDRESS, or one entered), or a
+    Slurm partition when `sinfo` answers here.
 
     Returns the launcher (None when the cluster cannot be reached) and whether
     a GPU run can start there, with the reason when not. For a cluster the
-    page shows its nodes, from Ray's state API.
+    page shows its nodes, from Ray's state API; for a partition its nodes, CPUs,
+    GPUs (GRES) and states, from sinfo.
     """
     address = st.text_input("Ray cluster (optional)", value=os.environ.get("RAY_ADDRESS", ""),
                             key="ray_address", placeholder="http://127.0.0.1:8265",
                             help="The Ray dashboard's address. Reach a remote one through an SSH tunnel: "
                                  "its port has no authentication.").strip()
     cluster = launch.cluster_name(address) if address else None
-    where = st.radio("Where", ["This machine", cluster], key="where", horizontal=True) if cluster else None
+    partitions = {launch.slurm_name(p["name"]): p
+                  for p in state.slurm_partitions(os.environ.get("SLURM_CONF", ""))}
+    places = ["This machine", *([cluster] if cluster else []), *partitions]
+    where = st.radio("Where", places, key="where", horizontal=True) if len(places) > 1 else places[0]
+    if where in partitions:
+        return _slurm_choice(partitions[where])
     if where != cluster or cluster is None:
         with st.spinner(f"Asking {backend} whether it sees a GPU…"):  # a few seconds, once per backend
             gpu_ok, gpu_reason = state.gpu_availability(backend)
@@ -211,3 +218,26 @@ def where_choice(backend: str) -> tuple[Launcher | None, bool, str]:
     if any(n["gpus"] >= 1 for n in nodes):
         return launcher, True, ""
     return launcher, False, f"no node of the {cluster} has a GPU"
+
+
+def _slurm_choice(partition: dict) -> tuple[Launcher, bool, str]:
+    """A Slurm partition's nodes, its GPU model and sbatch options; the launcher for it."""
+    nodes = partition["nodes"]
+    st.dataframe([{"Node": n["node"], "CPUs": n["cpus"], "GPUs": n["gpus"],
+                   "GPU models": ", ".join(n["gpu_models"]) or MISSING, "GRES": n["gres"] or MISSING,
+                   "State": n["state"]} for n in nodes], hide_index=True, key="slurm_nodes")
+    left, right = st.columns([3, 1])
+    args = left.text_input("More sbatch options (optional)", key="slurm_args",
+                           placeholder="--account=lab --qos=short --time=30",
+                           help="Account, QOS, time limit, constraint…: added to sbatch's command line")
+    exclusive = right.checkbox("Whole node (--exclusive)", key="slurm_exclusive", value=False,
+                               help="No other job on the run's node, so timings are not shared. Repeats "
+                                    "and sweeps ask for it anyway.")
+    models = sorted({m for n in nodes for m in n["gpu_models"]})
+    model = (st.selectbox("GPU model for GPU runs", ["any", *models], key="slurm_gpu_model")
+             if models else "any")
+    launcher = launcher_for(slurm=partition["name"], gpu_model=None if model == "any" else model,
+                            args=args.strip(), exclusive=True if exclusive else None)
+    if any(n["gpus"] >= 1 for n in nodes):
+        return launcher, True, ""
+    return launcher, False, f"no node of Slurm partition {partition['name']} has a GPU (sinfo's GRES)"

@@ -5,7 +5,7 @@ the picture, and tests/test_layout.py enforces it):
 
     cli/             `python -m training ...`: entry point, beside the dashboard's pages
         parser.py        every subcommand; `run` and `sweep` options come from RunConfig's fields
-        runs.py          run (followed on the terminal), list, stop, delete; work, remote-work, follow
+        runs.py          run (followed), list, stop, delete; work (--slurm), remote-work, follow
         groups.py        run --repeats, sweep: queued through a launcher, then followed
         analysis.py      compare (runs and groups), export, report
         imports.py       import;  system.py: doctor, probe
@@ -14,6 +14,7 @@ the picture, and tests/test_layout.py enforces it):
         __init__.py      Launcher, launcher_for, launcher_of (stop, reattach, describe)
         local.py         a detached worker on this machine, one run at a time
         cluster.py       a Ray job on a cluster node; follower.py copies its records home
+        slurm.py         an sbatch job whose worker writes straight into the shared run folder
         sweeps.py        repeats and sweeps: plan (interleaved), GPU refusal, queue, estimate
     analysis/        pure: records in; numbers, text, tables, Plotly figures and reports out
         comparison.py    steady state, time to target, speedup, cores kept busy (the Definitions)

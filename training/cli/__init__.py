@@ -1,6 +1,7 @@
 """`python -m training`: the command line over the launchers, the run store and the analysis.
 
-    run      train one run and show its progress (--detach to queue it; --cluster ADDRESS on Ray)
+    run      train one run and show its progress (--detach to queue it; --cluster ADDRESS on Ray,
+             --slurm [PARTITION] as a Slurm batch job)
     list     every run, as a table or --json
     stop     stop a queued or running run (waits; --grace before SIGKILL)
     delete   remove a finished run

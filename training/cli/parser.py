@@ -12,7 +12,7 @@ import argparse
 import dataclasses
 
 from training.analysis.comparison import DEFAULT_TARGET
-from training.config import BACKENDS, MAX_REPEATS, SWEEP_FIELDS, RunConfig, make_config
+from training.config import BACKENDS, MAX_REPEATS, SWEEP_FIELDS, ConfigError, RunConfig, make_config
 from training.launch import Launcher, launcher_for
 from training.launch.local import STOP_GRACE_S
 
@@ -93,6 +93,20 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     cluster.add_argument("--cluster-cpus", type=float, default=1, help="CPUs to ask Ray for (default: 1)")
     cluster.add_argument("--cluster-pip", action="store_true",
                          help="install requirements.txt on the node (runtime_env pip; needs a package index)")
+    batch = parser.add_argument_group("on Slurm (from a login node; the runs folder on the shared file "
+                                      "system)")
+    batch.add_argument("--slurm", nargs="?", const="", default=None, metavar="PARTITION",
+                       help="submit through sbatch to this partition (none named: Slurm's default one); "
+                            "--device gpu asks for --gres=gpu:1 (gpu:MODEL:1 with --gpu-model), the CPU "
+                            "for --cpus-per-task (--threads, else one node's CPUs)")
+    batch.add_argument("--slurm-args", default="", metavar='"OPTIONS"',
+                       help='more sbatch options, e.g. --slurm-args="--account=lab --qos=short --time=30 '
+                            '--constraint=avx512"')
+    batch.add_argument("--exclusive", dest="slurm_exclusive", action="store_true", default=None,
+                       help="a whole node per run (sbatch --exclusive), so timings are not shared; the "
+                            "default for --repeats and sweeps")
+    batch.add_argument("--no-exclusive", dest="slurm_exclusive", action="store_false",
+                       help="share nodes with other jobs, even for --repeats and sweeps")
 
 
 def add_follow_options(parser: argparse.ArgumentParser, what: str) -> None:
@@ -101,7 +115,14 @@ def add_follow_options(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def launcher_from_args(args: argparse.Namespace) -> Launcher:
-    """This machine, or the Ray cluster that --cluster names."""
+    """This machine, the Ray cluster that --cluster names, or Slurm (--slurm)."""
+    if args.slurm is not None:
+        if args.cluster:
+            raise ConfigError("slurm", "give --cluster or --slurm, not both: one place for the runs")
+        return launcher_for(slurm=args.slurm, gpu_model=args.gpu_model, args=args.slurm_args,
+                            exclusive=args.slurm_exclusive)
+    if args.slurm_args or args.slurm_exclusive is not None:
+        raise ConfigError("slurm", "--slurm-args, --exclusive and --no-exclusive go with --slurm")
     return launcher_for(args.cluster, gpu_model=args.gpu_model, cpus=args.cluster_cpus,
                         pip=args.cluster_pip) if args.cluster else launcher_for(None)
 
@@ -125,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     work = commands.add_parser("work", help=argparse.SUPPRESS)
     work.add_argument("run_id")
+    work.add_argument("--slurm", action="store_true",
+                      help="a Slurm job: record its node, stop on SIGTERM only when a stop was asked")
     add_common(work)
 
     remote = commands.add_parser("remote-work", help=argparse.SUPPRESS)  # a Ray job's entrypoint

@@ -21,7 +21,7 @@ from training.cli import groups, terminal
 from training.cli.parser import config_from_args, launcher_from_args
 from training.config import RunConfig
 from training.launch import local
-from training.store import RunStore
+from training.store import ACTIVE_STATES, RunError, RunStore
 
 
 def cmd_run(store: RunStore, args) -> int:
@@ -43,7 +43,12 @@ def cmd_run(store: RunStore, args) -> int:
 def cmd_work(store: RunStore, args) -> int:
     from training.worker.work import work  # imports the backend: this process exists for it
 
-    return work(store.open(args.run_id))
+    run = store.open(args.run_id)
+    if args.slurm:  # the batch script of launch/slurm.py: the job says where it runs
+        from training.launch.slurm import record_start
+
+        record_start(run)
+    return work(run, asked_stops_only=args.slurm)
 
 
 def cmd_remote_work(store: RunStore, args) -> int:
@@ -92,6 +97,9 @@ def cmd_stop(store: RunStore, args) -> int:
 
 
 def cmd_delete(store: RunStore, args) -> int:
+    run = store.open(args.run_id)
+    if (status := launch.current_status(run)) in ACTIVE_STATES:  # a Slurm job on another node too
+        raise RunError(f"run {run.id} is {status}; stop it before deleting it")
     store.delete(args.run_id)
     print(f"{args.run_id}: deleted")
     return 0

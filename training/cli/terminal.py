@@ -27,7 +27,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from training.analysis import comparison
 from training.analysis.display import number
-from training.launch import launcher_of
+from training.launch import current_status, launcher_of, queued_note
 from training.store import (
     ACTIVE_STATES,
     END_STATES,
@@ -42,6 +42,7 @@ from training.store import (
 )
 
 POLL_S = 0.25  # how often the logs are read; a progress record arrives about once a second
+ASK_S = 2.0  # a run that looks lost (a pending Slurm job) is asked of its launcher at most this often
 STDERR_TAIL_LINES = 30  # printed when a run fails: the traceback's end
 STOP_ACK = "stop requested: runs stop after their current batch; press Ctrl-C again to kill them now"
 
@@ -55,6 +56,7 @@ class _Followed:
     task: int | None = None
     status: str = "queued"
     seen_states: set = field(default_factory=set)
+    asked: float = -ASK_S  # when its launcher was last asked (time.monotonic)
 
 
 class Interrupts:
@@ -86,7 +88,8 @@ class Interrupts:
                     pass  # it ended already, or is stopping
             return
         for run in self.runs:  # the second signal: no more waiting
-            if run.status() in ACTIVE_STATES and (ident := run.pid()) and not run.meta.get("cluster"):
+            elsewhere = run.meta.get("cluster") or run.meta.get("slurm")  # their schedulers kill them
+            if run.status() in ACTIVE_STATES and (ident := run.pid()) and not elsewhere:
                 process.kill_group(ident)
                 run.append_end(STOPPED, note="killed by a second interrupt")
                 run.set_status(STOPPED)
@@ -113,7 +116,10 @@ def live_detail(followed: _Followed, now_epochs: int | None) -> tuple[str, float
     """(text, batches done, batches) for the live bar from the latest progress or epoch record."""
     log, epochs = followed.log, now_epochs or "?"
     if followed.status == "queued":
-        return "queued: waiting for the run before it", 0, 1
+        meta = followed.run.meta
+        waits = queued_note(followed.run) if meta.get("slurm") or meta.get("cluster") else \
+            "waiting for the run before it"
+        return f"queued: {waits}", 0, 1
     progress = log.progress
     if progress:
         eta = _eta(log, now_epochs, progress)
@@ -198,7 +204,15 @@ class _nothing:
 
 def _look(item: _Followed, bars: Progress | None, console: Console, verbose: bool) -> None:
     item.log.update()
-    item.status = item.run.status()
+    status = item.run.status()
+    if status == LOST:  # a pending Slurm job or a dead Ray follower: its launcher knows better
+        now = time.monotonic()
+        if now - item.asked >= ASK_S:
+            item.asked = now
+            status = current_status(item.run)
+        else:
+            status = item.status
+    item.status = status
     epochs = item.run.meta.get("epochs")
     if verbose:
         _copy_stderr(item, sys.stderr)

@@ -2,6 +2,7 @@
 
     local.py     LocalLauncher's work: a detached worker on this machine, one run at a time
     cluster.py   RayLauncher: a Ray job on a cluster node (follower.py copies its records home)
+    slurm.py     SlurmLauncher: an sbatch job whose worker writes straight into the shared run folder
     sweeps.py    repeats and sweeps: plan (interleaved), refuse a missing GPU, queue as one group
 
 Every launcher returns the same `Run`, whose folder on this machine is the truth,
@@ -77,8 +78,14 @@ class LocalLauncher:
         return {"reference": "published run", "imported": "imported log"}.get(run.source, self.where)
 
 
-def launcher_for(address: str | None = None, **options) -> Launcher:
-    """This machine when `address` is empty, else the Ray cluster there (`RayLauncher` options)."""
+def launcher_for(address: str | None = None, slurm: str | None = None, **options) -> Launcher:
+    """This machine when `address` and `slurm` are None, the Ray cluster at `address`
+    (`RayLauncher` options), or Slurm's partition `slurm` ("" for the default one;
+    `SlurmLauncher` options)."""
+    if slurm is not None:
+        from training.launch.slurm import SlurmLauncher
+
+        return SlurmLauncher(slurm or None, **options)
     if not address:
         return LocalLauncher()
     from training.launch.cluster import RayLauncher
@@ -88,6 +95,10 @@ def launcher_for(address: str | None = None, **options) -> Launcher:
 
 def launcher_of(run: Run) -> Launcher:
     """The launcher that started `run`: the one that can stop it and say where it is."""
+    if run.meta.get("slurm"):
+        from training.launch.slurm import launcher_of_run
+
+        return launcher_of_run(run)
     return launcher_for((run.meta.get("cluster") or {}).get("address"))
 
 
@@ -116,6 +127,39 @@ def reattach(runs: list[Run], statuses: dict[str, str]) -> dict[str, str]:
         if statuses.get(run.id) == LOST and not run.store.read_only_reason():
             statuses[run.id] = launcher_of(run).reattach(run)
     return statuses
+
+
+def current_status(run: Run) -> str:
+    """The run's status, asking its launcher when it looks `lost` (a Slurm job still pending)."""
+    return reattach([run], {run.id: run.status()})[run.id]
+
+
+def slurm_partitions() -> list[dict]:
+    """Slurm's partitions (sinfo): name, default?, nodes with CPUs, GRES, GPUs and state.
+
+    Raises RunError when Slurm is not installed here or does not answer."""
+    from training.launch.slurm import partitions
+
+    return partitions()
+
+
+def slurm_available() -> bool:
+    """Whether `sinfo` is installed here and answers: the Train page then offers Slurm."""
+    from training.launch.slurm import available
+
+    return available()
+
+
+def slurm_name(partition: str) -> str:
+    """How the Train page names a Slurm partition: "Slurm partition debug"."""
+    return f"Slurm partition {partition}"
+
+
+def queued_note(run: Run) -> str:
+    """What a queued run waits for: this machine's queue, or its cluster's scheduler."""
+    if run.meta.get("slurm") or run.meta.get("cluster"):
+        return f"waiting for its node: {describe(run)}"
+    return "starts when no other run is training (fair timing)"
 
 
 def cluster_nodes(address: str) -> list[dict]:

@@ -32,13 +32,15 @@ STOP_GRACE_S = 10.0  # SIGTERM grace before SIGKILL
 log = logging.getLogger(__name__)
 
 
-def create_local(store: RunStore, config: RunConfig, run_id: str | None = None, **extra) -> Run:
+def create_local(store: RunStore, config: RunConfig, run_id: str | None = None,
+                 files: dict[str, bytes] | None = None, **extra) -> Run:
     """A queued run folder for `config`; nothing is started.
 
     Refused with `RunError`, before anything is written, when the runs folder
     is read-only or its disk has less than `MIN_FREE_MB` free. `extra` goes into
     config.json beside the settings (a group's id: training/groups.py; a cluster run's
-    address: launch/cluster.py); `run_id` fixes the id.
+    address: launch/cluster.py); `run_id` fixes the id; `files` are written with the
+    folder, by layout name (a Slurm run's batch script: launch/slurm.py).
     """
     validate(config)
     if problem := store.start_problem():
@@ -53,7 +55,7 @@ def create_local(store: RunStore, config: RunConfig, run_id: str | None = None, 
         "train_samples": config.train_samples,
         "config": config.to_dict(),
     }
-    return store.create(meta, QUEUED, run_id=run_id)
+    return store.create(meta, QUEUED, files=files, run_id=run_id)
 
 
 def spawn_cli(run: Run, *args: str):
@@ -83,9 +85,11 @@ def paired(config: RunConfig, device: str) -> RunConfig:
     return dataclasses.replace(config, device=device, name=name)
 
 
-def mark_stopping(run: Run) -> None:
-    """Record that a stop was asked for; refused if the run already ended or the folder is read-only."""
-    state = run.status()
+def mark_stopping(run: Run, state: str | None = None) -> None:
+    """Record that a stop was asked for; refused if the run already ended or the folder is read-only.
+
+    `state`: the run's status when its launcher knows better than this machine (a Slurm job)."""
+    state = state or run.status()
     if state not in ACTIVE_STATES:
         raise RunError(f"run {run.id} already ended: it is {state}")
     run.store.check_writable()

@@ -7,6 +7,8 @@
               system.jsonl   CPU / memory / GPU samples, about one a second
               stdout.log, stderr.log, tb/ (TensorBoard events)
               .reserve       a little disk space the worker holds back, freed to record a failure
+              slurm-job.sh   a Slurm run's batch script, as submitted (kept for people to read)
+              job.json       a Slurm run's job: id, partition, and the node once it starts
 
 Only `store.runs.Run` joins these names to a folder; everything else asks a
 `Run` for the path or, better, for what it wants to know. Files rewritten in
@@ -32,6 +34,8 @@ STDOUT_FILE = "stdout.log"
 STDERR_FILE = "stderr.log"
 TENSORBOARD_DIR = "tb"
 RESERVE_FILE = ".reserve"
+BATCH_SCRIPT_FILE = "slurm-job.sh"
+JOB_FILE = "job.json"
 TEMP_SUFFIX = ".tmp"  # write_json_atomic's temp files: ".<name>.<pid>.<hex>.tmp"
 END_SCAN_BYTES = 65536  # a log's last line is in its last 64 KiB: readers of the end never read more
 

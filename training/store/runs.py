@@ -104,6 +104,11 @@ class Run:
         return self.folder / layout.STDERR_FILE
 
     @property
+    def batch_script_path(self) -> Path:
+        """A Slurm run's batch script (launch/slurm.py writes it at creation)."""
+        return self.folder / layout.BATCH_SCRIPT_FILE
+
+    @property
     def builtin(self) -> bool:
         return self.folder.parent == BUILTIN_DIR
 
@@ -148,6 +153,14 @@ class Run:
 
     def pid(self) -> dict | None:
         return read_json(self.folder / layout.PID_FILE)
+
+    def job(self) -> dict:
+        """job.json: a scheduler's job (Slurm's id, partition, node); {} for a run without one."""
+        return read_json(self.folder / layout.JOB_FILE) or {}
+
+    def write_job(self, **fields) -> None:
+        """Add to job.json (atomically): the launcher writes the job id, the job itself its node."""
+        write_json_atomic(self.folder / layout.JOB_FILE, {**self.job(), **fields})
 
     def recorded_state(self) -> str:
         return (read_json(self.folder / layout.STATUS_FILE) or {}).get("state", QUEUED)

@@ -21,6 +21,8 @@ from training.worker import mnist
 
 PROGRESS_INTERVAL_S = 1.0  # one progress record about every second
 STOP_ACK = b"stop requested: the run stops after its current batch; signal again to kill it now\n"
+UNASKED_ACK = (b"SIGTERM without a stop request (a scheduler's time limit or a cancel from outside): "
+               b"left to the scheduler, whose launcher records why the run ended\n")
 
 
 class StopFlag:
@@ -28,16 +30,25 @@ class StopFlag:
 
     A second signal restores the default action and re-raises it, so a
     second Ctrl-C kills a run that is stuck outside the training loop.
+
+    `asked`, when given, tells a stop that was asked for (the run folder says
+    `stopping`) from any other signal: a Slurm job's worker ignores the others,
+    so a time limit or a cancel from outside ends in the scheduler's kill and
+    its launcher names that cause, instead of the run looking stopped on request.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, asked=None) -> None:
         self.requested = False
+        self.asked = asked
 
     def install(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._handle)
 
     def _handle(self, signum, frame) -> None:
+        if self.asked is not None and not self.requested and not self.asked():
+            os.write(2, UNASKED_ACK)
+            return
         if self.requested:
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)

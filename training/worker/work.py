@@ -108,13 +108,15 @@ def _disk_failure(error: BaseException) -> bool:
     return isinstance(error, LogWriteError) or (isinstance(error, OSError) and error.errno in DISK_ERRNOS)
 
 
-def work(run: Run, echo: bool = False) -> int:
+def work(run: Run, echo: bool = False, asked_stops_only: bool = False) -> int:
     """Train the run in this process; returns the exit code.
 
     `echo=True` also prints every record on stdout as a marked line: how a
-    worker on a Ray cluster node sends its records home.
+    worker on a Ray cluster node sends its records home. `asked_stops_only=True`
+    (a Slurm job) stops on SIGTERM only once the run folder says `stopping`
+    (see StopFlag); other signals are the scheduler's, and so is the end then.
     """
-    stop = StopFlag()
+    stop = StopFlag(asked=(lambda: run.recorded_state() == STOPPING) if asked_stops_only else None)
     stop.install()
     run.write_pid(process.identity())
     if run.recorded_state() in (*END_STATES, STOPPING):
