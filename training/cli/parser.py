@@ -150,8 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("run_id")
     add_common(delete)
 
-    importing = commands.add_parser("import", help="import a log file")
-    importing.add_argument("file")
+    importing = commands.add_parser("import", help="import a log file, or a TensorBoard log")
+    importing.add_argument("file", help="a text log (Keras console, CSVLogger), a TensorBoard event file, "
+                                        "a folder of them (one run per log root), or a zip of one")
+    importing.add_argument("--map", action="append", metavar="TAG=FIELD",
+                           help="TensorBoard: read this scalar tag as loss, accuracy, val_loss or "
+                                "val_accuracy (repeatable; the import names the tags it skipped)")
     importing.add_argument("--name")
     importing.add_argument("--device", choices=("cpu", "gpu"))
     importing.add_argument("--samples", type=int,
