@@ -59,7 +59,7 @@ def export_mlflow(store: RunStore, args) -> int:
         raise ExportError(f"MLflow at {args.mlflow}: {describe_error(error)}") from error
     ours = {run.id for run in runs}
     for done in results:
-        what = (f"{done.epochs} epochs, {done.system} system metric values" if done.run_id in ours
+        what = (f"{done.epochs} epochs, {done.system} system samples" if done.run_id in ours
                 else "group parent, " + ("finished" if done.terminated else "running"))
         print(f"{done.run_id}\t{done.mlflow_run_id}\t{done.name}: {what}")
     print(f"exported {len(runs)} run(s) to {args.mlflow}, experiment {args.experiment!r}", file=sys.stderr)

@@ -36,6 +36,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,16 +152,17 @@ def epoch_metrics(run: Run, run_log: RunLog, epochs: list[dict] | None = None) -
     return out
 
 
-def system_metrics(samples: list[dict]) -> list[tuple]:
-    """system.jsonl under MLflow's `system/` names; step = the sample's number, as MLflow counts them."""
+def system_metrics(samples: list[dict]) -> list[list[tuple]]:
+    """Per sample of system.jsonl: its numbers under MLflow's `system/` names, step = the sample's number."""
     out = []
     for step, sample in enumerate(samples):
         stamp = ms(sample.get("time") or 0.0)
-        out += [(name, float(sample[key]), stamp, step) for key, name in SYSTEM_NAMES.items()
-                if _number(sample.get(key))]
+        values = [(name, float(sample[key]), stamp, step) for key, name in SYSTEM_NAMES.items()
+                  if _number(sample.get(key))]
         for gpu in sample.get("gpus") or []:
-            out += [(f"system/gpu_{gpu.get('index', 0)}_{name}", float(gpu[key]), stamp, step)
-                    for key, name in GPU_NAMES.items() if _number(gpu.get(key))]
+            values += [(f"system/gpu_{gpu.get('index', 0)}_{name}", float(gpu[key]), stamp, step)
+                       for key, name in GPU_NAMES.items() if _number(gpu.get(key))]
+        out.append(values)
     return out
 
 
@@ -186,7 +188,7 @@ class Exported:
         if self.epochs_sent < self.epochs:
             left.append(f"{self.epochs - self.epochs_sent} of {self.epochs} epochs")
         if self.system_sent < self.system:
-            left.append(f"{self.system - self.system_sent} of {self.system} system metric values")
+            left.append(f"{self.system - self.system_sent} of {self.system} system samples")
         if not self.artifacts:
             left.append("the artifacts")
         return left
@@ -233,11 +235,26 @@ class Exporter:
         found = self.client.search_runs([self.experiment_id()], filter_string=where, max_results=1)
         return found[0] if found else None
 
-    def _ensure(self, tags: dict[str, str], name: str, start_s: float):
+    def _ensure(self, tags: dict[str, str], name: str, start_s: float) -> tuple[str, dict, bool]:
+        """(MLflow run id, its params, whether it was there already)."""
         if found := self.find(**tags):
-            return found.info.run_id, dict(found.data.params)
+            return found.info.run_id, dict(found.data.params), True
         made = self.client.create_run(self.experiment_id(), start_time=ms(start_s), tags=tags, run_name=name)
-        return made.info.run_id, {}
+        return made.info.run_id, {}, False
+
+    def unsent(self, mlflow_id: str, grouped: list[list[tuple]]) -> list[list[tuple]]:
+        """The epochs (or samples) whose step MLflow does not hold yet, by its history of the commonest key.
+
+        Each epoch goes whole in one request, so one key's steps tell which arrived; anything
+        sent twice all the same is dropped by MLflow (same key, step, timestamp and value).
+        """
+        counts = Counter(metric[0] for group in grouped for metric in group)
+        if not counts:
+            return grouped
+        key = counts.most_common(1)[0][0]
+        steps = {metric.step for metric in self.client.get_metric_history(mlflow_id, key)}
+        return [group for group in grouped
+                if not (group and group[0][3] in steps and any(metric[0] == key for metric in group))]
 
     # -- sending ----------------------------------------------------------------------
     def send(self, mlflow_id: str, metrics: list[tuple] = (), params: dict[str, str] | None = None,
@@ -254,23 +271,29 @@ class Exporter:
                      for key, value, stamp, step in metrics[start:start + MAX_METRICS]]
             self.client.log_batch(mlflow_id, metrics=chunk)
 
-    def send_epochs(self, mlflow_id: str, per_epoch: list[list[tuple]], done: Exported) -> None:
-        """Whole epochs per request, so `done.epochs_sent` counts epochs that fully arrived."""
+    def send_whole(self, mlflow_id: str, grouped: list[list[tuple]], arrived: Callable[[int], None]) -> None:
+        """Whole epochs (or samples) per request, up to 1,000 values; `arrived(n)` after each request."""
         batch: list[tuple] = []
         count = 0
-        for metrics in per_epoch:
+        for metrics in grouped:
             if batch and len(batch) + len(metrics) > MAX_METRICS:
                 self.send(mlflow_id, batch)
-                done.epochs_sent += count
+                arrived(count)
                 batch, count = [], 0
             batch += metrics
             count += 1
         if batch:
             self.send(mlflow_id, batch)
-            done.epochs_sent += count
+            arrived(count)
 
-    def open_run(self, run: Run, run_log: RunLog, parent: str | None = None) -> tuple[str, dict]:
-        """The run's MLflow run, made (with its params) if it is not there yet."""
+    def send_epochs(self, mlflow_id: str, per_epoch: list[list[tuple]], done: Exported) -> None:
+        """`done.epochs_sent` counts the epochs that fully arrived."""
+        def arrived(count: int) -> None:
+            done.epochs_sent += count
+        self.send_whole(mlflow_id, per_epoch, arrived)
+
+    def open_run(self, run: Run, run_log: RunLog) -> tuple[str, dict, bool]:
+        """The run's MLflow run (found by its tag, else made), its params, and whether it was there."""
         return self._ensure({RUN_TAG: run.id}, run.name, time_base(run, run_log) or time.time())
 
     def parent_of(self, group_id: str, members: list[Run]) -> str:
@@ -278,8 +301,8 @@ class Exporter:
         first = members[0].meta
         name = first.get("group_name") or group_id
         starts = [m.meta.get("created") for m in members if m.meta.get("created")]
-        mlflow_id, existing = self._ensure({GROUP_TAG: group_id, KIND_TAG: "group"}, name,
-                                           min(starts) if starts else time.time())
+        mlflow_id, existing, _ = self._ensure({GROUP_TAG: group_id, KIND_TAG: "group"}, name,
+                                              min(starts) if starts else time.time())
         configs = [params_of(m) for m in members]
         shared = {k: v for k, v in configs[0].items() if all(c.get(k) == v for c in configs[1:])}
         shared.update(group_kind=first.get("group_kind") or "", group_size=str(len(members)))
@@ -305,16 +328,21 @@ class Exporter:
         per_epoch = epoch_metrics(run, run_log)
         system = system_metrics(run_log.system)
         done.epochs, done.system = len(per_epoch), len(system)
-        done.epochs_sent = min(sent_epochs, len(per_epoch))
-        mlflow_id, existing = self.open_run(run, run_log, parent)
+        mlflow_id, existing, found = self.open_run(run, run_log)
         done.mlflow_run_id, done.parent = mlflow_id, parent
         tags = tags_of(run, run_log, self.where(run), status)
         if parent:
             tags[PARENT_TAG] = parent
         self.send(mlflow_id, params={k: v for k, v in params_of(run).items() if k not in existing}, tags=tags)
-        self.send_epochs(mlflow_id, per_epoch[done.epochs_sent:], done)
-        self.send(mlflow_id, system)
-        done.system_sent = len(system)
+        epochs_left = per_epoch[min(sent_epochs, len(per_epoch)):]
+        if found:  # exported before: send only what MLflow does not hold
+            epochs_left, system = self.unsent(mlflow_id, epochs_left), self.unsent(mlflow_id, system)
+        done.epochs_sent, done.system_sent = done.epochs - len(epochs_left), done.system - len(system)
+        self.send_epochs(mlflow_id, epochs_left, done)
+
+        def samples_arrived(count: int) -> None:
+            done.system_sent += count
+        self.send_whole(mlflow_id, system, samples_arrived)
         self.upload(mlflow_id, run, report)
         done.artifacts = True
         if status in STATUS:
@@ -457,7 +485,7 @@ class LiveExport:
                 if stream.run_log.start is None:
                     continue  # queued: nothing to say yet
                 parent = self._parent(stream)
-                stream.mlflow_id, existing = self.exporter.open_run(stream.run, stream.run_log, parent)
+                stream.mlflow_id, existing, _ = self.exporter.open_run(stream.run, stream.run_log)
                 stream.done.mlflow_run_id = stream.mlflow_id
                 tags = tags_of(stream.run, stream.run_log, self.exporter.where(stream.run), "running")
                 if parent:
@@ -488,7 +516,7 @@ class LiveExport:
             if not missing:
                 lines.append(f"MLflow: {run.name} [{run.id}] sent to {self.uri} (experiment "
                              f"{self.experiment!r}, MLflow run {done.mlflow_run_id}): {done.epochs} epochs, "
-                             f"{done.system} system metric values, artifacts")
+                             f"{done.system} system samples, artifacts")
             else:
                 lines.append(f"MLflow: {run.name} [{run.id}]: not sent to {self.uri}: {', '.join(missing)}"
                              f" ({self.error or 'no answer'}). The local run is complete; send it later "
