@@ -338,3 +338,24 @@ def test_without_the_client_run_and_export_say_what_to_install(runs_dir, monkeyp
 def test_a_group_exports_only_to_mlflow(runs_dir):
     result = cli("export", "g-20261127-000000-000000-abcdef", runs_dir=runs_dir)
     assert result.returncode == 2 and "a group goes only to MLflow" in result.stderr
+
+
+@slow
+def test_the_compare_pages_button_sends_the_picked_runs(client, mlflow_server, runs_dir, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    store = RunStore(runs_dir)
+    run_id = fabricate(store, epochs=3)
+    experiment = experiment_name()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    at = AppTest.from_file(str(ROOT / "pages" / "compare.py"), default_timeout=60).run()
+    assert not [b for b in at.button if b.key == "send_mlflow"]  # no server named: no button
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", experiment)
+    at = AppTest.from_file(str(ROOT / "pages" / "compare.py"), default_timeout=60).run()
+    at.multiselect(key="compare_runs").set_value([run_id]).run()
+    at.button(key="send_mlflow").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    [exported] = ours(client, experiment)
+    assert exported.data.tags["training.run_id"] == run_id
+    assert any(exported.info.run_id in s.value for s in at.success)
