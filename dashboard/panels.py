@@ -37,7 +37,9 @@ def run_detail(run: Run, status: str) -> None:
         peaks = system_peaks(log.system)
         st.markdown("**Peaks:** " + " · ".join(f"{SYSTEM_LABELS[k]}: {v:,.1f}" for k, v in peaks.items()))
     for warning in log.warnings:
-        st.warning(f"During training ({warning.get('source')}): {warning.get('message')}")
+        source = warning.get("source")
+        when = "When imported" if source == "import" else f"During training ({source})"
+        st.warning(f"{when}: {warning.get('message')}")
     if status in (FAILED, LOST) and (cause := run.cause(status, log)):
         st.error(f"{status.capitalize()}: {cause}")
     if status == FAILED and (tail := run.stderr_tail(STDERR_TAIL_LINES)):

@@ -260,3 +260,16 @@ def test_the_fixture_script_documents_every_fixture_log():
     readme = (FIXTURES / "README.md").read_text()
     for folder in (p for p in LOGS.iterdir() if p.is_dir()):
         assert f"tensorboard/{folder.name}/" in script and folder.name in readme
+
+
+def test_map_on_the_command_line(tmp_path):
+    runs_dir = tmp_path / "runs"
+    bad = cli("import", str(LOGS / "pytorch-summarywriter"), "--map", "lr=learning_rate", runs_dir=runs_dir)
+    assert bad.returncode == 2 and "error: --map: expected TAG=field" in bad.stderr
+    good = cli("import", str(LOGS / "pytorch-summarywriter"), "--map", "Accuracy/val_top1=val_accuracy",
+               "--map", "LR=loss", runs_dir=runs_dir)
+    assert good.returncode == 0, good.stderr
+    [run_id] = good.stdout.split()
+    epochs = RunStore(runs_dir).open(run_id).log().epochs
+    assert [e["loss"] for e in epochs] == pytest.approx([0.1] * 3)  # what lr held, as asked
+    assert "Loss/train (also means loss, taken from lr)" in good.stderr
