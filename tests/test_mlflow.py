@@ -201,18 +201,28 @@ def test_a_group_is_a_parent_with_its_runs_nested_and_exporting_again_duplicates
 
 
 @slow
-def test_a_thousand_epochs_go_in_batches_within_mlflows_limits(client, mlflow_server, runs_dir):
-    store = RunStore(runs_dir)
-    run_id = fabricate(store, epochs=1200, samples=1500)  # 12,000 epoch values, 1,500 samples of 3
-    experiment = experiment_name()
-    from training.exports.mlflow import Exporter
+def test_more_values_than_one_request_may_carry_go_in_several_whole_epoch_batches(client, mlflow_server,
+                                                                                  runs_dir, monkeypatch):
+    from training.exports import mlflow
 
-    [done] = Exporter(mlflow_server, experiment).export([store.open(run_id)], report=False)
-    assert (done.epochs_sent, done.system_sent) == (1200, 1500) and done.missing() == []
+    store = RunStore(runs_dir)
+    run_id = fabricate(store, epochs=250, samples=400)  # 2,500 epoch values, 400 samples of 3
+    experiment = experiment_name()
+    sizes = []
+    send = mlflow.Exporter.send
+
+    def counted(self, mlflow_id, metrics=(), params=None, tags=None):
+        sizes.append((len(metrics), len(params or {}), len(tags or {})))
+        return send(self, mlflow_id, metrics, params, tags)
+
+    monkeypatch.setattr(mlflow.Exporter, "send", counted)
+    [done] = mlflow.Exporter(mlflow_server, experiment).export([store.open(run_id)], report=False)
+    assert (done.epochs_sent, done.system_sent) == (250, 400) and done.missing() == []
+    assert [n for n, _, _ in sizes if n] == [1000, 1000, 500, 999, 201]  # whole epochs (10), samples (3)
     [exported] = ours(client, experiment)
     history = client.get_metric_history(exported.info.run_id, "loss")
-    assert [m.step for m in history] == list(range(1, 1201))
-    assert len(client.get_metric_history(exported.info.run_id, "system/process_memory_rss_megabytes")) == 1500
+    assert [m.step for m in history] == list(range(1, 251))
+    assert len(client.get_metric_history(exported.info.run_id, "system/process_memory_rss_megabytes")) == 400
 
 
 class DyingProxy:
