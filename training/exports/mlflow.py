@@ -371,30 +371,34 @@ class Exporter:
                                                                      f"{run.name} ({run.id})")))
 
     def export(self, runs: list[Run], report: bool = True) -> list[Exported]:
-        """Runs and their groups: each group's parent first, then its runs nested under it."""
-        results: list[Exported] = []
-        parents: dict[str, str] = {}
-        for group_id, _ in groups.by_group(runs).items():
-            members = groups.by_group(runs[0].store.runs()).get(group_id) or groups.by_group(runs)[group_id]
-            parents[group_id] = self.parent_of(group_id, members)
-        for run in runs:
-            results.append(self.export_run(run, parents.get(run.meta.get("group")), report))
-        for group_id, mlflow_id in parents.items():
-            members = groups.by_group(runs)[group_id]
-            done = Exported(group_id, members[0].meta.get("group_name") or group_id, mlflow_id)
-            if report:
-                with tempfile.TemporaryDirectory(prefix="training-mlflow-") as tmp:
-                    self.client.log_artifact(mlflow_id, str(write_report(members, Path(tmp, "report.html"),
-                                                                         f"Group {group_id}")))
-            done.artifacts = True
-            statuses = [run.status() for run in members]
-            if not any(s in ACTIVE_STATES for s in statuses):
-                ends = [(run.end_record() or {}).get("time") for run in members]
-                self.client.set_terminated(mlflow_id, "FAILED" if FAILED in statuses else "FINISHED",
-                                           end_time=ms(max((e for e in ends if e), default=time.time())))
-                done.terminated = True
-            results.insert(0, done)
-        return results
+        """Runs and their groups: each group's parent first (all its runs in the store count for
+        its shared params, report and end), then the runs, nested under their parents."""
+        parents: dict[str, tuple[str, list[Run]]] = {}
+        everyone = None
+        for group_id in groups.by_group(runs):
+            everyone = everyone if everyone is not None else groups.by_group(runs[0].store.runs())
+            members = everyone.get(group_id) or groups.by_group(runs)[group_id]
+            parents[group_id] = (self.parent_of(group_id, members), members)
+        parent_of_run = {run.id: parents[run.meta["group"]][0] for run in runs if run.meta.get("group")}
+        results = [self.export_run(run, parent_of_run.get(run.id), report) for run in runs]
+        return [*(self.finish_group(group_id, mlflow_id, members, report)
+                  for group_id, (mlflow_id, members) in parents.items()), *results]
+
+    def finish_group(self, group_id: str, mlflow_id: str, members: list[Run], report: bool) -> Exported:
+        """The parent's report, and its end once every run of the group has ended."""
+        done = Exported(group_id, members[0].meta.get("group_name") or group_id, mlflow_id)
+        if report:
+            with tempfile.TemporaryDirectory(prefix="training-mlflow-") as tmp:
+                self.client.log_artifact(mlflow_id, str(write_report(members, Path(tmp, "report.html"),
+                                                                     f"Group {group_id}")))
+        done.artifacts = True
+        statuses = [run.status() for run in members]
+        if not any(s in ACTIVE_STATES for s in statuses):
+            ends = [(run.end_record() or {}).get("time") for run in members]
+            self.client.set_terminated(mlflow_id, "FAILED" if FAILED in statuses else "FINISHED",
+                                       end_time=ms(max((e for e in ends if e), default=time.time())))
+            done.terminated = True
+        return done
 
 
 def write_report(runs: list[Run], path: Path, title: str) -> Path:
