@@ -87,7 +87,12 @@ def _mlflow() -> SimpleNamespace:
 
 
 def describe_error(error: BaseException) -> str:
+    """A failed request in a few words: refused, no answer in time, or MLflow's own message."""
     text = " ".join(str(error).split())
+    if "Connection refused" in text or "NewConnectionError" in text:
+        return "connection refused: no MLflow server answers at that address"
+    if "timed out" in text.lower() or "ReadTimeout" in text:
+        return f"no answer within {os.environ.get('MLFLOW_HTTP_REQUEST_TIMEOUT', '?')} s"
     return f"{type(error).__name__}: {text[:300]}"
 
 
