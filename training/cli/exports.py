@@ -7,6 +7,7 @@ the run in full and print what did not arrive. The run folder stays the truth ei
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from training import launch
@@ -50,6 +51,8 @@ def follow_runs(runs: list[Run], args) -> int:
 
 def export_mlflow(store: RunStore, args) -> int:
     runs = groups.resolve(store, [args.run_id])
+    if not args.verbose:  # urllib3 logs each retry of a refused connection; the error below says it once
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     exporter = Exporter(args.mlflow, args.experiment, where=launch.describe)
     try:
         results = exporter.export(runs, report=not args.no_report)
