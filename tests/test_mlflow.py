@@ -369,3 +369,13 @@ def test_the_compare_pages_button_sends_the_picked_runs(client, mlflow_server, r
     [exported] = ours(client, experiment)
     assert exported.data.tags["training.run_id"] == run_id
     assert any(exported.info.run_id in s.value for s in at.success)
+
+
+def test_export_to_a_dead_address_fails_with_one_clear_line(runs_dir):
+    pytest.importorskip("mlflow", reason=NO_CLIENT)
+    dead = f"http://127.0.0.1:{free_port()}"
+    result = cli("export", "ref-keras-cpu", "--mlflow", dead, runs_dir=runs_dir,
+                 env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (f"error: MLflow at {dead}: connection refused: no MLflow server answers "
+                             "at that address\n")
