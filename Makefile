@@ -1,9 +1,9 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    create .venv, install requirements.txt, start the dashboard
 #   make test   create or reuse .venv, install everything the tests need, run lint and the suite
+#               (and .venv-mlflow: a venv of its own for the `mlflow server` the MLflow tests start)
 # and one is the inner loop while you work:
 #   make quick  lint and the tests not marked slow (no training, servers or browser): under a minute
-#               (and .venv-mlflow: a venv of its own for the `mlflow server` the MLflow tests start)
 # On a machine with an NVIDIA driver both also install the CUDA builds (requirements-gpu.txt,
 # and for the tests requirements-backends-gpu.txt). GPU=1 forces that, GPU=0 skips it.
 PYTHON ?= python3.11
