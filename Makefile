@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    create .venv, install requirements.txt, start the dashboard
 #   make test   create or reuse .venv, install everything the tests need, run lint and the suite
+#               (and .venv-mlflow: a venv of its own for the `mlflow server` the MLflow tests start)
 # and one is the inner loop while you work:
 #   make quick  lint and the tests not marked slow (no training, servers or browser): under a minute
 # On a machine with an NVIDIA driver both also install the CUDA builds (requirements-gpu.txt,
@@ -8,6 +9,8 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The MLflow tracking server for the tests, away from TensorFlow's pins (.venv gets only the client).
+MLFLOW_VENV ?= .venv-mlflow
 PORT ?= 8501
 # An NVIDIA driver with a GPU: `nvidia-smi -L` lists one, or the driver's /proc folder is not
 # empty. The timeout keeps a wedged driver from hanging make (seconds).
@@ -28,8 +31,16 @@ $(VENV)/.runtime: requirements.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.testing: $(VENV)/.runtime requirements-test.txt requirements-backends.txt requirements-cluster.txt
-	$(BIN)/pip install --quiet -r requirements-test.txt -r requirements-backends.txt -r requirements-cluster.txt
+$(VENV)/.testing: $(VENV)/.runtime requirements-test.txt requirements-backends.txt requirements-cluster.txt \
+		requirements-mlflow.txt
+	$(BIN)/pip install --quiet -r requirements-test.txt -r requirements-backends.txt -r requirements-cluster.txt \
+	  -r requirements-mlflow.txt
+	touch $@
+
+$(MLFLOW_VENV)/.server: requirements-mlflow-server.txt
+	$(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/pip install --quiet --upgrade pip
+	$(MLFLOW_VENV)/bin/pip install --quiet -r requirements-mlflow-server.txt
 	touch $@
 
 # The CUDA builds get stamps of their own, so a GPU machine adds them to an existing .venv
@@ -42,7 +53,7 @@ $(VENV)/.gpu: requirements-gpu.txt $(VENV)/.runtime
 $(VENV)/.gpu-backends: requirements-backends-gpu.txt $(VENV)/.gpu $(VENV)/.testing
 	$(BIN)/pip install --quiet -r requirements.txt -r requirements-gpu.txt \
 	  -r requirements-test.txt -r requirements-backends.txt -r requirements-cluster.txt \
-	  -r requirements-backends-gpu.txt
+	  -r requirements-mlflow.txt -r requirements-backends-gpu.txt
 	touch $@
 
 run: $(VENV)/.runtime $(GPU_RUNTIME)
@@ -64,7 +75,7 @@ slurm:
 lint: $(VENV)/.testing
 	$(BIN)/ruff check .
 
-test: $(VENV)/.testing $(GPU_TESTING) chromium slurm lint
+test: $(VENV)/.testing $(MLFLOW_VENV)/.server $(GPU_TESTING) chromium slurm lint
 	$(BIN)/python -m pytest
 
 quick: $(VENV)/.testing lint
@@ -75,8 +86,9 @@ bench: $(VENV)/.testing
 	$(BIN)/python bench/compare_page_bench.py
 	$(BIN)/python bench/hook_cost.py
 	$(BIN)/python bench/live_latency_bench.py
+	@echo "needs $(MLFLOW_VENV) (make test builds it): $(BIN)/python bench/mlflow_export_bench.py"
 	@echo "slow (minutes): $(BIN)/python bench/worker_overhead.py --epochs 3 --repeats 2"
 	@echo "slow (3.6 GB download): $(BIN)/python bench/gpu_requirements.py"
 
 clean:
-	rm -rf $(VENV) test-output .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(MLFLOW_VENV) test-output .pytest_cache .ruff_cache

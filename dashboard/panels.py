@@ -13,11 +13,11 @@ from training.analysis import tables
 from training.analysis.figures import SYSTEM_LABELS, system_peaks
 from training.config import ConfigError
 from training.imports.parsers import ImportFormatError
-from training.imports.runs import MAX_SAMPLES, import_text
+from training.imports.runs import MAX_SAMPLES, import_upload
 from training.store import ACTIVE_STATES, FAILED, LOST, Run, RunError, RunStore
 
 STDERR_TAIL_LINES = 40
-IMPORT_TYPES = ["txt", "log", "md", "csv", "out"]
+IMPORT_TYPES = ["txt", "log", "md", "csv", "out", "zip"]
 
 
 def run_detail(run: Run, status: str) -> None:
@@ -37,7 +37,9 @@ def run_detail(run: Run, status: str) -> None:
         peaks = system_peaks(log.system)
         st.markdown("**Peaks:** " + " · ".join(f"{SYSTEM_LABELS[k]}: {v:,.1f}" for k, v in peaks.items()))
     for warning in log.warnings:
-        st.warning(f"During training ({warning.get('source')}): {warning.get('message')}")
+        source = warning.get("source")
+        when = "When imported" if source == "import" else f"During training ({source})"
+        st.warning(f"{when}: {warning.get('message')}")
     if status in (FAILED, LOST) and (cause := run.cause(status, log)):
         st.error(f"{status.capitalize()}: {cause}")
     if status == FAILED and (tail := run.stderr_tail(STDERR_TAIL_LINES)):
@@ -66,7 +68,9 @@ def run_detail(run: Run, status: str) -> None:
 def import_form(store: RunStore) -> None:
     """Upload a log; report the runs it made, or why nothing was imported."""
     st.caption("Keras fit console output (Keras 2 or 3, raw terminal captures too), the published "
-               "TensorFlow format, or a Keras CSVLogger file. One file may hold several logs.")
+               "TensorFlow format, or a Keras CSVLogger file. One file may hold several logs. "
+               "A TensorBoard log: a zip of its folder (Keras's TensorBoard callback, PyTorch's "
+               "SummaryWriter, tf.summary), one run per log root.")
     upload = st.file_uploader("Log file", key="upload", type=IMPORT_TYPES)
     name_col, device_col, samples_col = st.columns(3)
     name = name_col.text_input("Name (optional)", key="import_name")
@@ -75,13 +79,23 @@ def import_form(store: RunStore) -> None:
         "Training images per epoch (optional)", min_value=0, max_value=MAX_SAMPLES, value=0, step=1,
         key="import_samples", help="For logs that do not say how many images an epoch trained on "
                                    "(Keras 3, CSVLogger): lets the dashboard show samples/s. 0 = unknown.")
+    maps = st.text_input("TensorBoard tags to map (optional)", key="import_maps",
+                         placeholder="train/epoch_top5=accuracy, Loss/holdout=val_loss",
+                         help="Scalar tags whose spelling is not recognised, as TAG=field with field "
+                              "loss, accuracy, val_loss or val_accuracy; the import names the tags it "
+                              "skipped.")
     if not st.button("Import", key="import", disabled=upload is None):
         return
     try:
-        made = import_text(store, upload.getvalue().decode("utf-8", errors="replace"), upload.name,
-                           name=name.strip() or None, device=None if device.startswith("guess") else device,
-                           samples=int(samples) or None)
-    except (ImportFormatError, RunError, ConfigError) as error:
+        made = import_upload(store, upload.getvalue(), upload.name, name=name.strip() or None,
+                             device=None if device.startswith("guess") else device,
+                             samples=int(samples) or None,
+                             maps=[item.strip() for item in maps.split(",") if item.strip()])
+    except (ImportFormatError, RunError, ConfigError, OSError) as error:
         st.error(f"Nothing imported: {error}")
         return
-    st.success(f"Imported {len(made)} run(s): " + ", ".join(f"{store.open(i).name} ({i})" for i in made))
+    runs = [store.open(i) for i in made]
+    st.success(f"Imported {len(made)} run(s): " + ", ".join(f"{run.name} ({run.id})" for run in runs))
+    for run in runs:
+        for warning in run.log().warnings:
+            st.warning(f"{run.name}: {warning.get('message')}")

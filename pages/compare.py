@@ -1,8 +1,11 @@
 """Compare: convergence, wall-clock race, throughput and the comparison table, live."""
 
+import os
+
 import streamlit as st
 
 from dashboard import state
+from training import launch
 from training.analysis import grouping, groups, report, tables
 from training.analysis.comparison import DEFAULT_TARGET
 from training.analysis.figures import (
@@ -12,6 +15,7 @@ from training.analysis.figures import (
     make_throughput_figure,
     system_keys,
 )
+from training.exports import mlflow
 from training.store import ACTIVE_STATES, FAILED
 
 store = state.get_store()
@@ -103,11 +107,33 @@ def live_comparison() -> None:
 
 
 def report_button(series) -> None:
-    """One offline HTML file (plotly.js inside), built only when clicked."""
+    """One offline HTML file (plotly.js inside), built only when clicked; and MLflow, when set up."""
     st.download_button("Download report", key="download_report", mime="text/html", file_name="report.html",
                        data=lambda: report.build_report(series, target, prices),
                        help="Summary with spread, interactive charts, each run's hardware and settings, "
                             "and the definitions: one file that works offline.")
+    mlflow_button()
+
+
+def mlflow_button() -> None:
+    """Send the compared runs (groups nested) to $MLFLOW_TRACKING_URI: shown only when it is set
+    and the MLflow client is installed. Sending again updates the same MLflow runs."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri or not mlflow.client_available():
+        return
+    experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME") or mlflow.EXPERIMENT
+    if not st.button(f"Send to MLflow ({experiment} at {uri})", key="send_mlflow",
+                     help="Each run becomes an MLflow run (settings, tags, per-epoch and system metrics, "
+                          "its files and report); a group becomes a parent with its runs nested."):
+        return
+    try:
+        with st.spinner(f"Sending {len(picked)} run(s) to MLflow…"):
+            sent = mlflow.Exporter(uri, experiment, where=launch.describe).export(picked)
+    except Exception as error:  # the server is away, or refused a request: say so, change nothing
+        st.error(f"Not sent to MLflow at {uri}: {mlflow.describe_error(error)}")
+        return
+    st.success(f"Sent to MLflow at {uri}, experiment {experiment!r}: "
+               + ", ".join(f"{done.name} ({done.mlflow_run_id})" for done in sent))
 
 
 def grouped_view(series) -> None:

@@ -69,8 +69,9 @@ LAYERS = {
     "imports": {"imports", "store"},
     "analysis": {"analysis", "store"},
     "launch": {"launch", "store", "system", "analysis"},
+    "exports": {"exports", "store", "analysis"},
     "worker": {"worker", "store", "system"},
-    "cli": {"cli", "launch", "analysis", "imports", "store", "system", "worker"},
+    "cli": {"cli", "launch", "analysis", "imports", "exports", "store", "system", "worker"},
 }
 SHARED = {"training", "training.config"}  # PROJECT_ROOT and RunConfig: every layer may use them
 

@@ -236,6 +236,24 @@ def test_import_good_file(store):
     assert any("Imported 1 run(s)" in s.value for s in at.success)
 
 
+def test_import_a_zipped_tensorboard_log_names_the_tags_it_skipped(store):
+    import io
+    import zipfile
+
+    before = set(store.ids())
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted((FIXTURES / "tensorboard" / "keras3-callback").rglob("events.*")):
+            archive.write(path, str(path.relative_to(FIXTURES / "tensorboard")))
+    at = page("pages/runs.py").run()
+    at.file_uploader(key="upload").set_value(("logs.zip", buffer.getvalue(), "application/zip")).run()
+    no_exceptions(at.button(key="import").click().run())
+    [new] = set(store.ids()) - before
+    assert store.open(new).name == "keras3-callback" and store.open(new).log().epochs_done == 3
+    assert any("Imported 1 run(s)" in s.value for s in at.success)
+    assert any("train/epoch_learning_rate" in w.value for w in at.warning)
+
+
 def test_import_bad_file_reports_and_writes_nothing(store):
     before = store.ids()
     at = page("pages/runs.py").run()

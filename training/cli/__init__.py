@@ -5,8 +5,8 @@
     list     every run, as a table or --json
     stop     stop a queued or running run (waits; --grace before SIGKILL)
     delete   remove a finished run
-    import   turn a log from elsewhere into read-only runs
-    export   a run's per-epoch table as CSV or JSON
+    import   turn a log from elsewhere (a text log, TensorBoard events) into read-only runs
+    export   a run's per-epoch table as CSV or JSON; runs and groups to MLflow (--mlflow URI)
     compare  steady-state speed, time to target and speedup of two runs, or of groups
     sweep    queue the product of comma lists of settings, with repeats, as one group
     report   one self-contained HTML file of runs or groups, charts included

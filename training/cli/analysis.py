@@ -2,7 +2,7 @@
 
     compare A B        two runs: steady state, samples/s, time to target, speedup
     compare ID...      run and group ids: n, median, min, max, olympic mean per cell
-    export RUN         the per-epoch table as CSV or JSON
+    export RUN         the per-epoch table as CSV or JSON; RUN|GROUP --mlflow URI: to MLflow (cli/exports.py)
     report ID... -o    one self-contained HTML file (training/analysis/report.py)
 """
 
@@ -29,6 +29,12 @@ def check_target(target: float) -> None:
 
 
 def cmd_export(store: RunStore, args) -> int:
+    if args.mlflow:
+        from training.cli.exports import export_mlflow  # the MLflow client only for this
+
+        return export_mlflow(store, args)
+    if groups.is_group_id(args.run_id):
+        raise ConfigError("export", "a group goes only to MLflow (--mlflow URI); export its runs one by one")
     rows = comparison.export_rows(store.open(args.run_id).log().check().epochs)
     if args.format == "json":
         _print_json(rows)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from training.cli import terminal
+from training.cli import exports
 from training.cli.parser import launcher_from_args
 from training.config import SWEEP_FIELDS, RunConfig
 from training.launch import Launcher, sweeps
@@ -22,13 +22,14 @@ def plan_repeats(config: RunConfig, repeats: int) -> list[tuple[int, RunConfig]]
 
 def queue_and_follow(store: RunStore, args, planned: list[tuple[int, RunConfig]], kind: str, name: str,
                      launcher: Launcher) -> int:
+    exports.check_live(args)
     group, runs = sweeps.queue(store, planned, kind, name, launcher)
     for run in runs:
         print(run.id)
     print(group, flush=True)
     if args.detach:
         return 0
-    return terminal.follow(runs, verbose=args.verbose)
+    return exports.follow_runs(runs, args)
 
 
 def cmd_sweep(store: RunStore, args) -> int:

@@ -1,11 +1,24 @@
-"""`import`: logs of trainings run elsewhere become read-only runs."""
+"""`import`: logs of trainings run elsewhere become read-only runs.
+
+The run ids go to stdout, one a line; what the import skipped or could not read
+(unrecognised TensorBoard tags, a damaged event file) goes to stderr as notes,
+the same notes the runs keep as `warning` records.
+"""
 
 from __future__ import annotations
+
+import sys
 
 from training.imports.runs import import_file
 
 
 def cmd_import(store, args) -> int:
-    for run_id in import_file(store, args.file, name=args.name, device=args.device, samples=args.samples):
+    made = import_file(store, args.file, name=args.name, device=args.device, samples=args.samples,
+                       maps=args.map)
+    for run_id in made:
         print(run_id)
+    for run_id in made:
+        run = store.open(run_id)
+        for warning in run.log().warnings:
+            print(f"note: {run.name}: {warning.get('message')}", file=sys.stderr)
     return 0

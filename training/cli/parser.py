@@ -13,6 +13,7 @@ import dataclasses
 
 from training.analysis.comparison import DEFAULT_TARGET
 from training.config import BACKENDS, MAX_REPEATS, SWEEP_FIELDS, ConfigError, RunConfig, make_config
+from training.exports.mlflow import EXPERIMENT
 from training.launch import Launcher, launcher_for
 from training.launch.local import STOP_GRACE_S
 
@@ -109,6 +110,12 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
                        help="share nodes with other jobs, even for --repeats and sweeps")
 
 
+def add_mlflow_options(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--mlflow", metavar="URI", help=help_text)
+    parser.add_argument("--experiment", default=EXPERIMENT,
+                        help="with --mlflow: the MLflow experiment (default: %(default)s; made if missing)")
+
+
 def add_follow_options(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--detach", action="store_true",
                         help=f"queue {what} in the background and return at once; print the ids")
@@ -140,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="train one run, showing its progress (or --detach)")
     add_config_options(run)
     add_follow_options(run, "the run")
+    add_mlflow_options(run, "also stream each epoch to this MLflow tracking URI as it happens; the "
+                           "run never waits for it, and the end says what did not arrive")
     add_repeats_option(run)
     add_cluster_options(run)
     add_common(run)
@@ -173,17 +182,25 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("run_id")
     add_common(delete)
 
-    importing = commands.add_parser("import", help="import a log file")
-    importing.add_argument("file")
+    importing = commands.add_parser("import", help="import a log file, or a TensorBoard log")
+    importing.add_argument("file", help="a text log (Keras console, CSVLogger), a TensorBoard event file, "
+                                        "a folder of them (one run per log root), or a zip of one")
+    importing.add_argument("--map", action="append", metavar="TAG=FIELD",
+                           help="TensorBoard: read this scalar tag as loss, accuracy, val_loss or "
+                                "val_accuracy (repeatable; the import names the tags it skipped)")
     importing.add_argument("--name")
     importing.add_argument("--device", choices=("cpu", "gpu"))
     importing.add_argument("--samples", type=int,
                            help="training images per epoch, for a log that does not say (for samples/s)")
     add_common(importing)
 
-    export = commands.add_parser("export", help="per-epoch table of a run")
-    export.add_argument("run_id")
-    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export = commands.add_parser("export", help="per-epoch table of a run, or runs and groups to MLflow")
+    export.add_argument("run_id", metavar="RUN|GROUP", help="a run id; with --mlflow also a group id")
+    export.add_argument("--format", choices=("csv", "json"), default="csv",
+                        help="the per-epoch table on stdout (default: csv)")
+    add_mlflow_options(export, "send the run, or the group with its runs nested, to this MLflow "
+                               "tracking URI (e.g. http://127.0.0.1:5000); again updates, never duplicates")
+    export.add_argument("--no-report", action="store_true", help="with --mlflow: no report.html artifact")
     add_common(export)
 
     compare = commands.add_parser("compare", help="compare two runs, or groups of runs")
@@ -198,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--dry-run", action="store_true",
                        help="print the plan and the estimate; queue nothing")
     add_follow_options(sweep, "the sweep")
+    add_mlflow_options(sweep, "also stream each epoch to this MLflow tracking URI as it happens; the "
+                           "run never waits for it, and the end says what did not arrive")
     add_cluster_options(sweep)
     add_common(sweep)
 

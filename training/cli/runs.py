@@ -17,7 +17,7 @@ import tempfile
 from training import launch
 from training.analysis import listing
 from training.analysis.display import number
-from training.cli import groups, terminal
+from training.cli import exports, groups
 from training.cli.parser import config_from_args, launcher_from_args
 from training.config import RunConfig
 from training.launch import local
@@ -26,6 +26,7 @@ from training.store import ACTIVE_STATES, RunError, RunStore
 
 def cmd_run(store: RunStore, args) -> int:
     config = config_from_args(args)  # ConfigError -> exit 2 before anything is written
+    exports.check_live(args)
     launcher = launcher_from_args(args)
     if args.repeats is not None:
         return groups.queue_and_follow(store, args, groups.plan_repeats(config, args.repeats), "repeats",
@@ -35,7 +36,7 @@ def cmd_run(store: RunStore, args) -> int:
         print(run.id)
         return 0
     print(f"run {run.id}: {run.folder} ({launcher.where})", file=sys.stderr, flush=True)
-    code = terminal.follow([run], verbose=args.verbose)
+    code = exports.follow_runs([run], args)
     print(run.id)
     return code
 

@@ -60,6 +60,9 @@ class ParsedLog:
     format: str
     epochs: list[dict] = field(default_factory=list)
     samples: int | None = None  # training samples per epoch, when the log says
+    engine: str | None = None  # "fit" or "loop", when the format says (else from the format)
+    started: float | None = None  # Unix time training started, when the log says (event wall times)
+    notes: list[str] = field(default_factory=list)  # what the import skipped or could not read
 
 
 def normalise_metric(name: str) -> str:

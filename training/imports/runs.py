@@ -10,8 +10,11 @@ ships is what this module builds; `python -m training.imports.runs` rebuilds it.
 
 from __future__ import annotations
 
+import io
 import shutil
-from pathlib import Path
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
 
 from training.config import MNIST_TRAIN_SIZE, ConfigError
 from training.imports.parsers import (
@@ -21,6 +24,16 @@ from training.imports.parsers import (
     guess_device,
     parse,
     set_samples,
+)
+from training.imports.tensorboard import (
+    EVENT_MARK,
+    MAX_EVENT_FILES,
+    MAX_EVENTS_BYTES,
+    ImportFormatError,
+    is_event_data,
+    looks_like_event_file,
+    parse_events,
+    parse_maps,
 )
 from training.store import FINISHED, RunError, RunStore
 from training.store.layout import METRICS_FILE
@@ -34,17 +47,25 @@ REFERENCE_RUNS = {  # parsed-log heading -> (run id, display name)
 }
 MAX_IMPORT_BYTES = 20 * 2**20
 MAX_SAMPLES = 10**9  # training images per epoch an imported log may claim
+MAX_ZIP_ENTRIES = 10_000  # files in an uploaded zip, event files or not
+BINARY_SNIFF_BYTES = 8192  # a NUL byte in these makes a file binary, not a text log
 
 
 def _engine_of(log: ParsedLog) -> str:
-    return "loop" if log.format == TENSORFLOW_LOOP else "fit"
+    return log.engine or ("loop" if log.format == TENSORFLOW_LOOP else "fit")
 
 
 def _log_bytes(log: ParsedLog, origin: str) -> bytes:
+    """start, a warning per import note, the epochs, end; times where the log gives them."""
     start = {"type": "start", "imported": True, "format": log.format, "origin": origin,
              "train_samples": log.samples}
     end = {"type": "end", "status": FINISHED, "error": None}
-    return b"".join(encode(record) for record in [start, *log.epochs, end])
+    if log.started is not None:
+        start["time"] = log.started
+        end["time"] = log.epochs[-1].get("time", log.started) if log.epochs else log.started
+    warnings = [{"type": "warning", "source": "import", "message": note, **({"time": log.started}
+                 if log.started is not None else {})} for note in log.notes]
+    return b"".join(encode(record) for record in [start, *warnings, *log.epochs, end])
 
 
 def write_log(store: RunStore, log: ParsedLog, name: str, device: str | None, origin: str,
@@ -96,13 +117,123 @@ def import_text(store: RunStore, text: str, origin: str, name: str | None = None
     return run_ids
 
 
-def import_file(store: RunStore, path: Path | str, name: str | None = None,
-                device: str | None = None, samples: int | None = None) -> list[str]:
+def _write_all(store: RunStore, logs: list[ParsedLog], device: str | None, origin: str) -> list[str]:
+    """Every log as a run, or none: a run already written is removed if a later one fails."""
+    made: list[str] = []
+    try:
+        for log in logs:
+            made.append(write_log(store, log, log.name, device, origin))
+    except BaseException:
+        for run_id in made:
+            shutil.rmtree(store.root / run_id, ignore_errors=True)
+        raise
+    return made
+
+
+def import_events(store: RunStore, path: Path | str, name: str | None = None, device: str | None = None,
+                  samples: int | None = None, maps: list[str] | None = None, label: str | None = None,
+                  origin: str | None = None) -> list[str]:
+    """One read-only run per TensorBoard log root under `path` (tensorboard.py).
+
+    Args:
+        path: an event file or a folder of them.
+        maps: ["TAG=field", ...] for scalar tags not recognised by their spelling.
+        label: how notes and names call the import (an uploaded zip's name), else `path`.
+        origin: kept in the runs' metadata (default: `path`).
+    Notes (tags skipped, a damaged file) become `warning` records of the runs.
+    """
+    if device not in (None, "cpu", "gpu"):
+        raise ConfigError("device", f"must be cpu or gpu, got {device!r}")
+    check_samples(samples)
+    logs = parse_events(path, parse_maps(maps), label=label, name=name)  # raises before any write
+    for log in logs:
+        if samples:
+            set_samples(log, samples)
+    return _write_all(store, logs, device, origin or str(path))
+
+
+def _zip_member_path(name: str) -> tuple[str, ...]:
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if not parts or name.startswith(("/", "\\")) or ".." in parts or any(":" in part for part in parts):
+        raise ImportFormatError(f"unsafe path in the zip: {name!r}; nothing imported")
+    return parts
+
+
+def import_zip(store: RunStore, source, filename: str, name: str | None = None, device: str | None = None,
+               samples: int | None = None, maps: list[str] | None = None) -> list[str]:
+    """A zip of a TensorBoard log folder: its event files are unpacked to a temporary folder and read.
+
+    Only members named like event files are unpacked, each within the size caps, so a zip
+    bomb or a path that climbs out (`../`) is refused before anything is written.
+    """
+    try:
+        archive = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ImportFormatError(f"{filename} is not a readable zip file ({error}); "
+                                "nothing imported") from error
+    with archive, tempfile.TemporaryDirectory(prefix="training-import-") as tmp:
+        entries = archive.infolist()
+        if len(entries) > MAX_ZIP_ENTRIES:
+            raise ImportFormatError(f"{filename} holds {len(entries):,} files; at most {MAX_ZIP_ENTRIES:,}")
+        members = [m for m in entries if not m.is_dir() and EVENT_MARK in PurePosixPath(m.filename).name]
+        if not members:
+            raise ImportFormatError(f"no TensorBoard event files (events.out.{EVENT_MARK}.*) in {filename}; "
+                                    "nothing imported")
+        if len(members) > MAX_EVENT_FILES or sum(m.file_size for m in members) > MAX_EVENTS_BYTES:
+            raise ImportFormatError(f"the event files in {filename} exceed {MAX_EVENT_FILES:,} files or "
+                                    f"{MAX_EVENTS_BYTES // 2**20} MiB; nothing imported")
+        top = Path(tmp, "log")
+        for member in members:
+            target = top.joinpath(*_zip_member_path(member.filename))
+            try:
+                with archive.open(member) as handle:
+                    data = handle.read(member.file_size + 1)  # a header that lies cannot inflate past it
+            except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError) as error:
+                raise ImportFormatError(f"{filename}: {member.filename} cannot be unpacked ({error}); "
+                                        "nothing imported") from error
+            if len(data) > member.file_size:
+                raise ImportFormatError(f"{filename}: {member.filename} is larger than its zip entry says; "
+                                        "nothing imported")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        return import_events(store, top, name, device, samples, maps, label=filename, origin=filename)
+
+
+def _import_log_bytes(store: RunStore, data: bytes, origin: str, name: str | None, device: str | None,
+                      samples: int | None, maps: list[str] | None) -> list[str]:
+    if maps:
+        raise ConfigError("map", "only TensorBoard logs have tags to map; this is a text log")
+    if is_event_data(data[:12]):
+        raise ImportFormatError(f"{origin} is a TensorBoard event file: upload a zip of its log folder, or "
+                                "import it with `python -m training import FILE`")
+    if b"\0" in data[:BINARY_SNIFF_BYTES]:
+        raise ImportFormatError(f"{origin} is a binary file, neither a text training log nor a TensorBoard "
+                                "event file; nothing imported")
+    return import_text(store, data.decode("utf-8", errors="replace"), origin, name, device, samples)
+
+
+def import_file(store: RunStore, path: Path | str, name: str | None = None, device: str | None = None,
+                samples: int | None = None, maps: list[str] | None = None) -> list[str]:
+    """`python -m training import PATH`: a text log, a TensorBoard event file or log folder, or a zip."""
     path = Path(path)
+    if path.is_dir() or looks_like_event_file(path):
+        return import_events(store, path, name, device, samples, maps)
+    if zipfile.is_zipfile(path):
+        return import_zip(store, path, path.name, name, device, samples, maps)
     if path.stat().st_size > MAX_IMPORT_BYTES:
         raise RunError(f"{path} is larger than {MAX_IMPORT_BYTES // 2**20} MiB; not a training log")
-    text = path.read_bytes().decode("utf-8", errors="replace")
-    return import_text(store, text, path.name, name, device, samples)
+    return _import_log_bytes(store, path.read_bytes(), path.name, name, device, samples, maps)
+
+
+def import_upload(store: RunStore, data: bytes, filename: str, name: str | None = None,
+                  device: str | None = None, samples: int | None = None,
+                  maps: list[str] | None = None) -> list[str]:
+    """The Runs page's upload: a zip of a TensorBoard log folder, or a text log."""
+    if zipfile.is_zipfile(io.BytesIO(data)):
+        return import_zip(store, io.BytesIO(data), filename, name, device, samples, maps)
+    if len(data) > MAX_IMPORT_BYTES:
+        raise RunError(f"{filename} is larger than {MAX_IMPORT_BYTES // 2**20} MiB; not a training log")
+    return _import_log_bytes(store, data, filename, name, device, samples, maps)
 
 
 def reference_logs() -> dict[str, ParsedLog]:
