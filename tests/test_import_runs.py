@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY, cli, only_run
 
-from training.imports.archive import SOURCE, ArchiveError, import_runs
+from training.imports.archive import SOURCE, ArchiveError, import_runs, ship
 from training.store import RunStore
 
 
@@ -156,3 +156,29 @@ def test_not_an_archive_is_refused(runs_dir, tmp_path):
     junk = tmp_path / "junk.tgz"
     junk.write_bytes(b"not a tarball")
     refused(RunStore(runs_dir), junk, "not a readable tar archive")
+
+
+# -- shipping a measured run as a built-in reference run ---------------------------------------
+def test_a_finished_run_ships_as_a_reference_run(made_elsewhere, tmp_path):
+    builtin = tmp_path / "builtin"  # the package's own folder is left alone: no GPU run ships yet
+    shipped = ship(made_elsewhere, "ref-jax-test", "JAX test (measured)", builtin_dir=builtin)
+    meta = json.loads((shipped / "config.json").read_text())
+    assert meta["source"] == "reference" and meta["id"] == "ref-jax-test"
+    assert meta["measured_run"] == made_elsewhere.name and meta["name"] == "JAX test (measured)"
+    assert sorted(p.name for p in shipped.iterdir()) == ["config.json", "metrics.jsonl", "status.json",
+                                                          "system.jsonl"]
+    assert [p.name for p in builtin.iterdir()] == ["ref-jax-test"]  # no half-made dot folder
+    with pytest.raises(ArchiveError, match="already a built-in run"):
+        ship(made_elsewhere, "ref-jax-test", "again", builtin_dir=builtin)
+    with pytest.raises(ArchiveError, match="starts with 'ref-'"):
+        ship(made_elsewhere, "jax-test", "no prefix", builtin_dir=builtin)
+
+
+def test_an_unfinished_run_does_not_ship(made_elsewhere, tmp_path):
+    copy = tmp_path / "copy" / made_elsewhere.name
+    shutil.copytree(made_elsewhere, copy)
+    lines = (copy / "metrics.jsonl").read_text().splitlines(keepends=True)
+    (copy / "metrics.jsonl").write_text("".join(lines[:-1]))
+    with pytest.raises(ArchiveError, match="not a finished run"):
+        ship(copy, "ref-cut", "cut", builtin_dir=tmp_path / "builtin")
+    assert not (tmp_path / "builtin").exists() or not any((tmp_path / "builtin").iterdir())

@@ -33,10 +33,11 @@ from training.store.layout import (
     PID_FILE,
     RESERVE_FILE,
     STATUS_FILE,
+    SYSTEM_FILE,
     read_json,
     write_json_atomic,
 )
-from training.store.runs import builtin_ids, check_run_id
+from training.store.runs import BUILTIN_DIR, builtin_ids, check_run_id
 
 SOURCE = "imported-run"  # config.json's source of a run folder brought from elsewhere
 MAX_DEPTH = 4  # run folders sit at most this deep in an archive (e.g. out/runs/<id>)
@@ -206,3 +207,52 @@ def _end_record(path: Path) -> dict | None:
             except ValueError:
                 return None
     return None
+
+
+# -- shipping a measured run as a built-in reference run -----------------------------------------
+SHIPPED_FILES = (STATUS_FILE, METRICS_FILE, SYSTEM_FILE)  # and config.json, rewritten; no stderr, pid, tb/
+
+
+def ship(folder: str | Path, ref_id: str, name: str, builtin_dir: Path | None = None) -> Path:
+    """Copy a finished run folder into the package's built-in runs as `ref_id`, named `name`.
+
+    For a GPU run measured on a lent machine and brought home with `import-runs`: every
+    store then lists it beside the two published runs, read-only (source `reference`).
+    Refused unless the run finished with a start record, and unless `ref_id` is a new
+    `ref-` id. Built under a dot-name beside the others and renamed into place.
+    """
+    builtin_dir = builtin_dir or BUILTIN_DIR
+    folder = Path(folder)
+    check_run_id(ref_id)
+    if not ref_id.startswith("ref-"):
+        raise ArchiveError(f"{ref_id}: a built-in run's id starts with 'ref-'")
+    if (builtin_dir / ref_id).exists():
+        raise ArchiveError(f"{ref_id} is already a built-in run; pick another id or remove it first")
+    meta = read_json(folder / CONFIG_FILE) or {}
+    start, end = _first_record(folder / METRICS_FILE), _end_record(folder / METRICS_FILE)
+    if not meta.get("id") or (start or {}).get("type") != "start" or (end or {}).get("status") != "finished":
+        raise ArchiveError(f"{folder}: not a finished run (config.json's id, a start and a finished "
+                           "end record are needed)")
+    tmp = builtin_dir / f".{ref_id}.{secrets.token_hex(3)}"
+    tmp.mkdir(parents=True)
+    try:
+        for file in (f for f in SHIPPED_FILES if (folder / f).is_file()):
+            shutil.copyfile(folder / file, tmp / file)
+        host = meta.get("imported_from") or ((start or {}).get("hardware") or {}).get("hostname")
+        write_json_atomic(tmp / CONFIG_FILE, {
+            **{k: v for k, v in meta.items() if k not in ("group", "group_kind", "group_name", "repeat",
+                                                          "group_size", "cluster")},
+            "id": ref_id, "name": name, "source": "reference", "measured_run": meta["id"],
+            "measured_on": host})
+        os.rename(tmp, builtin_dir / ref_id)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return builtin_dir / ref_id
+
+
+if __name__ == "__main__":  # python -m training.imports.archive --ship RUN_FOLDER REF_ID NAME
+    import sys
+
+    if len(sys.argv) != 5 or sys.argv[1] != "--ship":
+        sys.exit("usage: python -m training.imports.archive --ship RUN_FOLDER REF_ID NAME")
+    print(ship(sys.argv[2], sys.argv[3], sys.argv[4]))
