@@ -50,6 +50,7 @@ from training.store import END_STATES, RunStore  # noqa: E402
 from training.system import gpucheck  # noqa: E402
 
 SWEEP_BATCHES = (128, 512, 2048, 8192)
+STEP_KEYS = ("gpu-jax", "cpu-jax", "gpu-jax-fast", "gpu-torch", "cpu-torch", "sweep")  # in plan order
 FAST_STEPS = 64  # steps per call of the overhead-free setting: 469 steps make 8 calls an epoch
 SMOKE_TRAIN, SMOKE_TEST = 2048, 512
 # Priors, seconds, for full MNIST (60,000 + 10,000 images), replaced by what each run measures.
@@ -72,6 +73,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--cpu-epochs", type=int, default=None, help="epochs wanted per CPU run (default 3)")
     parser.add_argument("--sweep-epochs", type=int, default=None, help="epochs per sweep run (default 3)")
     parser.add_argument("--max-repeats", type=int, default=3, help="sweep repeats at most (default 3)")
+    parser.add_argument("--only", default=None, metavar="KEYS",
+                        help=f"run only these steps, a comma list of {', '.join(STEP_KEYS)} "
+                             "(e.g. a second call for a sweep the first had no time for)")
     parser.add_argument("--smoke", action="store_true",
                         help="everything on the CPU, on a subset, 2 epochs a run (about 1.5 min)")
     args = parser.parse_args(argv)
@@ -89,6 +93,11 @@ def parse_args(argv=None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')}: must be from 2 to 100, got {getattr(args, name)}")
     if not 1 <= args.max_repeats <= 10:
         parser.error(f"--max-repeats: must be from 1 to 10, got {args.max_repeats}")
+    if args.only is not None:
+        args.only = [key.strip() for key in args.only.split(",") if key.strip()]
+        unknown = [key for key in args.only if key not in STEP_KEYS]
+        if unknown or not args.only:
+            parser.error(f"--only: must be one or more of {', '.join(STEP_KEYS)}, got {unknown or 'none'}")
     return args
 
 
@@ -310,7 +319,7 @@ def main(argv=None) -> int:
     notes = record_machine(out, runs, backends)
     notes += [f"{b} is not installed here: its steps are left out" for b in wanted if b not in backends]
     estimates = Estimates(SMOKE_TRAIN / 60_000 if args.smoke else 1.0)
-    steps = make_steps(args, backends)
+    steps = [step for step in make_steps(args, backends) if not args.only or step["key"] in args.only]
     print_plan(steps, estimates, clock)
     for step in steps:
         try:

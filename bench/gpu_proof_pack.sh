@@ -7,8 +7,9 @@
 # nvidia-ml-py, but no Keras and no network. The kit carries:
 #   wheels/   keras 3.15.1 and the two dependencies that machine lacks (namex, optree),
 #             CPython 3.12 manylinux x86_64, always installed;
-#   spare/    Keras's other pure-Python dependencies (absl-py, rich and its two, packaging),
-#             each installed only where `import` of it fails there;
+#   spare/    Keras's other pure-Python dependencies (absl-py, rich and its two, packaging)
+#             and optree's (typing-extensions), each installed only where `import` of it
+#             fails there (torch brings typing-extensions; a JAX-only Python lacks it);
 #   data/     the verified MNIST cache (its sha256 digests checked here);
 #   project.tgz  this working tree (tracked and unignored files), for a machine that does not
 #             receive the tree the way the device tool sends it.
@@ -26,7 +27,8 @@ mkdir -p "$KIT/wheels" "$KIT/spare" "$KIT/data"
 TARGET=(--no-deps --only-binary=:all: --python-version 3.12 --implementation cp
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
 "$PY" -m pip download -q "${TARGET[@]}" -d "$KIT/wheels" keras==3.15.1 namex optree
-"$PY" -m pip download -q "${TARGET[@]}" -d "$KIT/spare" absl-py rich markdown-it-py mdurl pygments packaging
+"$PY" -m pip download -q "${TARGET[@]}" -d "$KIT/spare" absl-py rich markdown-it-py mdurl pygments packaging \
+  typing-extensions
 
 cp data/mnist.npz "$KIT/data/mnist.npz"
 "$PY" - "$KIT/data/mnist.npz" <<'PYTHON'
@@ -53,9 +55,11 @@ if [ "$(echo "$total_mib >= $LIMIT_MIB" | bc)" = 1 ]; then
 fi
 
 # The device command: run from the project root (the device tool's working directory), with
-# KIT carried, $OUT the folder that comes back. PROOF_ARGS=--smoke for a CPU rehearsal.
+# KIT carried, $OUT the folder that comes back. PROOF_ARGS=--smoke for a CPU rehearsal, or
+# PROOF_ARGS="--only sweep" for a second call. Without pip there, a wheel is unzipped instead
+# (a wheel is a zip of its installed files; none of these has scripts or data to place).
 cat > "$KIT/device-command.sh" <<COMMAND
-K=\$PWD/$KIT S=\${SITE:-/tmp/gpukit-site}; python3 -m pip install -q --no-index --no-deps --target \$S \$K/wheels/*.whl && for m in absl:absl_py rich:rich markdown_it:markdown_it_py mdurl:mdurl pygments:pygments packaging:packaging; do python3 -c "import \${m%%:*}" 2>/dev/null || python3 -m pip install -q --no-index --no-deps --target \$S \$K/spare/\${m#*:}-*.whl; done; PYTHONPATH=\$S:\$PWD TRAINING_DATA_DIR=\$K/data python3 bench/gpu_proof.py --out \$OUT/proof --budget-s $BUDGET_S \${PROOF_ARGS:-}; rc=\$?; echo "gpu_proof exit \$rc"; exit \$rc
+K=\$PWD/$KIT S=\${SITE:-/tmp/gpukit-site}; put(){ python3 -m pip install -q --no-index --no-deps --target \$S "\$@" || for w; do python3 -m zipfile -e "\$w" \$S; done; }; put \$K/wheels/*.whl; for m in absl:absl_py rich:rich markdown_it:markdown_it_py mdurl:mdurl pygments:pygments packaging:packaging typing_extensions:typing_extensions; do python3 -c "import \${m%%:*}" 2>/dev/null || put \$K/spare/\${m#*:}-*.whl; done; PYTHONPATH=\$S:\$PWD TRAINING_DATA_DIR=\$K/data python3 bench/gpu_proof.py --out \$OUT/proof --budget-s $BUDGET_S \${PROOF_ARGS:-}; rc=\$?; echo "gpu_proof exit \$rc"; exit \$rc
 COMMAND
 length=$(wc -c < "$KIT/device-command.sh")
 if [ "$length" -ge 2000 ]; then

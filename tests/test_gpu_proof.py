@@ -103,6 +103,7 @@ def test_a_failed_cpu_run_is_a_problem_too():
     (["--budget-s", "5"], "--budget-s: must be from 30 to 3600"),
     (["--epochs", "1"], "--epochs: must be from 2 to 100"),
     (["--max-repeats", "0"], "--max-repeats: must be from 1 to 10"),
+    (["--only", "sweep,gpu-tpu"], "--only: must be one or more of gpu-jax, cpu-jax"),
 ])
 def test_bad_arguments_name_the_option_and_write_nothing(args, text, tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path / "out"), *args],
