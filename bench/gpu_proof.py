@@ -17,10 +17,13 @@ first. Runs live under DIR/runs, each folder complete as soon as its run ends, a
 DIR/summary.json is rewritten after every step, so a call killed at its limit still brings
 back what was done. At the end everything under DIR is packed into one tarball there.
 
+`--only KEYS` runs some steps (e.g. `--only sweep` in a second call, when the first had no
+time left for it).
+
 Exit 1 if any GPU run did not train on a GPU (its start record's hardware.device and
 gpu_names), failed, or never started; the summary's `problems` say which and why.
 
-`--smoke` runs the whole script on the CPU, on a 2,048-image subset, in about 1.5 minutes:
+`--smoke` runs the whole script on the CPU, on a 2,048-image subset, 2 epochs a run:
 every step, the sweep, the summary and the tarball, with the "GPU" steps on the CPU (the
 device check then expects the CPU). tests/test_gpu_proof.py runs it.
 """
@@ -77,7 +80,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help=f"run only these steps, a comma list of {', '.join(STEP_KEYS)} "
                              "(e.g. a second call for a sweep the first had no time for)")
     parser.add_argument("--smoke", action="store_true",
-                        help="everything on the CPU, on a subset, 2 epochs a run (about 1.5 min)")
+                        help="every step on the CPU, on a subset, 2 epochs a run, nothing cut")
     args = parser.parse_args(argv)
     # --smoke: the same steps, as small as they can be and still have a steady state.
     defaults = {"budget_s": 150.0, "backends": "jax", "epochs": 2, "cpu_epochs": 2, "sweep_epochs": 2} \

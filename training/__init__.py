@@ -8,7 +8,7 @@ the picture, and tests/test_layout.py enforces it):
         runs.py          run (followed on the terminal), list, stop, delete; work, remote-work, follow
         groups.py        run --repeats, sweep: queued through a launcher, then followed
         analysis.py      compare (runs and groups), export, report
-        imports.py       import;  system.py: doctor, probe
+        imports.py       import, import-runs;  system.py: doctor, probe
         terminal.py      live progress per run, the end-of-run summary, Ctrl-C handling
     launch/          where runs start and how they stop: one interface, a launcher per place
         __init__.py      Launcher, launcher_for, launcher_of (stop, reattach, describe)
@@ -19,7 +19,8 @@ the picture, and tests/test_layout.py enforces it):
         comparison.py    steady state, time to target, speedup, cores kept busy (the Definitions)
         stats.py, energy.py, display.py, groups.py, listing.py, series.py
         figures.py, grouping.py, scaling.py, tables.py, report.py
-    imports/         runs trained elsewhere: log parsers, and the run folders made from them
+    imports/         runs trained elsewhere: log parsers, and the run folders made from them;
+                     archive.py adds whole run folders from another machine (import-runs)
     system/          the machine: hardware, nvml (one session), power (RAPL), gpucheck, doctor
     store/           disk is the truth: RunStore and Run (runs.py), state, space, debris, layout,
                      process, queue, logwriter, logreader, runlog; builtin/ reference runs
