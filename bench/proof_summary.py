@@ -41,6 +41,7 @@ def run_figures(store: RunStore, run_id: str, step: dict) -> dict:
         "time_to_99_s": measures["time_to_target_s"], "time_to_99_epoch": measures["time_to_target_epoch"],
         "best_val_accuracy": measures["best_val_accuracy"], "epochs_done": measures["epochs_done"],
         "cores_busy": measures["cores_busy"],
+        **gpu_use(run_log.system),
         "gpu_joules_per_epoch": joules["gpu"]["joules_per_epoch"],
         "cpu_joules_per_epoch": joules["cpu"]["joules_per_epoch"],
         "energy_measured": joules["measured"],
@@ -49,6 +50,15 @@ def run_figures(store: RunStore, run_id: str, step: dict) -> dict:
         "versions": versions, "jit_compile": start.get("jit_compile"), "error": run.cause(run.status()),
         "group": run.meta.get("group"),
     }
+
+
+def gpu_use(system: list[dict]) -> dict:
+    """Median GPU utilisation (%) and peak GPU memory (MiB) over the run's NVML samples, or None."""
+    readings = [gpu for sample in system for gpu in sample.get("gpus") or []]
+    utils = [g["util_percent"] for g in readings if g.get("util_percent") is not None]
+    memory = [g["memory_used_mb"] for g in readings if g.get("memory_used_mb") is not None]
+    return {"gpu_util_median_percent": statistics.median(utils) if utils else None,
+            "gpu_memory_peak_mb": round(max(memory), 1) if memory else None}
 
 
 def device_problems(runs: list[dict]) -> list[str]:
@@ -98,17 +108,21 @@ def speedups(runs: list[dict], store: RunStore) -> list[dict]:
 
 
 def sweep_table(runs: list[dict]) -> list[dict]:
-    """Per batch size of the sweep: n, median (min-max) steady epoch s and samples/s."""
-    table = []
+    """Per batch size of the sweep: n, median (min-max) steady epoch s, samples/s, speedup."""
+    table: list[dict] = []
     sweep = [run for run in runs if run["step"] == "sweep" and run["steady_epoch_s"]]
     for batch in sorted({run["batch_size"] for run in sweep}):
         cell = [run for run in sweep if run["batch_size"] == batch]
         epochs = [run["steady_epoch_s"] for run in cell]
         rates = [run["samples_per_s"] for run in cell if run["samples_per_s"]]
-        table.append({"batch_size": batch, "n": len(cell), "steady_epoch_s": statistics.median(epochs),
+        median = statistics.median(epochs)
+        table.append({"batch_size": batch, "n": len(cell), "steady_epoch_s": median,
                       "steady_epoch_s_min": min(epochs), "steady_epoch_s_max": max(epochs),
                       "samples_per_s": statistics.median(rates) if rates else None,
-                      "best_val_accuracy": max((r["best_val_accuracy"] or 0) for r in cell)})
+                      "best_val_accuracy": max((r["best_val_accuracy"] or 0) for r in cell),
+                      # the smallest batch's median steady epoch over this one's: >1 is faster
+                      "speedup_over_smallest": comparison.ratio(table[0]["steady_epoch_s"] if table
+                                                                else median, median)})
     return table
 
 

@@ -79,6 +79,15 @@ def test_a_run_over_its_share_is_stopped_at_the_budget_at_the_latest():
     assert gpu_proof.Clock(budget_s=100, strict=False).share(10) == math.inf  # --smoke cuts nothing
 
 
+def test_gpu_use_reads_the_nvml_samples_and_says_none_without_them():
+    """NVML samples as the sampler writes them; a stand-in for a GPU this machine lacks."""
+    samples = [{"gpus": [{"util_percent": u, "memory_used_mb": m}]} for u, m in ((10, 900.0), (90, 4000.0),
+                                                                                    (95, 4100.5))]
+    assert proof_summary.gpu_use(samples) == {"gpu_util_median_percent": 90, "gpu_memory_peak_mb": 4100.5}
+    assert proof_summary.gpu_use([{"system_cpu_percent": 50}]) == {
+        "gpu_util_median_percent": None, "gpu_memory_peak_mb": None}
+
+
 def started_run(device: str, gpu_names: list[str], wanted: str = "gpu", status: str = "finished") -> dict:
     return {"id": "r1", "name": "proof gpu-jax", "wanted_device": wanted, "device": device,
             "gpu_names": gpu_names, "status": status, "error": None}
