@@ -109,7 +109,7 @@ def test_a_symlink_pointing_out_of_the_archive_is_refused(made_elsewhere, runs_d
 
 
 def test_a_symlink_pointing_out_of_a_folder_is_refused(made_elsewhere, runs_dir, tmp_path):
-    folder = tmp_path / "runs"
+    folder = tmp_path / "from-elsewhere"
     shutil.copytree(made_elsewhere, folder / made_elsewhere.name)
     (folder / made_elsewhere.name / "stolen").symlink_to("/etc/passwd")
     refused(RunStore(runs_dir), folder, "outside the folder")
@@ -150,6 +150,13 @@ def test_a_run_cut_off_on_the_other_machine_is_imported_as_failed(made_elsewhere
     [run_id] = import_runs(RunStore(runs_dir), tarball(tmp_path, copy))
     run = RunStore(runs_dir).open(run_id)
     assert run.status() == "failed" and "did not finish on" in run.cause("failed")
+
+
+def test_the_runs_folder_itself_is_refused(made_elsewhere, runs_dir):
+    store = RunStore(runs_dir)
+    import_runs(store, made_elsewhere.parent)
+    refused(store, runs_dir, "holds this runs folder")  # copying it into itself would never end
+    refused(store, runs_dir.parent, "holds this runs folder")
 
 
 def test_not_an_archive_is_refused(runs_dir, tmp_path):

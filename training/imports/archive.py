@@ -54,6 +54,9 @@ def import_runs(store: RunStore, source: str | Path) -> list[str]:
         raise ArchiveError(f"{source}: no such file or folder")
     store.check_writable()
     store.root.mkdir(parents=True, exist_ok=True)
+    if source.is_dir() and (source.resolve() == store.root.resolve()
+                            or source.resolve() in store.root.resolve().parents):
+        raise ArchiveError(f"{source}: holds this runs folder ({store.root}); its runs are here already")
     staging = store.root / f"{TMP_PREFIX}import-{secrets.token_hex(4)}"
     staging.mkdir()
     moved: list[Path] = []
