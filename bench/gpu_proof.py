@@ -287,9 +287,15 @@ def do_run(step: dict, args, store: RunStore, runs: Path, estimates: Estimates, 
 
 
 def do_sweep(step: dict, args, store: RunStore, runs: Path, estimates: Estimates, clock: Clock) -> None:
-    """The batch sizes as one sweep group, with as many repeats as the budget has room for."""
-    repeats = affordable_repeats(estimate_step(step, estimates), clock.left(),
-                                 1 if args.smoke else args.max_repeats)
+    """The batch sizes as one sweep group, with as many repeats as the budget has room for.
+
+    If not one pass of its epochs fits, it tries fewer, down to 2 (the least with a steady epoch).
+    """
+    most = 1 if args.smoke else args.max_repeats
+    repeats = affordable_repeats(estimate_step(step, estimates), clock.left(), most)
+    while not repeats and step["epochs"] > 2:
+        step["epochs"] -= 1
+        repeats = affordable_repeats(estimate_step(step, estimates), clock.left(), most)
     if not repeats:
         needs = estimate_step(step, estimates)
         step["skipped"] = f"budget: {clock.left():.0f} s left, one pass needs {needs:.0f} s"
