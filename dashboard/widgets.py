@@ -57,6 +57,11 @@ def settings_form() -> tuple[RunConfig | None, ConfigError | None]:
         inline["backend"] = st.empty()
         precision = st.selectbox("Precision", PRECISIONS, key="precision")
         jit = st.selectbox("XLA / jit compile", JIT_MODES, key="jit")
+        steps_per_execution = st.number_input(
+            "Steps per call", value=DEFAULTS.steps_per_execution, min_value=1, step=1,
+            key="steps_per_execution", help="Training steps per call into the compiled step (fit "
+            "engine): the same maths with less per-step overhead, which matters on a fast GPU")
+        inline["steps_per_execution"] = st.empty()
         threads = st.number_input("CPU threads (0 = all cores)", value=0, min_value=0, step=1, key="threads",
                                   help="Pin the backend's thread pools, so CPU timings compare like for like")
         inline["threads"] = st.empty()
@@ -75,6 +80,7 @@ def settings_form() -> tuple[RunConfig | None, ConfigError | None]:
     try:
         config = make_config(epochs=_whole(epochs), batch_size=_whole(batch_size), lr=float(lr),
                              engine=engine, backend=backend, precision=precision, jit=jit,
+                             steps_per_execution=_whole(steps_per_execution),
                              limit_train=_whole(limit_train), limit_test=_whole(limit_test),
                              name=name.strip(), concurrent=concurrent, threads=_whole(threads) or None)
     except ConfigError as error:

@@ -67,6 +67,23 @@ def test_precision_and_jit_are_applied_and_recorded(engine, backend, precision, 
     assert f"{precision} · jit {jit}" in legend_label(RunStore(runs_dir).open(run_dir.name).meta)
 
 
+def test_steps_per_execution_reaches_keras_and_the_legend(runs_dir, mnist_cached):
+    result = cli("run", "--backend", "jax", "--jit", "on", "--steps-per-execution", "4", "--epochs", "2",
+                 *TINY, runs_dir=runs_dir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run_dir = only_run(runs_dir)
+    start = records(run_dir, "start")[0]
+    assert start["config"]["steps_per_execution"] == 4
+    assert start["steps_per_execution"] == 4  # what model.compile took, read back from the model
+    first, second = records(run_dir, "epoch")
+    assert second["loss"] > 0 and 0 <= second["val_accuracy"] <= 1  # 8 batches: 2 calls of 4 steps
+    # JAX runs the steps asynchronously; the clock waits for them before evaluating. Training
+    # 1,024 images (forward and backward) is several times the work of evaluating 512, so an
+    # epoch that charged its queued steps to evaluation would show train_s far below eval_s.
+    assert second["train_s"] > second["eval_s"], second
+    assert legend_label(RunStore(runs_dir).open(run_dir.name).meta).endswith("jit on · 4 steps/call")
+
+
 def test_system_sampler_writes_cpu_records_and_no_gpu_fields(runs_dir, mnist_cached):
     # ~4 s of training: 512 batches of 8.
     result = cli("run", "--epochs", "1", "--batch-size", "8", "--limit-train", "4096", "--limit-test", "256",

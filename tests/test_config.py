@@ -28,6 +28,9 @@ BAD = [
     ({"seed": -1}, "seed", "from 0"),
     ({"name": "x" * 101}, "name", "at most 100"),
     ({"epochs": 2.5}, "epochs", "whole number"),
+    ({"steps_per_execution": 0}, "steps_per_execution", "from 1 to 1000"),
+    ({"steps_per_execution": 1001}, "steps_per_execution", "from 1 to 1000"),
+    ({"engine": "loop", "steps_per_execution": 4}, "steps_per_execution", "must be 1 with --engine loop"),
 ]
 
 
@@ -63,6 +66,7 @@ CLI_BAD = [
     (["--engine", "eager"], "--engine", "invalid choice"),
     (["--epochs", "abc"], "--epochs", "invalid int"),
     (["--engine", "loop", "--backend", "torch"], "--engine", "TensorFlow"),
+    (["--steps-per-execution", "0"], "--steps-per-execution", "from 1 to 1000"),
 ]
 
 

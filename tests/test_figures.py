@@ -114,6 +114,10 @@ def test_legend_label_shows_device_engine_backend_and_precision():
     meta = {"name": "fast", "device": "gpu", "engine": "fit", "backend": "jax",
             "config": {"precision": "mixed_bfloat16", "jit": "on"}}
     assert legend_label(meta) == "fast · GPU · fit/jax · mixed_bfloat16 · jit on"
+    meta["config"]["steps_per_execution"] = 64
+    assert legend_label(meta) == "fast · GPU · fit/jax · mixed_bfloat16 · jit on · 64 steps/call"
+    meta["config"]["steps_per_execution"] = 1  # the default is not worth a word
+    assert legend_label(meta).endswith("jit on")
 
 
 def test_default_picks_latest_cpu_and_gpu_and_references():

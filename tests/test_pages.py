@@ -140,13 +140,15 @@ def test_start_cpu_creates_a_run_through_the_launcher(store, mnist_cached):
     at.number_input(key="limit_train").set_value(512)
     at.number_input(key="limit_test").set_value(256)
     at.text_input(key="name").set_value("from the page")
+    at.number_input(key="steps_per_execution").set_value(4)
     no_exceptions(at.button(key="start_cpu").click().run())
     [new] = set(store.ids()) - before
     try:
         meta = store.open(new).meta
         assert meta["name"] == "from the page" and meta["device"] == "cpu"
-        assert {k: meta["config"][k] for k in ("epochs", "batch_size", "limit_train", "limit_test")} == {
-            "epochs": 3, "batch_size": 64, "limit_train": 512, "limit_test": 256}
+        keys = ("epochs", "batch_size", "limit_train", "limit_test", "steps_per_execution")
+        assert {k: meta["config"][k] for k in keys} == {
+            "epochs": 3, "batch_size": 64, "limit_train": 512, "limit_test": 256, "steps_per_execution": 4}
         assert any(new in s.value for s in at.success)
         assert store.open(new).status() in ("queued", "running", "finished")
     finally:
@@ -159,6 +161,7 @@ def test_start_cpu_creates_a_run_through_the_launcher(store, mnist_cached):
     ("epochs", 5000, "from 1 to 1000"),
     ("batch_size", 0, "from 1 to 60000"),
     ("lr", 0.0, "(0, 10]"),
+    ("steps_per_execution", 2000, "from 1 to 1000"),
 ])
 def test_bad_settings_show_an_inline_message_and_disable_start(store, key, value, message):
     before = store.ids()

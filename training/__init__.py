@@ -9,7 +9,7 @@ the picture, and tests/test_layout.py enforces it):
         groups.py        run --repeats, sweep: queued through a launcher, then followed
         analysis.py      compare (runs and groups), export, report
         exports.py       export --mlflow, and following a run while streaming it to MLflow
-        imports.py       import;  system.py: doctor, probe
+        imports.py       import, import-runs;  system.py: doctor, probe
         terminal.py      live progress per run, the end-of-run summary, Ctrl-C handling
     launch/          where runs start and how they stop: one interface, a launcher per place
         __init__.py      Launcher, launcher_for, launcher_of (stop, reattach, describe)
@@ -22,7 +22,8 @@ the picture, and tests/test_layout.py enforces it):
         stats.py, energy.py, display.py, groups.py, listing.py, series.py
         figures.py, grouping.py, scaling.py, tables.py, report.py
     imports/         runs trained elsewhere: log parsers, TensorBoard event files (tensorboard.py),
-                     and the run folders made from them
+                     and the run folders made from them; archive.py adds whole run folders
+                     from another machine (import-runs)
     exports/         mlflow.py: runs and groups to an MLflow server, and `run --mlflow`'s live stream
     system/          the machine: hardware, nvml (one session), power (RAPL), gpucheck, doctor
     store/           disk is the truth: RunStore and Run (runs.py), state, space, debris, layout,

@@ -26,6 +26,9 @@ MAX_SEED = 2**31 - 1
 MAX_NAME_LENGTH = 100
 MAX_THREADS = 256  # more than any single machine this runs on; a typo like 1000 is refused
 MAX_REPEATS = 50  # runs of one configuration in a group
+# Training steps Keras runs per call into the compiled function: 469 is one full MNIST epoch at
+# batch 128, so 1000 covers any useful value; a bigger number is a typo.
+MAX_STEPS_PER_EXECUTION = 1000
 SWEEP_FIELDS = ("device", "backend", "batch_size", "precision", "threads")  # what a sweep may vary
 
 
@@ -84,6 +87,9 @@ class RunConfig:
                                      low=1, high=MNIST_TEST_SIZE)
     precision: str = setting("float32", "Keras dtype policy", choices=PRECISIONS)
     jit: str = setting("auto", "XLA / jit compilation", choices=JIT_MODES)
+    steps_per_execution: int = setting(1, "training steps per call into the compiled step (fit engine); "
+                                       "more cuts per-step Python and launch overhead, the maths is the "
+                                       "same", low=1, high=MAX_STEPS_PER_EXECUTION)
     threads: int | None = setting(None, "CPU threads the backend may use for its ops "
                                   "(default: all cores)", low=1, high=MAX_THREADS)
     name: str = setting("", f"a label for the run (at most {MAX_NAME_LENGTH} characters)")
@@ -169,6 +175,9 @@ def validate(config: RunConfig) -> None:
     if config.engine == "loop" and config.backend != "tensorflow":
         raise ConfigError("engine", "loop is a TensorFlow custom loop; use --engine fit with "
                           f"--backend {config.backend}")
+    if config.engine == "loop" and config.steps_per_execution != 1:
+        raise ConfigError("steps_per_execution", "must be 1 with --engine loop (the custom loop runs "
+                          f"one step per call), got {config.steps_per_execution}")
     if not isinstance(config.name, str) or len(config.name) > MAX_NAME_LENGTH:
         raise ConfigError("name", f"must be text of at most {MAX_NAME_LENGTH} characters")
     if any(not ch.isprintable() for ch in config.name):

@@ -49,6 +49,8 @@ def legend_label(meta: dict) -> str:
         parts.append(config["precision"])
     if config.get("jit") and config["jit"] != "auto":
         parts.append(f"jit {config['jit']}")
+    if (config.get("steps_per_execution") or 1) != 1:  # absent in logs written before it existed
+        parts.append(f"{config['steps_per_execution']} steps/call")
     return " · ".join(parts)
 
 

@@ -6,6 +6,7 @@
     stop     stop a queued or running run (waits; --grace before SIGKILL)
     delete   remove a finished run
     import   turn a log from elsewhere (a text log, TensorBoard events) into read-only runs
+    import-runs  add run folders made on another machine (.tgz or folder), ids kept
     export   a run's per-epoch table as CSV or JSON; runs and groups to MLflow (--mlflow URI)
     compare  steady-state speed, time to target and speedup of two runs, or of groups
     sweep    queue the product of comma lists of settings, with repeats, as one group
@@ -38,10 +39,12 @@ EXIT_OK, EXIT_FAILED = 0, 1
 COMMANDS = {"run": runs.cmd_run, "work": runs.cmd_work, "remote-work": runs.cmd_remote_work,
             "follow": runs.cmd_follow, "list": runs.cmd_list, "stop": runs.cmd_stop,
             "delete": runs.cmd_delete,
-            "import": imports.cmd_import, "export": analysis.cmd_export, "compare": analysis.cmd_compare,
+            "import": imports.cmd_import, "import-runs": imports.cmd_import_runs,
+            "export": analysis.cmd_export, "compare": analysis.cmd_compare,
             "report": analysis.cmd_report, "sweep": groups.cmd_sweep,
             "doctor": system.cmd_doctor, "probe": system.cmd_probe}
-WRITING_COMMANDS = ("run", "import", "delete", "sweep")  # these also clear a crashed writer's debris
+# These also clear a crashed writer's debris.
+WRITING_COMMANDS = ("run", "import", "import-runs", "delete", "sweep")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""`import`: logs of trainings run elsewhere become read-only runs.
+"""`import`: logs of trainings run elsewhere become read-only runs; `import-runs`: whole run folders.
 
 The run ids go to stdout, one a line; what the import skipped or could not read
 (unrecognised TensorBoard tags, a damaged event file) goes to stderr as notes,
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 
+from training.imports.archive import import_runs
 from training.imports.runs import import_file
 
 
@@ -21,4 +22,10 @@ def cmd_import(store, args) -> int:
         run = store.open(run_id)
         for warning in run.log().warnings:
             print(f"note: {run.name}: {warning.get('message')}", file=sys.stderr)
+    return 0
+
+
+def cmd_import_runs(store, args) -> int:
+    for run_id in import_runs(store, args.source):
+        print(run_id)
     return 0

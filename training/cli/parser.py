@@ -194,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
                            help="training images per epoch, for a log that does not say (for samples/s)")
     add_common(importing)
 
+    import_runs = commands.add_parser("import-runs", help="add run folders made on another machine "
+                                      "(a .tgz or a folder), as read-only runs under their own ids")
+    import_runs.add_argument("source", metavar="ARCHIVE_OR_FOLDER")
+    add_common(import_runs)
+
     export = commands.add_parser("export", help="per-epoch table of a run, or runs and groups to MLflow")
     export.add_argument("run_id", metavar="RUN|GROUP", help="a run id; with --mlflow also a group id")
     export.add_argument("--format", choices=("csv", "json"), default="csv",

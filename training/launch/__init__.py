@@ -75,6 +75,8 @@ class LocalLauncher:
         return LOST  # a local worker that died cannot be brought back
 
     def describe(self, run: Run) -> str:
+        if run.source == "imported-run":  # a whole run folder from another machine (import-runs)
+            return f"imported run from {run.meta.get('imported_from') or 'another machine'}"
         return {"reference": "published run", "imported": "imported log"}.get(run.source, self.where)
 
 
@@ -95,6 +97,8 @@ def launcher_for(address: str | None = None, slurm: str | None = None, **options
 
 def launcher_of(run: Run) -> Launcher:
     """The launcher that started `run`: the one that can stop it and say where it is."""
+    if run.source != "local":  # published, imported: nothing here started it or can stop it
+        return LocalLauncher()
     if run.meta.get("slurm"):
         from training.launch.slurm import launcher_of_run
 

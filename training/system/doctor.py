@@ -97,7 +97,8 @@ def problems(found: dict) -> tuple[list[str], list[str]]:
     return wrong, notes
 
 
-def _describe(backend: str, answer: dict) -> str:
+def describe_backend(backend: str, answer: dict) -> str:
+    """One line per backend: version, CUDA build (12 or 13) and cuDNN, devices, GPUs, time to ask."""
     if answer.get("error"):
         return f"{backend} {answer.get('version') or '?'}: error: {answer['error']}"
     if answer.get("cuda_build"):
@@ -122,7 +123,7 @@ def format_report(found: dict) -> str:
              "GPUs (NVML): " + (", ".join(g["name"] for g in nvidia["gpus"]) or "none"),
              "libcuda.so.1: " + ("loads" if found["libcuda"]["loads"] else
                                  f"does not load ({found['libcuda']['error']})")]
-    lines += [_describe(backend, answer) for backend, answer in found["backends"].items()]
+    lines += [describe_backend(backend, answer) for backend, answer in found["backends"].items()]
     if found["not_installed"]:
         lines.append(f"not installed: {', '.join(found['not_installed'])}")
     wheels = ", ".join(f"{name} {version}" for name, version in found["nvidia_wheels"].items())

@@ -20,8 +20,6 @@ import threading
 import time
 from importlib import metadata
 
-from packaging.requirements import InvalidRequirement, Requirement
-
 from training import PROJECT_ROOT
 from training.system import hardware, nvml
 
@@ -30,6 +28,10 @@ log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 60.0  # an import takes 2-15 s; past this, something hangs (a wedged driver)
 LABELS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 CUDA_EXTRAS = {"tensorflow": "and-cuda", "jax": "cuda12"}  # extras that add the CUDA libraries
+# JAX's CUDA majors, newest first: its plugin wheel names the one it was built for, and the
+# `jax[cudaNN]` extra that installs it. With no plugin installed, the fix names cuda12
+# (requirements-backends-gpu.txt); with jax-cuda13-plugin installed, its extra is cuda13.
+JAX_CUDA_MAJORS = ("13", "12")
 NOT_CUDA = {"tensorflow": "is not a CUDA build", "jax": "has no CUDA plugin",
             "torch": "is a CPU-only build"}
 FIXES = {
@@ -101,17 +103,49 @@ def installed(name: str) -> str | None:
         return None
 
 
+def jax_cuda_major() -> str | None:
+    """The CUDA major of the installed JAX plugin ("13" for jax-cuda13-plugin), or None."""
+    return next((major for major in JAX_CUDA_MAJORS if installed(f"jax-cuda{major}-plugin")), None)
+
+
+def cuda_extra(backend: str) -> str:
+    """The extra of `backend` that adds its CUDA libraries here ("" for torch: plain requirements)."""
+    if backend == "jax":
+        return f"cuda{jax_cuda_major() or '12'}"
+    return CUDA_EXTRAS.get(backend, "")
+
+
 def missing_cuda_wheels(backend: str) -> list[str]:
     """The CUDA wheels the backend's own metadata asks for on this platform, not installed.
 
-    TensorFlow and JAX list them under an extra (`and-cuda`, `cuda12`); PyPI's Linux torch
-    lists them as plain requirements (a `+cpu` build lists none).
+    TensorFlow and JAX list them under an extra (`and-cuda`; `cuda12` or `cuda13`, whichever
+    plugin is installed); PyPI's Linux torch lists them as plain requirements, under the names
+    of its CUDA major (`nvidia-*-cu12` for cu12x, `nvidia-*` for cu130; a `+cpu` build lists
+    none). An installed JAX plugin's own plain requirements count too (`jax-cuda13-pjrt`).
+    """
+    missing = _missing(backend, cuda_extra(backend))
+    if backend == "jax" and jax_cuda_major():
+        missing += [name for name in _missing(f"jax-cuda{jax_cuda_major()}-plugin", "", plain=True)
+                    if name not in missing]
+    return missing
+
+
+def _missing(package: str, extra: str, plain: bool = False) -> list[str]:
+    """Requirements of `package` that apply here, are CUDA ones and are not installed.
+
+    With an `extra`, the CUDA ones are those under it; without, those named nvidia-*, or
+    (`plain=True`) every plain requirement. Needs `packaging` (Keras depends on it); where it
+    is missing, nothing can be said, and nothing is reported missing.
     """
     try:
-        requirements = metadata.requires(backend) or []
+        from packaging.requirements import InvalidRequirement, Requirement
+    except ImportError:
+        log.debug("packaging is not installed: CUDA wheels of %s not checked", package)
+        return []
+    try:
+        requirements = metadata.requires(package) or []
     except metadata.PackageNotFoundError:
         return []
-    extra = CUDA_EXTRAS.get(backend, "")
     missing = []
     for text in requirements:
         try:
@@ -120,7 +154,10 @@ def missing_cuda_wheels(backend: str) -> list[str]:
             continue
         wanted = requirement.marker is None or requirement.marker.evaluate({"extra": extra})
         in_extra = bool(extra) and requirement.marker is not None and f'"{extra}"' in str(requirement.marker)
-        cuda = in_extra or (not extra and requirement.name.startswith("nvidia-"))
+        if plain:
+            cuda = requirement.marker is None or "extra" not in str(requirement.marker)
+        else:
+            cuda = in_extra or (not extra and requirement.name.startswith("nvidia-"))
         if wanted and cuda and installed(requirement.name) is None:
             missing.append(requirement.name)
     return missing

@@ -97,10 +97,10 @@ def build_info(backend: str) -> dict:
                 "cudnn_version": info.get("cudnn_version")}
     if backend == "jax":
         # JAX's CUDA lives in a plugin wheel (jax-cuda12-plugin, jax-cuda13-plugin).
-        plugins = {major: gpucheck.installed(f"jax-cuda{major}-plugin") for major in ("12", "13")}
-        major = next((m for m, version in plugins.items() if version), None)
+        major = gpucheck.jax_cuda_major()
+        plugin = f"jax-cuda{major}-plugin" if major else None
         return {"cuda_build": major is not None, "cuda_version": major, "cudnn_version": None,
-                "cuda_plugin": f"jax-cuda{major}-plugin {plugins[major]}" if major else None}
+                "cuda_plugin": f"{plugin} {gpucheck.installed(plugin)}" if major else None}
     import torch
     cudnn = torch.backends.cudnn.version() if torch.version.cuda else None
     return {"cuda_build": torch.version.cuda is not None, "cuda_version": torch.version.cuda,

@@ -221,6 +221,11 @@ def train_fit(model, data, config: RunConfig, clock: EpochClock) -> None:
             clock.batch(self.epoch, batch, self.model.get_metrics_result)
 
         def on_test_begin(self, logs=None):
+            # JAX (and torch on a GPU) dispatch steps asynchronously: the training epoch ends
+            # when its last step has computed, not when it was queued. Reading one small
+            # variable (the output bias, 10 floats) waits for that; otherwise the queued steps
+            # were charged to evaluation and train_s, samples/s were far too good.
+            keras.ops.convert_to_numpy(self.model.trainable_variables[-1])
             clock.begin_eval()
 
         def on_test_end(self, logs=None):

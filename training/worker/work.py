@@ -52,7 +52,8 @@ def train(config: RunConfig, run: Run, writer: LogWriter, stop: StopFlag, echo: 
     if config.engine == "fit":
         model.compile(optimizer=make_optimizer(config.lr, config.momentum),
                       loss="categorical_crossentropy", metrics=["accuracy"],
-                      jit_compile="auto" if JIT_FLAGS[config.jit] is None else JIT_FLAGS[config.jit])
+                      jit_compile="auto" if JIT_FLAGS[config.jit] is None else JIT_FLAGS[config.jit],
+                      steps_per_execution=config.steps_per_execution)
     tensorboard = make_tensorboard_writer(str(run.tensorboard_dir))
     writer.write({
         "type": "start", "config": config.to_dict(),
@@ -63,6 +64,8 @@ def train(config: RunConfig, run: Run, writer: LogWriter, stop: StopFlag, echo: 
         "train_samples": len(data[0]), "test_samples": len(data[2]),
         "batches_per_epoch": config.batches_per_epoch,
         "jit_compile": model.jit_compile if config.engine == "fit" else JIT_FLAGS[config.jit],
+        # What Keras itself took (the loop engine runs one step per call).
+        "steps_per_execution": model.steps_per_execution if config.engine == "fit" else 1,
         "tensorboard": tensorboard is not None,
     }, sync=True)
     clock = EpochClock(writer, config, stop, tensorboard)

@@ -1,0 +1,121 @@
+"""The GPU proof kit, on the CPU: the whole script in --smoke, its device check, its arguments.
+
+No GPU exists here, so `--smoke` trains its "GPU" steps on the CPU (the script says so and
+its device check then expects the CPU); everything else is the real path: real workers,
+the sweep, summary.json, the tarball, and `import-runs` of that tarball into a fresh store.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import tarfile
+import time
+
+import pytest
+from conftest import ROOT, cli
+
+sys.path.insert(0, str(ROOT / "bench"))
+
+import gpu_proof  # noqa: E402
+import proof_summary  # noqa: E402
+
+SCRIPT = ROOT / "bench" / "gpu_proof.py"
+
+
+@pytest.mark.slow
+def test_smoke_follows_every_step_and_its_tarball_imports(tmp_path, mnist_cached):
+    out = tmp_path / "out"
+    started = time.monotonic()
+    # --smoke cuts nothing for its budget: on a loaded machine it is slower, never different.
+    done = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    wall = time.monotonic() - started
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "plan, budget 150 s" in done.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert [s["key"] for s in summary["steps"]] == ["gpu-jax", "cpu-jax", "gpu-jax-fast", "sweep"]
+    assert not [s for s in summary["steps"] if s.get("skipped")], summary["steps"]
+    assert summary["problems"] == []
+    runs = {r["id"]: r for r in summary["runs"]}
+    for run in runs.values():
+        assert run["status"] == "finished" and run["epochs_done"] == 2 and run["device"] == "cpu"
+        assert run["steady_epoch_s"] > 0 and run["samples_per_s"] > 0 and run["train_samples"] == 2048
+        assert run["versions"]["keras"].startswith("3.") and run["cpu_model"]
+    fast = next(r for r in runs.values() if r["step"] == "gpu-jax-fast")
+    assert fast["steps_per_execution"] == 64 and fast["jit"] == "on"
+    assert sorted(r["batch_size"] for r in runs.values() if r["step"] == "sweep") == [128, 512]
+    assert [row["batch_size"] for row in summary["sweep"]] == [128, 512]
+    assert {s["what"] for s in summary["speedups"]} == {
+        "jax: GPU over this host's CPU", "jax GPU: steps_per_execution + jit over the published setting"}
+    assert json.loads((out / "doctor.json").read_text())["backends"]["jax"]["version"]
+    [tarball] = out.glob("gpu-proof-*.tgz")
+    with tarfile.open(tarball) as tar:
+        names = set(tar.getnames())
+    assert {"summary.json", "doctor.json", "host.json"} <= names
+    assert all(f"runs/{run_id}/metrics.jsonl" in names for run_id in runs)
+    # Brought home: every run joins a fresh store under its own id.
+    imported = cli("import-runs", str(tarball), runs_dir=tmp_path / "home")
+    assert imported.returncode == 0, imported.stderr
+    assert sorted(imported.stdout.split()) == sorted(runs)
+    print(f"smoke: {wall:.0f} s wall")  # the figure docs/benchmarks.md quotes (pytest -s shows it)
+
+
+def test_epochs_shrink_to_the_budget_and_a_step_is_skipped_below_two():
+    assert gpu_proof.affordable_epochs(5, startup_s=25, epoch_s=2, left_s=400) == 5
+    assert gpu_proof.affordable_epochs(5, startup_s=25, epoch_s=2, left_s=32) == 3
+    assert gpu_proof.affordable_epochs(5, startup_s=25, epoch_s=2, left_s=28) == 0  # 1 epoch: no steady state
+    assert gpu_proof.affordable_epochs(5, startup_s=25, epoch_s=2, left_s=math.inf) == 5  # --smoke
+    assert gpu_proof.affordable_repeats(100, left_s=250, most=3) == 2
+    assert gpu_proof.affordable_repeats(100, left_s=99, most=3) == 0
+
+
+def test_a_run_over_its_share_is_stopped_at_the_budget_at_the_latest():
+    clock = gpu_proof.Clock(budget_s=100)
+    assert clock.share(10) == pytest.approx(10 * gpu_proof.OVERRUN + gpu_proof.SLACK_S)
+    assert clock.share(1000) <= 100 - gpu_proof.RESERVE_S
+    assert gpu_proof.Clock(budget_s=100, strict=False).share(10) == math.inf  # --smoke cuts nothing
+
+
+def test_gpu_use_reads_the_nvml_samples_and_says_none_without_them():
+    """NVML samples as the sampler writes them; a stand-in for a GPU this machine lacks."""
+    samples = [{"gpus": [{"util_percent": u, "memory_used_mb": m}]} for u, m in ((10, 900.0), (90, 4000.0),
+                                                                                    (95, 4100.5))]
+    assert proof_summary.gpu_use(samples) == {"gpu_util_median_percent": 90, "gpu_memory_peak_mb": 4100.5}
+    assert proof_summary.gpu_use([{"system_cpu_percent": 50}]) == {
+        "gpu_util_median_percent": None, "gpu_memory_peak_mb": None}
+
+
+def started_run(device: str, gpu_names: list[str], wanted: str = "gpu", status: str = "finished") -> dict:
+    return {"id": "r1", "name": "proof gpu-jax", "wanted_device": wanted, "device": device,
+            "gpu_names": gpu_names, "status": status, "error": None}
+
+
+def test_a_gpu_run_that_trained_on_the_cpu_is_a_problem():
+    assert proof_summary.device_problems([started_run("gpu", ["NVIDIA H100 80GB HBM3"])]) == []
+    [problem] = proof_summary.device_problems([started_run("cpu", [])])
+    assert "was to train on a GPU but its start record says device cpu" in problem
+    [problem] = proof_summary.device_problems([started_run("gpu", [])])  # GPU asked, none seen
+    assert "GPUs none" in problem
+    [problem] = proof_summary.device_problems([started_run(None, [], status="failed")])
+    assert "no start record" in problem
+
+
+def test_a_failed_cpu_run_is_a_problem_too():
+    [problem] = proof_summary.device_problems([started_run("cpu", [], wanted="cpu", status="failed")])
+    assert "failed" in problem
+
+
+@pytest.mark.parametrize(("args", "text"), [
+    (["--budget-s", "5"], "--budget-s: must be from 30 to 3600"),
+    (["--epochs", "1"], "--epochs: must be from 2 to 100"),
+    (["--max-repeats", "0"], "--max-repeats: must be from 1 to 10"),
+    (["--only", "sweep,gpu-tpu"], "--only: must be one or more of gpu-jax, cpu-jax"),
+])
+def test_bad_arguments_name_the_option_and_write_nothing(args, text, tmp_path):
+    done = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path / "out"), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and text in done.stderr
+    assert not (tmp_path / "out").exists()
