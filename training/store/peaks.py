@@ -1,0 +1,42 @@
+"""The measured-peak cache: one small JSON file per machine user, keyed by machine and probe.
+
+`python -m training peak` and the worker (before a device's first run) measure the
+peak FLOP/s of a matrix product (`training.worker.peak`) and keep it here, so that
+each (hostname, backend, device, precision) is measured once. The file is
+`$TRAINING_PEAK_CACHE`, else `~/.cache/training/peaks.json`; deleting it only
+means measuring again. Written atomically, like every JSON file of the store.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from training.store.layout import read_json, write_json_atomic
+
+CACHE_ENV = "TRAINING_PEAK_CACHE"
+
+
+def cache_path() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "training" / "peaks.json")
+
+
+def key(hostname: str, backend: str, device: str, precision: str) -> str:
+    return f"{hostname}|{backend}|{device}|{precision}"
+
+
+def lookup(hostname: str, backend: str, device: str, precision: str) -> dict | None:
+    """The cached measurement, or None if this machine never measured this combination."""
+    found = (read_json(cache_path()) or {}).get(key(hostname, backend, device, precision))
+    return found if isinstance(found, dict) and found.get("flops_per_s") else None
+
+
+def remember(measured: dict) -> Path:
+    """Keep a `training.worker.peak.measure` answer; returns the cache file."""
+    path = cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cache = read_json(path) or {}
+    names = (measured["hostname"], measured["backend"], measured["device"], measured["precision"])
+    cache[key(*names)] = measured
+    write_json_atomic(path, cache)
+    return path
