@@ -103,6 +103,15 @@ def datasheet_peak(gpu_names: list[str] | None, precision: str | None) -> float 
     return None
 
 
+def trained_images(record: dict) -> float | None:
+    """Training images of one epoch record: `samples`, else samples_per_s x train_s (older records)."""
+    if record.get("samples"):
+        return record["samples"]
+    if record.get("samples_per_s") and record.get("train_s"):
+        return record["samples_per_s"] * record["train_s"]
+    return None
+
+
 def _steady(values: list[float]) -> float | None:
     return float(statistics.median(values)) if values else None
 
@@ -129,12 +138,12 @@ def efficiency(epochs: list[dict], start: dict | None, test_images: int | None,
     if counted is None:
         return result
     train, evaluate = counted["train_image"], counted["eval_image"]
-    steady = [e for e in epochs if e.get("epoch", 0) > 1 and e.get("samples")]
-    trained = _steady([e["samples"] * train / e["train_s"] for e in steady if e.get("train_s")])
+    steady = [(e, trained_images(e)) for e in epochs if e.get("epoch", 0) > 1 and trained_images(e)]
+    trained = _steady([images * train / e["train_s"] for e, images in steady if e.get("train_s")])
     whole = None
     if test_images is not None:
-        whole = _steady([(e["samples"] * train + test_images * evaluate) / e["epoch_time_s"]
-                         for e in steady if e.get("epoch_time_s")])
+        whole = _steady([(images * train + test_images * evaluate) / e["epoch_time_s"]
+                         for e, images in steady if e.get("epoch_time_s")])
     achieved = trained if trained is not None else whole
     result.update({"flops_per_train_image": train, "flops_per_eval_image": evaluate,
                    "achieved_train_flops_per_s": trained, "achieved_epoch_flops_per_s": whole,
