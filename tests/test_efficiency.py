@@ -193,6 +193,22 @@ def test_report_of_a_subset_run_and_the_published_gpu_run(store):
     assert "how many times more work per second B does than A" in page
 
 
+def test_group_speedup_is_on_images_per_second_with_its_range():
+    from training.analysis import stats
+
+    def group(rates, trained=True):
+        epochs = [[{"epoch": e, "samples": 1_000, "epoch_time_s": 1_000 / r + 0.5, "elapsed_s": e,
+                    **({"train_s": 1_000 / r} if trained else {})} for e in (1, 2)] for r in rates]
+        return stats.summarize([comparison.measure(runs) for runs in epochs])
+
+    a, b = group([400, 500, 250]), group([2_000, 4_000, 1_000])
+    assert stats.rate_speedup(a, b) == {"median": 5.0, "low": 1_000 / 500, "high": 4_000 / 250,
+                                        "basis": "training"}
+    published = group([1_000], trained=False)  # whole epochs only: 1,000 images in 1.5 s
+    speed = stats.rate_speedup(published, a)
+    assert speed["basis"] == "epoch" and speed["median"] == pytest.approx((1_000 / 3.0) / (1_000 / 1.5))
+
+
 # --- the measured peak --------------------------------------------------------------------------
 
 def test_peak_measures_this_cpu_and_caches_it(tmp_path):

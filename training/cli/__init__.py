@@ -6,7 +6,7 @@
     delete   remove a finished run
     import   turn a log from elsewhere into read-only runs
     export   a run's per-epoch table as CSV or JSON
-    compare  steady-state speed, time to target and speedup of two runs, or of groups
+    compare  steady-state images/s, time to target, utilisation and speedup of two runs, or of groups
     sweep    queue the product of comma lists of settings, with repeats, as one group
     report   one self-contained HTML file of runs or groups, charts included
     doctor   can every installed backend use every device here? (exit 1 names what is wrong)

@@ -1,6 +1,6 @@
 """`compare`, `export` and `report`: the Definitions' numbers on the terminal and in files.
 
-    compare A B        two runs: steady state, samples/s, time to target, speedup
+    compare A B        two runs: steady state, images/s, time to target, FLOP/s and utilisation, speedup
     compare ID...      run and group ids: n, median, min, max, olympic mean per cell
     export RUN         the per-epoch table as CSV or JSON
     report ID... -o    one self-contained HTML file (training/analysis/report.py)
