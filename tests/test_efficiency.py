@@ -209,6 +209,23 @@ def test_group_speedup_is_on_images_per_second_with_its_range():
     assert speed["basis"] == "epoch" and speed["median"] == pytest.approx((1_000 / 3.0) / (1_000 / 1.5))
 
 
+def test_scaling_page_shows_utilisation_against_batch_size(store):
+    from training.analysis import scaling
+
+    small = make_run(store, "b64", train=6_000, test=1_000, rate=1_000, eval_s=0.1, batch=64)
+    large = make_run(store, "b256", train=6_000, test=1_000, rate=3_000, eval_s=0.1, batch=256)
+    points = scaling.scaling_points(load_series([store.open(small), store.open(large)]))
+    figure = scaling.make_efficiency_figure(points)
+    [line] = figure.data
+    assert list(line.x) == [64, 256]
+    assert list(line.y) == pytest.approx([1_000 * 15_769_848 / PEAK, 3_000 * 15_769_848 / PEAK])
+    at = AppTest.from_file(str(ROOT / "pages/scaling.py"), default_timeout=60).run()
+    at.radio(key="scaling_source").set_value("Picked runs").run()
+    at.multiselect(key="scaling_runs").set_value([small, large]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Utilisation against batch size" in chart.proto.spec for chart in at.get("plotly_chart"))
+
+
 # --- the measured peak --------------------------------------------------------------------------
 
 def test_peak_measures_this_cpu_and_caches_it(tmp_path):
@@ -221,3 +238,18 @@ def test_peak_measures_this_cpu_and_caches_it(tmp_path):
     assert answer["dtype"] == "float32" and answer["cache"] == str(cache)
     stored = json.loads(cache.read_text())
     assert stored[f"{os.uname().nodename}|torch|cpu|float32"]["flops_per_s"] == answer["flops_per_s"]
+
+
+def test_the_peak_cache_keeps_one_figure_per_machine_backend_device_precision_and_threads(tmp_path,
+                                                                                           monkeypatch):
+    from training.store import peaks
+
+    monkeypatch.setenv(peaks.CACHE_ENV, str(tmp_path / "cache" / "peaks.json"))
+    assert peaks.lookup("vm", "jax", "cpu", "float32") is None
+    base = {"hostname": "vm", "backend": "jax", "device": "cpu", "precision": "float32"}
+    peaks.remember({**base, "flops_per_s": 5e10, "threads": None})
+    peaks.remember({**base, "flops_per_s": 2e10, "threads": 1})
+    assert peaks.lookup("vm", "jax", "cpu", "float32")["flops_per_s"] == 5e10
+    assert peaks.lookup("vm", "jax", "cpu", "float32", threads=1)["flops_per_s"] == 2e10
+    assert peaks.lookup("vm", "jax", "cpu", "mixed_bfloat16") is None
+    assert peaks.lookup("other", "jax", "cpu", "float32") is None

@@ -2,7 +2,8 @@
 
 `python -m training peak` and the worker (before a device's first run) measure the
 peak FLOP/s of a matrix product (`training.worker.peak`) and keep it here, so that
-each (hostname, backend, device, precision) is measured once. The file is
+each (hostname, backend, device, precision) is measured once (and once more per
+`--threads N`, whose run measures with its own N threads). The file is
 `$TRAINING_PEAK_CACHE`, else `~/.cache/training/peaks.json`; deleting it only
 means measuring again. Written atomically, like every JSON file of the store.
 """
@@ -21,13 +22,15 @@ def cache_path() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "training" / "peaks.json")
 
 
-def key(hostname: str, backend: str, device: str, precision: str) -> str:
-    return f"{hostname}|{backend}|{device}|{precision}"
+def key(hostname: str, backend: str, device: str, precision: str, threads: int | None = None) -> str:
+    """e.g. "vm|jax|cpu|float32"; a peak measured with --threads N (not all cores) adds "|threads=N"."""
+    return f"{hostname}|{backend}|{device}|{precision}" + (f"|threads={threads}" if threads else "")
 
 
-def lookup(hostname: str, backend: str, device: str, precision: str) -> dict | None:
+def lookup(hostname: str, backend: str, device: str, precision: str,
+           threads: int | None = None) -> dict | None:
     """The cached measurement, or None if this machine never measured this combination."""
-    found = (read_json(cache_path()) or {}).get(key(hostname, backend, device, precision))
+    found = (read_json(cache_path()) or {}).get(key(hostname, backend, device, precision, threads))
     return found if isinstance(found, dict) and found.get("flops_per_s") else None
 
 
@@ -36,7 +39,8 @@ def remember(measured: dict) -> Path:
     path = cache_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     cache = read_json(path) or {}
-    names = (measured["hostname"], measured["backend"], measured["device"], measured["precision"])
+    names = (measured["hostname"], measured["backend"], measured["device"], measured["precision"],
+             measured.get("threads"))
     cache[key(*names)] = measured
     write_json_atomic(path, cache)
     return path

@@ -76,7 +76,7 @@ def _timed(run, count: int) -> float:
 
 
 def measure(backend: str, device: str = "cpu", precision: str = "float32",
-            budget_s: float = BUDGET_S) -> dict:
+            budget_s: float = BUDGET_S, threads: int | None = None) -> dict:
     """Peak FLOP/s of a matrix product on this machine's device, with how it was found."""
     dtype = DTYPES[precision]
     began = time.perf_counter()
@@ -95,13 +95,13 @@ def measure(backend: str, device: str = "cpu", precision: str = "float32",
             break
     return {"flops_per_s": best, "backend": backend, "device": device, "precision": precision,
             "dtype": dtype, "n": n, "products_per_repeat": count, "repeats": repeats,
-            "seconds": round(time.perf_counter() - began, 2), "hostname": platform.node(),
+            "seconds": round(time.perf_counter() - began, 2), "hostname": platform.node(), "threads": threads,
             "measured_at": round(time.time(), 1)}
 
 
 def measure_and_remember(config: RunConfig) -> dict:
     """Measure now and keep it in the cache; the answer says where (`cache`)."""
-    measured = measure(config.backend, config.device, config.precision)
+    measured = measure(config.backend, config.device, config.precision, threads=config.threads)
     try:
         measured["cache"] = str(peaks.remember(measured))
     except OSError as error:  # a read-only home: the figure is still good for this run
@@ -113,10 +113,11 @@ def measure_and_remember(config: RunConfig) -> dict:
 def peak_for(config: RunConfig) -> dict:
     """The start record's `peak`: cached for this machine, else measured now.
 
-    A probe that fails does not fail the run: the record says why instead
-    (`error`), and utilisation shows as unknown.
+    A run with --threads N measures (and caches) its own peak with those N threads,
+    already limited by `device.limit_threads`. A probe that fails does not fail the
+    run: the record says why instead (`error`), and utilisation shows as unknown.
     """
-    cached = peaks.lookup(platform.node(), config.backend, config.device, config.precision)
+    cached = peaks.lookup(platform.node(), config.backend, config.device, config.precision, config.threads)
     if cached:
         return {**cached, "cached": True}
     try:
