@@ -5,7 +5,8 @@ peak FLOP/s of a matrix product (`training.worker.peak`) and keep it here, so th
 each (hostname, backend, device, precision) is measured once (and once more per
 `--threads N`, whose run measures with its own N threads). The file is
 `$TRAINING_PEAK_CACHE`, else `~/.cache/training/peaks.json`; deleting it only
-means measuring again. Written atomically, like every JSON file of the store.
+means measuring again. It keeps the highest measurement of each key: on a shared
+machine a probe can only read low. Written atomically, like every JSON file of the store.
 """
 
 from __future__ import annotations
@@ -34,13 +35,20 @@ def lookup(hostname: str, backend: str, device: str, precision: str,
     return found if isinstance(found, dict) and found.get("flops_per_s") else None
 
 
-def remember(measured: dict) -> Path:
-    """Keep a `training.worker.peak.measure` answer; returns the cache file."""
+def remember(measured: dict) -> dict:
+    """Keep a `training.worker.peak.measure` answer unless the cache holds a higher one.
+
+    A peak is the best the device can do, and other work on the machine only ever
+    slows a matrix product down, so the highest measurement of a key is kept.
+    Returns what the cache now holds for the key.
+    """
     path = cache_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     cache = read_json(path) or {}
     names = (measured["hostname"], measured["backend"], measured["device"], measured["precision"],
              measured.get("threads"))
-    cache[key(*names)] = measured
-    write_json_atomic(path, cache)
-    return path
+    held = cache.get(key(*names))
+    if not (isinstance(held, dict) and (held.get("flops_per_s") or 0) >= measured["flops_per_s"]):
+        cache[key(*names)] = held = measured
+        write_json_atomic(path, cache)
+    return held
