@@ -8,7 +8,9 @@ peak cache the workers then read), then one `python -m training sweep` over the
 backends and batch sizes, each repeated (interleaved, one run at a time), on a
 6,000/1,000-image subset for 3 epochs. Prints the peaks and one row per cell: median
 training images/s, achieved training GFLOP/s and utilisation with their min-max, and
-the best batch size of each backend. Runs go to a fresh folder under /tmp unless
+the best batch size of each backend (by whole-epoch utilisation, which does not depend
+on where the train/eval split falls). `--table-of GROUP` prints the table of a sweep
+already run. Runs go to a fresh folder under /tmp unless
 --runs-dir is given. The numbers for docs/benchmarks.md come from here.
 """
 
@@ -38,8 +40,13 @@ def main() -> None:
     parser.add_argument("--limit-train", type=int, default=6000)
     parser.add_argument("--limit-test", type=int, default=1000)
     parser.add_argument("--runs-dir", default=None)
+    parser.add_argument("--table-of", metavar="GROUP", help="only print the table of this group, "
+                        "already run in --runs-dir")
     args = parser.parse_args()
     runs_dir = Path(args.runs_dir or tempfile.mkdtemp(prefix="utilisation-")) / "runs"
+    if args.table_of:
+        table(RunStore(runs_dir), args.table_of)
+        return
     print("| backend | measured peak GFLOP/s | matrix | probe s |\n|---|---|---|---|")
     for backend in args.backends.split(","):
         started = time.monotonic()
@@ -61,22 +68,39 @@ def main() -> None:
     failed = [i for i in run_ids if store.open(i).status() != "finished"]
     if failed:
         sys.exit(f"runs did not finish: {failed}")
-    result = compare_groups(store, [group], target=0.97)
     wall = time.monotonic() - started
     print(f"\nsweep {group}: {len(run_ids)} runs in {wall:.0f} s wall, runs folder {runs_dir}")
-    print("| backend | batch | n | training images/s: median (min–max) | achieved GFLOP/s: median | "
-          "utilisation: median (min–max) |\n|---|---|---|---|---|---|")
+    table(store, group)
+
+
+def cell(entry: dict, key: str, spec: str, scale: float = 1.0) -> str:
+    """'median (min–max)' of one measure of a cell."""
+    values = entry[key]
+    if values["median"] is None:
+        return "—"
+    return (f"{values['median'] / scale:{spec}} "
+            f"({values['min'] / scale:{spec}}–{values['max'] / scale:{spec}})")
+
+
+def table(store: RunStore, group: str) -> None:
+    """One row per cell: images/s, achieved GFLOP/s and utilisation, training and whole epoch."""
+    result = compare_groups(store, [group], target=0.97)
+    print("| backend | batch | n | training images/s | epoch images/s | training GFLOP/s | "
+          "epoch GFLOP/s | peak GFLOP/s | utilisation, training | utilisation, whole epoch |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
     best: dict[str, tuple[float, int]] = {}
     for entry in result["groups"]:
-        rate, used = entry["train_images_per_s"], entry["utilisation"]
-        achieved = entry["achieved_flops_per_s"]
-        print(f"| {entry['backend']} | {entry['batch_size']} | {entry['n']} | {rate['median']:,.0f} "
-              f"({rate['min']:,.0f}–{rate['max']:,.0f}) | {achieved['median'] / 1e9:,.1f} | "
-              f"{used['median']:.1%} ({used['min']:.1%}–{used['max']:.1%}) |")
-        if used["median"] > best.get(entry["backend"], (0.0, 0))[0]:
-            best[entry["backend"]] = (used["median"], entry["batch_size"])
+        print(f"| {entry['backend']} | {entry['batch_size']} | {entry['n']} | "
+              f"{cell(entry, 'train_images_per_s', ',.0f')} | {cell(entry, 'epoch_images_per_s', ',.0f')} | "
+              f"{cell(entry, 'achieved_train_flops_per_s', ',.1f', 1e9)} | "
+              f"{cell(entry, 'achieved_epoch_flops_per_s', ',.1f', 1e9)} | "
+              f"{cell(entry, 'peak_flops_per_s', ',.1f', 1e9)} | "
+              f"{cell(entry, 'utilisation', '.1%')} | {cell(entry, 'epoch_utilisation', '.1%')} |")
+        used = entry["epoch_utilisation"]["median"]
+        if used is not None and used > best.get(entry["backend"], (0.0, 0))[0]:
+            best[entry["backend"]] = (used, entry["batch_size"])
     for backend, (used, batch) in best.items():
-        print(f"best batch size for {backend}: {batch} ({used:.1%})")
+        print(f"best batch size for {backend} (whole-epoch utilisation): {batch} ({used:.1%})")
 
 
 if __name__ == "__main__":

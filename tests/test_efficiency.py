@@ -258,3 +258,16 @@ def test_the_peak_cache_keeps_one_figure_per_machine_backend_device_precision_an
     assert peaks.lookup("vm", "jax", "cpu", "float32", threads=1)["flops_per_s"] == 2e10
     assert peaks.lookup("vm", "jax", "cpu", "mixed_bfloat16") is None
     assert peaks.lookup("other", "jax", "cpu", "float32") is None
+
+
+def test_a_utilisation_above_the_peak_is_flagged_not_shown_as_a_figure(store):
+    # Training seconds that miss the work (JAX dispatches asynchronously): 30,000 images/s
+    # at 15.8 MFLOP each is 473 GFLOP/s against a 100 GFLOP/s peak.
+    fast = make_run(store, "async", train=6_000, test=1_000, rate=30_000, eval_s=2.0)
+    data = json.loads(cli("compare", fast, "ref-tensorflow-gpu", "--json", runs_dir=store.root).stdout)
+    run = data["runs"][0]
+    assert run["utilisation"] == pytest.approx(30_000 * 15_769_848 / PEAK)
+    whole = (6_000 * 15_769_848 + 1_000 * 5_256_616) / (0.2 + 2.0) / PEAK
+    assert run["epoch_utilisation"] == pytest.approx(whole)
+    text = cli("compare", fast, "ref-tensorflow-gpu", runs_dir=store.root).stdout
+    assert f"({flops.ABOVE_PEAK}); whole epoch {whole:.2%}" in text

@@ -37,6 +37,14 @@ DATASHEET_PEAKS = {
 }
 
 
+ABOVE_PEAK = "above the measured peak: the timed seconds miss work (asynchronous dispatch?)"
+
+
+def impossible(utilisation: float | None) -> bool:
+    """A utilisation over 1 cannot be: the timing, not the device, is wrong."""
+    return utilisation is not None and utilisation > 1
+
+
 class FlopsError(ValueError):
     """A layer description that cannot be counted; the message names the layer and field."""
 
@@ -123,8 +131,9 @@ def efficiency(epochs: list[dict], start: dict | None, test_images: int | None,
     `achieved_train_flops_per_s`: training FLOPs over training seconds (runs that time
     training alone); `achieved_epoch_flops_per_s`: training plus evaluation FLOPs over the
     whole epoch's seconds (every run, the published ones included). `utilisation` is the
-    first of the two that is known over the measured peak; `datasheet_utilisation` the same
-    over the datasheet peak of the run's GPU.
+    first of the two that is known over the measured peak, `epoch_utilisation` the second
+    over it (it does not depend on where the train/eval split falls); `datasheet_utilisation`
+    is `utilisation`'s achieved FLOP/s over the datasheet peak of the run's GPU.
     """
     counted = model_flops(start)
     start = start or {}
@@ -134,6 +143,7 @@ def efficiency(epochs: list[dict], start: dict | None, test_images: int | None,
     result = {"flops_per_train_image": None, "flops_per_eval_image": None,
               "achieved_train_flops_per_s": None, "achieved_epoch_flops_per_s": None,
               "achieved_flops_per_s": None, "peak_flops_per_s": peak, "utilisation": None,
+              "epoch_utilisation": None,
               "datasheet_peak_flops_per_s": sheet, "datasheet_utilisation": None}
     if counted is None:
         return result
@@ -149,5 +159,6 @@ def efficiency(epochs: list[dict], start: dict | None, test_images: int | None,
                    "achieved_train_flops_per_s": trained, "achieved_epoch_flops_per_s": whole,
                    "achieved_flops_per_s": achieved,
                    "utilisation": achieved / peak if achieved is not None and peak else None,
+                   "epoch_utilisation": whole / peak if whole is not None and peak else None,
                    "datasheet_utilisation": achieved / sheet if achieved is not None and sheet else None})
     return result

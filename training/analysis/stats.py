@@ -19,7 +19,9 @@ from training.analysis.comparison import ratio
 # The measures a group summarises, and whether a larger value is better.
 MEASURES = {"steady_epoch_s": False, "steady_samples_per_s": True, "time_to_target_s": False,
             "total_s": False, "cores_busy": None, "train_images_per_s": True, "epoch_images_per_s": True,
-            "achieved_flops_per_s": True, "peak_flops_per_s": None, "utilisation": True}
+            "achieved_flops_per_s": True, "achieved_train_flops_per_s": True,
+            "achieved_epoch_flops_per_s": True, "peak_flops_per_s": None, "utilisation": True,
+            "epoch_utilisation": True}
 SPREAD_KEYS = ("median", "min", "max", "olympic_mean")
 MIN_OLYMPIC = 3  # with fewer runs, dropping both extremes leaves nothing fair to average
 

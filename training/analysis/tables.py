@@ -10,7 +10,7 @@ import time
 
 import pandas as pd
 
-from training.analysis import comparison
+from training.analysis import comparison, flops
 from training.analysis.display import MISSING, number
 from training.analysis.series import RunSeries
 
@@ -64,7 +64,8 @@ def time_to_target_cell(speed: dict | None) -> str:
 def utilisation_cell(m: dict) -> str:
     """Utilisation of the measured peak; else of the datasheet peak, labelled; else "—"."""
     if m["utilisation"] is not None:
-        return f"{m['utilisation']:.1%}"
+        above = f" ({flops.ABOVE_PEAK})" if flops.impossible(m["utilisation"]) else ""
+        return f"{m['utilisation']:.1%}{above}"
     if m["datasheet_utilisation"] is not None:
         return f"{m['datasheet_utilisation']:.1%} of datasheet"
     return MISSING

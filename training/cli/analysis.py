@@ -12,7 +12,7 @@ import csv
 import json
 import sys
 
-from training.analysis import comparison, groups, stats
+from training.analysis import comparison, flops, groups, stats
 from training.analysis.display import number, spread_sentence
 from training.config import ConfigError
 from training.store import Run, RunStore
@@ -75,7 +75,10 @@ def efficiency_lines(run: dict) -> str:
 def utilisation_text(run: dict) -> str:
     if run["peak_flops_per_s"] is None:
         return "unknown: no measured peak in the log"
-    return f"{number(run['utilisation'], '.2%')} of the measured peak {flop_rate(run['peak_flops_per_s'])}"
+    text = f"{number(run['utilisation'], '.2%')} of the measured peak {flop_rate(run['peak_flops_per_s'])}"
+    if flops.impossible(run["utilisation"]):
+        text += f" ({flops.ABOVE_PEAK}); whole epoch {number(run['epoch_utilisation'], '.2%')}"
+    return text
 
 
 def speedup_sentence(speed: dict, over: str = "B over A") -> str:
