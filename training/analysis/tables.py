@@ -64,8 +64,9 @@ def time_to_target_cell(speed: dict | None) -> str:
 def utilisation_cell(m: dict) -> str:
     """Utilisation of the measured peak; else of the datasheet peak, labelled; else "—"."""
     if m["utilisation"] is not None:
-        above = f" ({flops.ABOVE_PEAK})" if flops.impossible(m["utilisation"]) else ""
-        return f"{m['utilisation']:.1%}{above}"
+        if flops.impossible(m["utilisation"]):
+            return f"{m['utilisation']:.1%} ({flops.ABOVE_PEAK}); whole epoch {m['epoch_utilisation']:.1%}"
+        return f"{m['utilisation']:.1%}"
     if m["datasheet_utilisation"] is not None:
         return f"{m['datasheet_utilisation']:.1%} of datasheet"
     return MISSING
