@@ -271,3 +271,23 @@ def test_a_utilisation_above_the_peak_is_flagged_not_shown_as_a_figure(store):
     assert run["epoch_utilisation"] == pytest.approx(whole)
     text = cli("compare", fast, "ref-tensorflow-gpu", runs_dir=store.root).stdout
     assert f"({flops.ABOVE_PEAK}); whole epoch {whole:.2%}" in text
+
+
+def test_compare_of_several_ids_uses_one_basis_and_says_what_differs(store):
+    subset = make_run(store, "subset", train=6_000, test=1_000, rate=2_704, eval_s=0.1)
+    full = make_run(store, "full", train=60_000, test=10_000, rate=2_704, eval_s=1.0)
+    ids = (subset, full, "ref-tensorflow-gpu")
+    data = json.loads(cli("compare", *ids, "--json", runs_dir=store.root).stdout)
+    full_speed, gpu_speed = data["speedups"]
+    assert {full_speed["images_per_s"]["basis"], gpu_speed["images_per_s"]["basis"]} == {"epoch"}
+    # Same images/s on a tenth of the data: the same work per second, whatever the epoch times.
+    subset_rate, full_rate = 6_000 / (6_000 / 2_704 + 0.1), 60_000 / (60_000 / 2_704 + 1.0)
+    assert full_speed["images_per_s"]["median"] == pytest.approx(full_rate / subset_rate)
+    assert gpu_speed["images_per_s"]["median"] == pytest.approx(GPU_RATE / subset_rate, rel=0.01)
+    assert full_speed["time_to_target"] is None and gpu_speed["time_to_target"] is None
+    assert full_speed["time_to_target_note"] == "different training images per epoch"
+    assert data["protocol_note"].startswith("Protocols differ (training images per epoch: A 6,000, B 60,000, "
+                                            "C 60,000")
+    assert data["groups"][0]["utilisation"]["median"] == pytest.approx(2_704 * 15_769_848 / PEAK)
+    text = cli("compare", *ids, runs_dir=store.root).stdout
+    assert "utilisation          unknown: no measured peak in the logs" in text

@@ -146,6 +146,7 @@ def group_rows(groups_: list[GroupSeries], target: float, baseline: int = 0,
     """
     found = summaries(groups_, target)
     base = found[baseline] if found else None
+    basis = stats.rate_basis(found) if found else "training"
     rows = []
     for group, summary in zip(groups_, found):
         n, missing = summary["n"], summary["not_reached"]
@@ -153,7 +154,8 @@ def group_rows(groups_: list[GroupSeries], target: float, baseline: int = 0,
         rate, rate_range = spread_cells(summary["train_images_per_s"], ",.0f")
         whole, _ = spread_cells(summary["epoch_images_per_s"], ",.0f")
         ttt, ttt_range = _time(summary["time_to_target_s"], n, missing)
-        speed = stats.rate_speedup(base, summary) if base else {"median": None, "low": None, "high": None}
+        speed = (stats.rate_speedup(base, summary, basis) if base
+                 else {"median": None, "low": None, "high": None, "basis": basis})
         used_rate = "epoch images/s (eval incl.)" if speed.get("basis") == "epoch" else "training images/s"
         used = summary["energy"]
         price = (prices or {}).get(group.key) or (prices or {}).get(group.device)

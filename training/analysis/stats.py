@@ -65,15 +65,20 @@ def summarize(measures: list[dict]) -> dict:
     return summary
 
 
-def rate_speedup(a: dict, b: dict) -> dict:
+def rate_basis(summaries: list[dict]) -> str:
+    """"training" when every group's median training images/s is known, else "epoch"."""
+    known = all(s["train_images_per_s"]["median"] is not None for s in summaries)
+    return "training" if known else "epoch"
+
+
+def rate_speedup(a: dict, b: dict, basis: str | None = None) -> dict:
     """How much more work per second group B does than A: B / A of the median images/s.
 
     On training images/s where both groups time training alone, else on epoch images/s
     (`comparison.rate_basis`); `low` is B's slowest over A's fastest, `high` B's fastest
-    over A's slowest.
+    over A's slowest. `basis` makes one table use one basis (`rate_basis` of all its groups).
     """
-    both = a["train_images_per_s"]["median"] is not None and b["train_images_per_s"]["median"] is not None
-    basis = "training" if both else "epoch"
+    basis = basis or rate_basis([a, b])
     key = comparison.RATE_BASES[basis]
     sa, sb = a[key], b[key]
     return {"median": ratio(sb["median"], sa["median"]), "low": ratio(sb["min"], sa["max"]),

@@ -135,15 +135,22 @@ def compare_groups(store: RunStore, ids: list[str], target: float) -> dict:
     """Statistics of every cell, and the speedup of each over the first (images/s, B / A)."""
     check_target(target)
     entries = describe_cells(store, ids, target)
-    speedups = []
+    speedups, basis = [], stats.rate_basis(entries)
     for entry in entries[1:]:
         note = comparison.time_to_target_blocker(entries[0]["protocol"], entry["protocol"])
         ttt = None if note else stats.speedup(entries[0], entry, "time_to_target_s")
         speedups.append({"a": entries[0]["runs"], "b": entry["runs"],
-                         "images_per_s": stats.rate_speedup(entries[0], entry), "time_to_target": ttt,
+                         "images_per_s": stats.rate_speedup(entries[0], entry, basis), "time_to_target": ttt,
                          "time_to_target_note": note})
     note = comparison.protocol_note([(_letter(i), e["protocol"]) for i, e in enumerate(entries)])
     return stats.public({"target": target, "groups": entries, "speedups": speedups, "protocol_note": note})
+
+
+def group_utilisation(entry: dict) -> str:
+    if entry["peak_flops_per_s"]["median"] is None:
+        return "unknown: no measured peak in the logs"
+    return (f"{spread_sentence(entry['utilisation'], '.2%')} of the measured peak "
+            f"{flop_rate(entry['peak_flops_per_s']['median'])}")
 
 
 def _giga(values: dict) -> dict:
@@ -172,8 +179,7 @@ def cmd_compare_groups(store: RunStore, args) -> int:
               f"   cores kept busy      {spread_sentence(entry['cores_busy'], '.2f')}\n"
               f"   achieved             {spread_sentence(_giga(entry['achieved_flops_per_s']), ',.1f')} "
               "GFLOP/s\n"
-              f"   utilisation          {spread_sentence(entry['utilisation'], '.2%')} of the measured peak "
-              f"{flop_rate(entry['peak_flops_per_s']['median'])}")
+              f"   utilisation          {group_utilisation(entry)}")
     if result["protocol_note"]:
         print(result["protocol_note"])
     for index, speed in enumerate(result["speedups"], start=1):
