@@ -291,3 +291,12 @@ def test_compare_of_several_ids_uses_one_basis_and_says_what_differs(store):
     assert data["groups"][0]["utilisation"]["median"] == pytest.approx(2_704 * 15_769_848 / PEAK)
     text = cli("compare", *ids, runs_dir=store.root).stdout
     assert "utilisation          unknown: no measured peak in the logs" in text
+
+
+def test_peak_on_a_gpu_the_backend_cannot_see_is_refused_not_measured_on_the_cpu(tmp_path):
+    cache = tmp_path / "peaks.json"
+    result = cli("peak", "--backend", "torch", "--device", "gpu", runs_dir=tmp_path / "runs", timeout=120,
+                 env={"TRAINING_PEAK_CACHE": str(cache), "CUDA_VISIBLE_DEVICES": "-1"})
+    assert result.returncode == 1
+    assert "--device gpu: the torch backend sees no GPU" in result.stderr
+    assert not cache.exists()

@@ -29,11 +29,16 @@ def cmd_probe(store, args) -> int:
 
 def cmd_peak(store, args) -> int:
     """Measure one backend's peak FLOP/s on one device at one precision, here, and cache it."""
-    from training.worker.device import pin_device  # before the backend is imported
+    from training.worker.device import backend_devices, check_device, pin_device
     from training.worker.peak import measure_and_remember
 
     config = RunConfig(backend=args.backend, device=args.device, precision=args.precision)
-    pin_device(config)
+    pin_device(config)  # before the backend is imported
+    try:
+        check_device(config, backend_devices(config.backend)[1])  # never a CPU figure for a GPU
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     answer = measure_and_remember(config)
     if args.json:
         print(json.dumps(answer))
