@@ -82,6 +82,9 @@ def test_a_layer_that_cannot_be_counted_names_itself():
     with pytest.raises(flops.FlopsError, match=r"layers\[0\]\.kernel"):
         flops.forward_flops([{**PUBLISHED_LAYERS[0], "kernel": None}])
     assert flops.model_flops({"type": "start"}) is None  # an older log: FLOPs unknown, not guessed
+    used = flops.efficiency([], {"layers": [{"class": "LSTM", "output": [4]}]}, 10)
+    assert used["flops_per_train_image"] is None  # a page shows the cause instead of failing
+    assert used["flops_error"] == "layers[0].class: no FLOP count for 'LSTM'"
 
 
 def test_the_published_runs_carry_the_same_layers_and_a_datasheet_peak(store):

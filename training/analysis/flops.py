@@ -135,7 +135,10 @@ def efficiency(epochs: list[dict], start: dict | None, test_images: int | None,
     over it (it does not depend on where the train/eval split falls); `datasheet_utilisation`
     is `utilisation`'s achieved FLOP/s over the datasheet peak of the run's GPU.
     """
-    counted = model_flops(start)
+    try:
+        counted, problem = model_flops(start), None
+    except FlopsError as error:  # a log's layers this version cannot count: say so, do not fail the page
+        counted, problem = None, str(error)
     start = start or {}
     peak = (start.get("peak") or {}).get("flops_per_s")
     gpus = (start.get("hardware") or {}).get("gpu_names") if device != "cpu" else None
@@ -144,7 +147,7 @@ def efficiency(epochs: list[dict], start: dict | None, test_images: int | None,
               "achieved_train_flops_per_s": None, "achieved_epoch_flops_per_s": None,
               "achieved_flops_per_s": None, "peak_flops_per_s": peak, "utilisation": None,
               "epoch_utilisation": None,
-              "datasheet_peak_flops_per_s": sheet, "datasheet_utilisation": None}
+              "datasheet_peak_flops_per_s": sheet, "datasheet_utilisation": None, "flops_error": problem}
     if counted is None:
         return result
     train, evaluate = counted["train_image"], counted["eval_image"]

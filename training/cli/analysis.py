@@ -60,7 +60,8 @@ def flop_rate(value: float | None) -> str:
 def efficiency_lines(run: dict) -> str:
     """The FLOPs, achieved FLOP/s, peak and utilisation lines of one run, for the terminal."""
     if run["flops_per_train_image"] is None:
-        return "   FLOPs per image      unknown (the log has no model layers)"
+        why = run["flops_error"] or "the log has no model layers"
+        return f"   FLOPs per image      unknown ({why})"
     sheet = ""
     if run["datasheet_peak_flops_per_s"]:
         sheet = (f"; datasheet {flop_rate(run['datasheet_peak_flops_per_s'])}, "
