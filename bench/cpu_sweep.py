@@ -64,10 +64,10 @@ def main() -> None:
               f"({rate['min']:,.0f}–{rate['max']:,.0f}) | {entry['cores_busy']['median']:.2f} | "
               f"{'not reached' if ttt is None else f'{ttt:.1f} s'} ({entry['not_reached']} not reached) |")
     for speed in result["speedups"]:
-        s = speed["steady_epoch"]
+        s = speed["images_per_s"]
         batch = store.open(speed["b"][0]).meta["config"]["batch_size"]
         print(f"batch {batch} over batch {result['groups'][0]['batch_size']}: "
-              f"{s['median']:.2f}x steady epoch (range {s['low']:.2f}-{s['high']:.2f}x)")
+              f"{s['median']:.2f}x {s['basis']} images/s (range {s['low']:.2f}-{s['high']:.2f}x)")
     report = subprocess.run([sys.executable, "-m", "training", "report", group, "-o", args.report,
                              "--target", "0.97", "--title", "CPU batch-size sweep (2-vCPU shared VM)",
                              "--runs-dir", str(runs_dir)],

@@ -78,6 +78,8 @@ def live_comparison() -> None:
     series = state.series(picked)
     for unreadable in (s for s in series if s.note):
         st.warning(f"{unreadable.label}: {unreadable.note}.")
+    if note := tables.protocol_caption(series, baseline):  # one line: what differs, what it means
+        st.warning(note)
     if grouped:
         grouped_view(series)
         return

@@ -33,6 +33,11 @@ if scaling.speedup_lines(points):
     st.plotly_chart(scaling.make_speedup_figure(points), key="scaling_speedup")
 else:
     st.caption("GPU-over-CPU speedup: needs CPU and GPU runs at the same batch sizes.")
+if scaling.has_utilisation(points):
+    st.plotly_chart(scaling.make_efficiency_figure(points), key="scaling_efficiency")
+else:
+    st.caption("Utilisation against batch size: needs runs whose logs have the model's layers and a measured "
+               "peak (log format 3: `python -m training peak`).")
 if len({p["threads"] for p in points if p["device"] == "cpu"}) > 1:
     st.plotly_chart(scaling.make_scaling_figure(points, x="threads"), key="scaling_threads")
 else:

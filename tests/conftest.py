@@ -144,6 +144,8 @@ def assert_well_formed(run_dir: Path, epochs: int, train: int, backend: str = "t
     assert start["versions"]["keras"].startswith("3.") and start["versions"]["backend"] == backend
     assert start["versions"]["backend_version"]
     assert start["hardware"]["gpu_names"] == []
+    assert [layer["class"] for layer in start["layers"]][:2] == ["Conv2D", "BatchNormalization"]
+    assert start["peak"]["flops_per_s"] > 0 and start["peak"]["backend"] == backend  # cached or measured
     epoch_records = [r for r in log if r["type"] == "epoch"]
     assert [r["epoch"] for r in epoch_records] == list(range(1, epochs + 1))
     previous_elapsed = 0.0

@@ -14,6 +14,7 @@ import pytest
 from conftest import FIXTURES, cli, run_cli
 
 from training.imports.runs import REFERENCE_TEXT
+from training.store.logwriter import FORMAT_VERSION
 
 
 def test_list_json_has_the_reference_runs_with_every_field(runs_dir):
@@ -36,12 +37,14 @@ def test_compare_published_pair(runs_dir):
     data = json.loads(result.stdout)
     a, b = data["runs"]
     assert data["target"] == 0.99
-    assert data["speedup"]["steady_epoch"] == pytest.approx(28.5, abs=0.05)
+    assert data["speedup"]["images_per_s"] == pytest.approx(28.5, abs=0.05)  # 110 s vs 3.86 s per 60,000
+    assert data["speedup"]["basis"] == "epoch" and data["protocol_note"] is None
     assert (a["time_to_target_s"], b["time_to_target_s"]) == (229, 9.58)
     assert data["speedup"]["time_to_target"] == pytest.approx(229 / 9.58)
     assert a["steady_samples_per_s"] == pytest.approx(60_000 / 110, abs=0.01)
     text = cli("compare", "ref-keras-cpu", "ref-tensorflow-gpu", runs_dir=runs_dir).stdout  # real, once
-    assert "28.50x steady-state epoch" in text and "229.00 s (epoch 2)" in text
+    assert "28.50x in training images per epoch second, evaluation included" in text
+    assert "229.00 s (epoch 2)" in text and "Protocols differ" not in text
 
 
 def test_compare_unreached_target_is_null(runs_dir):
@@ -112,8 +115,9 @@ def test_import_samples_option_fills_in_throughput(runs_dir):
     assert json.loads(run_cli("compare", plain, counted, "--json", runs_dir=runs_dir).stdout)["runs"][0][
         "steady_samples_per_s"] is None
     text = run_cli("compare", plain, counted, runs_dir=runs_dir).stdout
-    assert "samples/s            —" in text  # the log says nothing of its size
-    assert "samples/s            2,500" in text  # median of 6000/3 s and 6000/2 s, epoch 1 excluded
+    assert "images/s             — training, — per epoch second" in text  # the log says nothing of its size
+    # Median of 6000/3 s and 6000/2 s, epoch 1 excluded; an imported log times whole epochs only.
+    assert "images/s             — training, 2,500 per epoch second" in text
     bad = run_cli("import", str(FIXTURES / "keras3-fit-verbose2.txt"), "--samples", "0", runs_dir=runs_dir)
     assert bad.returncode == 2 and "--samples: must be a whole number from 1 to" in bad.stderr
 
@@ -135,7 +139,7 @@ def test_a_log_from_a_newer_version_is_refused_with_one_clear_message(runs_dir):
     result = run_cli("export", run_id, runs_dir=runs_dir)
     assert result.returncode == 1
     assert result.stderr.strip() == ("error: written by a newer version (log format 99; this one reads "
-                                     "up to 2); upgrade")
+                                     f"up to {FORMAT_VERSION}); upgrade")
     assert run_cli("compare", run_id, "ref-keras-cpu", runs_dir=runs_dir).returncode == 1
     listing = run_cli("list", runs_dir=runs_dir)
     assert listing.returncode == 0 and "[written by a newer version" in listing.stdout

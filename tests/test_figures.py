@@ -14,24 +14,28 @@ from training.analysis.figures import (
     system_peaks,
 )
 from training.analysis.series import RunSeries, assign_colors, legend_label
-from training.imports.runs import reference_logs
+from training.store import RunStore
 
 
 @pytest.fixture
-def runs() -> list[RunSeries]:
-    logs = reference_logs()
+def runs(tmp_path) -> list[RunSeries]:
+    published = RunStore(tmp_path / "runs")  # the shipped reference runs, start records included
     colors = assign_colors(["cpu", "gpu", "mine"])
     mine = [{"epoch": 1, "loss": 0.5, "accuracy": 0.8, "val_loss": 0.4, "val_accuracy": 0.9,
-             "epoch_time_s": 12.0, "samples_per_s": 5000.0, "elapsed_s": 12.0},
+             "epoch_time_s": 12.0, "samples_per_s": 5000.0, "elapsed_s": 12.0, "samples": 60_000},
             {"epoch": 2, "loss": 0.2, "accuracy": 0.95, "val_loss": 0.1, "val_accuracy": 0.991,
-             "epoch_time_s": 10.0, "samples_per_s": 6000.0, "elapsed_s": 22.0}]
+             "epoch_time_s": 10.0, "samples_per_s": 6000.0, "elapsed_s": 22.0, "samples": 60_000}]
+    cpu_log, gpu_log = (published.open(i).log() for i in ("ref-keras-cpu", "ref-tensorflow-gpu"))
     return [
-        RunSeries("cpu", "Keras CPU (published) · CPU · fit", colors["cpu"], logs["Keras CPU"].epochs,
-                  reference=True),
-        RunSeries("gpu", "TensorFlow GPU (published) · GPU · loop", colors["gpu"],
-                  logs["Tensorflow GPU"].epochs, reference=True),
+        RunSeries("cpu", "Keras CPU (published) · CPU · fit", colors["cpu"], cpu_log.epochs,
+                  reference=True, meta=published.open("ref-keras-cpu").meta, start=cpu_log.start),
+        RunSeries("gpu", "TensorFlow GPU (published) · GPU · loop", colors["gpu"], gpu_log.epochs,
+                  reference=True, meta=published.open("ref-tensorflow-gpu").meta, start=gpu_log.start),
         RunSeries("mine", "Mine · CPU · fit/tensorflow", colors["mine"], mine,
-                  system=[{"elapsed_s": 1.0, "process_cpu_percent": 180.0, "rss_mb": 700.0}]),
+                  system=[{"elapsed_s": 1.0, "process_cpu_percent": 180.0, "rss_mb": 700.0}],
+                  meta={"name": "Mine", "device": "cpu", "config": {"batch_size": 128, "lr": 0.05,
+                                                                    "momentum": 0.9, "precision": "float32"}},
+                  start={"train_samples": 60_000, "test_samples": 10_000}),
     ]
 
 

@@ -81,6 +81,12 @@ def test_compare_group_json_matches_a_hand_computation(repeated):
         assert entry["time_to_target_s"][stat] == (None if math.isinf(value) else pytest.approx(value))
     assert entry["not_reached"] == sum(math.isinf(t) for t in ttt)
 
+    # Utilisation: 3 x 5,256,616 FLOPs per training image x images/s over the run's measured peak.
+    peaks = {i: records(runs_dir / i, "start")[0]["peak"]["flops_per_s"] for i in run_ids}
+    used = [statistics.median(r["samples"] / r["train_s"] for r in e if r["epoch"] > 1) * 3 * 5_256_616
+            / peaks[i] for i, e in epochs.items()]
+    assert entry["utilisation"]["median"] == pytest.approx(statistics.median(used))
+
     text = run_cli("compare", group, "--target", str(target), runs_dir=runs_dir).stdout
     assert "n=3" in text and "olympic mean" in text
     assert f"{entry['not_reached']} of 3 did not reach it" in text

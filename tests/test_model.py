@@ -36,3 +36,12 @@ def test_optimizer_is_nesterov_sgd():
     optimizer = make_optimizer(0.05, 0.9)
     assert optimizer.nesterov and optimizer.momentum == 0.9
     assert float(optimizer.learning_rate) == pytest.approx(0.05)
+
+
+def test_the_worker_describes_the_layers_the_published_runs_carry():
+    # The published runs' layers are typed from the 2018 summary; the worker's come from the
+    # built model. FLOPs per image are counted from these, so the two must agree.
+    from training.imports.runs import PUBLISHED_LAYERS
+    from training.worker.model import build_model, describe_layers
+
+    assert describe_layers(build_model()) == PUBLISHED_LAYERS

@@ -117,7 +117,9 @@ def test_grouped_compare_shows_median_and_spread(sweep_store):
     cpu32 = rows["cpu b32 · CPU · fit/tensorflow (n=3)"]
     assert cpu32["n"] == 3 and cpu32["Steady epoch (median)"] == "2.50 s"
     assert cpu32["Steady epoch (min–max)"] == "2.00–4.00 s" and cpu32["Olympic mean"] == "2.50 s"
-    assert cpu32["Samples/s (median)"] == "400" and cpu32["Samples/s (min–max)"] == "250–500"
+    assert cpu32["Images/s (training, median)"] == "400"
+    assert cpu32["Images/s (training, min–max)"] == "250–500"
+    assert cpu32["Speedup from"] == "training images/s"
     assert cpu32["Energy / epoch"] == "not measured"
     assert cpu32["Cost of run"] == f"{3.6 * (9 + 2.5) / 3600:,.4f}"  # median total 11.5 s at 3.60/h
     gpu256 = rows["gpu b256 · GPU · fit/tensorflow (n=3)"]

@@ -9,7 +9,7 @@ the picture, and tests/test_layout.py enforces it):
         groups.py        run --repeats, sweep: queued through a launcher, then followed
         analysis.py      compare (runs and groups), export, report
         exports.py       export --mlflow, and following a run while streaming it to MLflow
-        imports.py       import, import-runs;  system.py: doctor, probe
+        imports.py       import, import-runs;  system.py: doctor, probe, peak
         terminal.py      live progress per run, the end-of-run summary, Ctrl-C handling
     launch/          where runs start and how they stop: one interface, a launcher per place
         __init__.py      Launcher, launcher_for, launcher_of (stop, reattach, describe)
@@ -18,7 +18,8 @@ the picture, and tests/test_layout.py enforces it):
         slurm.py         an sbatch job whose worker writes straight into the shared run folder
         sweeps.py        repeats and sweeps: plan (interleaved), GPU refusal, queue, estimate
     analysis/        pure: records in; numbers, text, tables, Plotly figures and reports out
-        comparison.py    steady state, time to target, speedup, cores kept busy (the Definitions)
+        comparison.py    steady state, images/s, time to target, speedup, protocol (the Definitions)
+        flops.py         FLOPs per image from the model's layers; achieved FLOP/s, utilisation
         stats.py, energy.py, display.py, groups.py, listing.py, series.py
         figures.py, grouping.py, scaling.py, tables.py, report.py
     imports/         runs trained elsewhere: log parsers, TensorBoard event files (tensorboard.py),
@@ -27,11 +28,13 @@ the picture, and tests/test_layout.py enforces it):
     exports/         mlflow.py: runs and groups to an MLflow server, and `run --mlflow`'s live stream
     system/          the machine: hardware, nvml (one session), power (RAPL), gpucheck, doctor
     store/           disk is the truth: RunStore and Run (runs.py), state, space, debris, layout,
-                     process, queue, logwriter, logreader, runlog; builtin/ reference runs
+                     process, queue, logwriter, logreader, runlog, peaks (the peak cache);
+                     builtin/ reference runs
     worker/          the only code that imports TensorFlow, Keras, JAX or torch, in its own process
         work.py          one run from queue turn to end record
         device.py        pin the device before Keras is imported; ask the backend for GPUs and its build
         probe.py         `probe BACKEND`: its devices, GPUs and CUDA build, in a short subprocess
+        peak.py          `peak`: the device's measured peak FLOP/s (a matrix product), cached
         engines.py       EpochClock and the two engines, Keras `fit` and a TensorFlow loop
         model.py, mnist.py, sampler.py (CPU/GPU samples about once a second)
     config.py        RunConfig: every setting, its range and help, validated in one place

@@ -1,6 +1,7 @@
 """Pure analysis: run records in, numbers, text, tables, figures and reports out.
 
-    comparison.py  steady state, time to target, speedup, cores kept busy (the Definitions)
+    comparison.py  steady state, images/s, time to target, speedup, protocol, cores busy (the Definitions)
+    flops.py       FLOPs per image from the layer shapes; achieved FLOP/s, peak, utilisation
     stats.py       a group's n, median, min, max, olympic mean, not reached; speedup of medians
     energy.py      joules per epoch and to target from NVML watts and RAPL joules; cost per hour
     display.py     how numbers and spreads are written: "—" for unknown, "median (min–max)"
@@ -9,7 +10,7 @@
     series.py      RunSeries: what a figure needs of one run; load_series from disk
     figures.py     per-run line charts (metrics, epoch time, throughput, system)
     grouping.py    groups as median lines in min-max bands, and their spread table
-    scaling.py     samples/s against batch size and threads; GPU-over-CPU speedup
+    scaling.py     samples/s against batch size and threads; GPU-over-CPU speedup; utilisation
     tables.py      the comparison table, the per-epoch export, the run history
     report.py      one self-contained HTML file of runs or groups
 

@@ -3,10 +3,20 @@
 Definitions (docs/architecture.md):
   steady-state epoch time  median epoch_time_s, excluding epoch 1 (tracing, warm-up)
   steady-state samples/s   median samples_per_s, excluding epoch 1
+  training images/s        median samples / train_s over the steady epochs (runs trained here)
+  epoch images/s           median samples / epoch_time_s over the steady epochs, evaluation
+                           included (every run: the published logs time whole epochs only)
   time to target           elapsed_s at the end of the first epoch whose
                            val_accuracy >= target (DAWNBench / MLPerf style)
-  speedup of B over A      steady-state epoch time A / B; time-to-target ratio beside it
+  speedup of B over A      work per second: B's steady images/s over A's, on training images/s
+                           when both runs time training alone, else on epoch images/s; so a
+                           6,000-image subset compares correctly with a 60,000-image run.
+                           The time-to-target ratio stands beside it only where both trained
+                           the same images per epoch at the same batch size ("not comparable")
+  protocol                 what a run trained on: images per epoch, test images, batch size,
+                           precision, optimiser; `protocol_note` says in one line where they differ
   cores kept busy          mean of cpu_s / epoch_time_s over the steady epochs (1.0 = one core)
+FLOPs per image, achieved FLOP/s and utilisation are `training/analysis/flops.py`.
 Groups of repeated runs (median, spread, olympic mean) are `training/stats.py`.
 Pure functions over epoch records: no I/O.
 """
@@ -14,6 +24,8 @@ Pure functions over epoch records: no I/O.
 from __future__ import annotations
 
 import statistics
+
+from training.analysis import flops
 
 DEFAULT_TARGET = 0.99
 EXPORT_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "train_s", "eval_s",
@@ -32,6 +44,22 @@ def steady_epoch_s(epochs: list[dict]) -> float | None:
 
 def steady_samples_per_s(epochs: list[dict]) -> float | None:
     return _steady(epochs, "samples_per_s")
+
+
+def _steady_rate(epochs: list[dict], seconds_key: str) -> float | None:
+    values = [flops.trained_images(e) / e[seconds_key] for e in epochs
+              if e.get("epoch", 0) > 1 and flops.trained_images(e) and e.get(seconds_key)]
+    return float(statistics.median(values)) if values else None
+
+
+def train_images_per_s(epochs: list[dict]) -> float | None:
+    """Training images per training second, steady state; None where training is not timed alone."""
+    return _steady_rate(epochs, "train_s")
+
+
+def epoch_images_per_s(epochs: list[dict]) -> float | None:
+    """Training images per epoch second, evaluation included, steady state."""
+    return _steady_rate(epochs, "epoch_time_s")
 
 
 def cores_busy(epochs: list[dict]) -> float | None:
@@ -67,6 +95,8 @@ def measure(epochs: list[dict], target: float = DEFAULT_TARGET) -> dict:
         "epochs_done": len(epochs),
         "steady_epoch_s": steady_epoch_s(epochs),
         "steady_samples_per_s": steady_samples_per_s(epochs),
+        "train_images_per_s": train_images_per_s(epochs),
+        "epoch_images_per_s": epoch_images_per_s(epochs),
         "time_to_target_s": reached[0] if reached else None,
         "time_to_target_epoch": reached[1] if reached else None,
         "best_val_accuracy": best[0] if best else None,
@@ -83,12 +113,96 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b
 
 
-def speedup(measures_a: dict, measures_b: dict) -> dict:
-    """How much faster B is than A, from their `measure()`s: >1 means B is faster."""
+RATE_BASES = {"training": "train_images_per_s", "epoch": "epoch_images_per_s"}
+RATE_LABELS = {"training": "training images per training second",
+               "epoch": "training images per epoch second, evaluation included"}
+
+
+def rate_basis(measures: list[dict]) -> str:
+    """"training" when every run times its training pass alone, else "epoch" (a published run)."""
+    return "training" if all(m.get("train_images_per_s") is not None for m in measures) else "epoch"
+
+
+def speedup(measures_a: dict, measures_b: dict, protocol_a: dict | None = None,
+            protocol_b: dict | None = None) -> dict:
+    """How much faster B is than A, from their `measure()`s: >1 means B is faster.
+
+    `images_per_s` is the ratio of work per second on `basis` (see `rate_basis`). The
+    time-to-target ratio is None with `time_to_target_note` saying why where the two
+    protocols (`protocol`) trained different images per epoch or batch sizes.
+    """
+    basis = rate_basis([measures_a, measures_b])
+    key = RATE_BASES[basis]
+    note = time_to_target_blocker(protocol_a, protocol_b) if protocol_a and protocol_b else None
     return {
-        "steady_epoch": ratio(measures_a["steady_epoch_s"], measures_b["steady_epoch_s"]),
-        "time_to_target": ratio(measures_a["time_to_target_s"], measures_b["time_to_target_s"]),
+        "images_per_s": ratio(measures_b[key], measures_a[key]),
+        "basis": basis,
+        "time_to_target": None if note else ratio(measures_a["time_to_target_s"],
+                                                  measures_b["time_to_target_s"]),
+        "time_to_target_note": note,
     }
+
+
+# What a run trained on, in the order `protocol_note` names differences.
+PROTOCOL_FIELDS = {"train_images": "training images per epoch", "test_images": "test images",
+                   "batch_size": "batch size", "precision": "precision", "optimizer": "optimiser"}
+
+
+def protocol(meta: dict, start: dict | None) -> dict:
+    """A run's protocol from its config.json and start record; None where the run does not say.
+
+    Runs trained here take it from their RunConfig and start record; imported runs give
+    their training images; the built-in published runs carry theirs in the start record.
+    """
+    start = start or {}
+    config = meta.get("config") or start.get("protocol") or {}
+    lr, momentum = config.get("lr"), config.get("momentum")
+    return {"train_images": start.get("train_samples") or meta.get("train_samples"),
+            "test_images": start.get("test_samples"),
+            "batch_size": config.get("batch_size"), "precision": config.get("precision"),
+            "optimizer": None if lr is None else f"SGD lr {lr:g}, momentum {momentum:g}"}
+
+
+def time_to_target_blocker(a: dict, b: dict) -> str | None:
+    """Why time to target cannot be compared (different or unknown data or batch size), or None."""
+    for key in ("train_images", "batch_size"):
+        if a.get(key) is None or b.get(key) is None:
+            return f"{PROTOCOL_FIELDS[key]} unknown"
+        if a[key] != b[key]:
+            return f"different {PROTOCOL_FIELDS[key]}"
+    return None
+
+
+def _value(value) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def protocol_note(protocols: list[tuple[str, dict]]) -> str | None:
+    """One line naming every protocol difference among the runs, or None when they agree.
+
+    Args:
+        protocols: (label, `protocol()`) per run, the baseline first. A field a run does
+            not know is not a difference, but it still keeps time to target from comparing.
+    """
+    parts = []
+    for key, what in PROTOCOL_FIELDS.items():
+        known = [(label, p[key]) for label, p in protocols if p.get(key) is not None]
+        if len({value for _, value in known}) > 1:
+            parts.append(f"{what}: " + ", ".join(f"{label} {_value(value)}" for label, value in known))
+    if not parts:
+        return None
+    blocked = any(time_to_target_blocker(protocols[0][1], p) for _, p in protocols[1:])
+    return ("Protocols differ (" + "; ".join(parts) + "): speedups use images/s"
+            + ("; time to target is not comparable" if blocked else "") + ".")
+
+
+def describe(epochs: list[dict], meta: dict, start: dict | None, target: float = DEFAULT_TARGET) -> dict:
+    """`measure()` with the run's protocol and its efficiency (FLOPs, achieved, peak, utilisation)."""
+    found = protocol(meta, start)
+    config = meta.get("config") or (start or {}).get("protocol") or {}
+    return {**measure(epochs, target), "protocol": found,
+            **flops.efficiency(epochs, start, found["test_images"], config.get("precision"),
+                               meta.get("device"))}
 
 
 def export_rows(epochs: list[dict]) -> list[dict]:

@@ -120,7 +120,8 @@ def make_band_figure(groups_: list[GroupSeries], metric: str, x: str = "epoch",
 
 def summaries(groups_: list[GroupSeries], target: float) -> list[dict]:
     """`stats.summarize_runs` of every group, in order."""
-    return [stats.summarize_runs([(run.epochs, run.system) for run in group.runs], target)
+    return [stats.summarize_runs([(run.epochs, run.system) for run in group.runs], target,
+                                 [(run.meta, run.start) for run in group.runs])
             for group in groups_]
 
 
@@ -145,13 +146,17 @@ def group_rows(groups_: list[GroupSeries], target: float, baseline: int = 0,
     """
     found = summaries(groups_, target)
     base = found[baseline] if found else None
+    basis = stats.rate_basis(found) if found else "training"
     rows = []
     for group, summary in zip(groups_, found):
         n, missing = summary["n"], summary["not_reached"]
         epoch, epoch_range = spread_cells(summary["steady_epoch_s"], ",.2f", " s")
-        rate, rate_range = spread_cells(summary["steady_samples_per_s"], ",.0f")
+        rate, rate_range = spread_cells(summary["train_images_per_s"], ",.0f")
+        whole, _ = spread_cells(summary["epoch_images_per_s"], ",.0f")
         ttt, ttt_range = _time(summary["time_to_target_s"], n, missing)
-        speed = stats.speedup(base, summary) if base else {"median": None, "low": None, "high": None}
+        speed = (stats.rate_speedup(base, summary, basis) if base
+                 else {"median": None, "low": None, "high": None, "basis": basis})
+        used_rate = "epoch images/s (eval incl.)" if speed.get("basis") == "epoch" else "training images/s"
         used = summary["energy"]
         price = (prices or {}).get(group.key) or (prices or {}).get(group.device)
         total = summary["total_s"]["median"]
@@ -160,19 +165,26 @@ def group_rows(groups_: list[GroupSeries], target: float, baseline: int = 0,
             "Group": group.label, "n": n,
             "Steady epoch (median)": epoch, "Steady epoch (min–max)": epoch_range,
             "Olympic mean": number(stats.public(summary["steady_epoch_s"]["olympic_mean"]), ",.2f", " s"),
-            "Samples/s (median)": rate, "Samples/s (min–max)": rate_range,
+            "Images/s (training, median)": rate, "Images/s (training, min–max)": rate_range,
+            "Images/s (epoch, eval incl., median)": whole,
             f"Time to {target:.2%} (median)": ttt, "Time to target (min–max)": ttt_range,
             "Not reached": f"{missing} of {n}",
-            "Speedup (median)": number(speed["median"], ".2f", "×"),
+            "Speedup (median)": number(speed["median"], ".2f", "×"), "Speedup from": used_rate,
             "Speedup (range)": MISSING if speed["low"] is None else
             f"{speed['low']:.2f}–{speed['high']:.2f}×",
             "Cores busy": number(summary["cores_busy"]["median"], ".2f"),
+            "GFLOP/s (median)": number(_giga(summary["achieved_flops_per_s"]["median"]), ",.1f"),
+            "Utilisation (median)": number(summary["utilisation"]["median"], ".1%"),
             "Energy / epoch": _energy(used, "joules_per_epoch"),
             "Energy to target": _energy(used, "joules_to_target"),
             "Cost to target": _money(energy.cost(stats.public(ttt_median), price), price),
             "Cost of run": _money(energy.cost(total, price), price),
         })
     return rows
+
+
+def _giga(value: float | None) -> float | None:
+    return None if value is None else value / 1e9
 
 
 def _energy(used: dict, key: str) -> str:

@@ -16,8 +16,8 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from training.analysis import comparison, grouping, scaling
-from training.analysis.display import MUTED
+from training.analysis import comparison, grouping, scaling, tables
+from training.analysis.display import MUTED, number
 from training.analysis.series import RunSeries, load_series
 from training.store import Run
 
@@ -26,11 +26,29 @@ DEFINITIONS = [
     ("Steady-state epoch time", "the median epoch time excluding epoch 1 (tracing, compilation, "
                                 "warm-up); undefined for a one-epoch run."),
     ("Samples/s", "training samples over training seconds; steady-state is the median excluding epoch 1."),
+    ("Images/s", "training images per training second (runs trained here, which time training alone), and "
+                 "training images per epoch second, evaluation included (every run; the published logs time "
+                 "whole epochs only); steady-state medians excluding epoch 1."),
     ("Time to target", "elapsed seconds at the end of the first epoch whose validation accuracy reaches "
                        "the target (DAWNBench/MLPerf): the clock never pauses and evaluation counts."),
-    ("Speedup of B over A", "steady-state epoch time of A / B, so > 1 means B is faster; for groups the "
-                            "ratio of medians, with the range from the extremes (A's fastest / B's slowest "
-                            "to A's slowest / B's fastest)."),
+    ("Speedup of B over A", "how many times more work per second B does than A: B's steady-state images/s "
+                            "over A's, on training images per training second when both runs time training "
+                            "alone, else on images per epoch second (a published run); so a 6,000-image "
+                            "subset compares correctly with a 60,000-image run. > 1 means B is faster; for "
+                            "groups the ratio of medians, with the range from the extremes (B's slowest / "
+                            "A's fastest to B's fastest / A's slowest). The time-to-target ratio is shown "
+                            "only where both trained the same images per epoch at the same batch size; "
+                            "otherwise it is not comparable."),
+    ("Protocol", "what a run trained on: training images per epoch, test images, batch size, precision and "
+                 "optimiser; a line above the tables names every difference."),
+    ("FLOPs per image", "counted from the model's layer shapes (a multiply-add is 2 FLOPs; batch norm 2, "
+                        "ReLU 1, softmax 3 per element; max-pool k²−1 per output): 5.26 MFLOP forward "
+                        "for the published CNN; a training image is 3 × forward, an evaluated image "
+                        "1 × forward."),
+    ("Utilisation", "achieved FLOP/s (FLOPs per image × steady-state images/s) over the device's peak "
+                    "measured by a matrix-product probe in the run's backend, device and precision "
+                    "(`python -m training peak`): the figure LLM training reports call MFU. A "
+                    "datasheet peak, where shown, is labelled so."),
     ("Olympic mean", "MLPerf Training's: with 3 or more runs, drop the fastest and the slowest and average "
                      "the rest; a run that never reaches the target counts as infinitely slow."),
     ("Cores kept busy", "mean of cpu_s / epoch_time_s over the steady epochs (1.0 = one core)."),
@@ -66,6 +84,8 @@ def charts(series: list[RunSeries], target: float) -> list[go.Figure]:
         figures.append(scaling.make_scaling_figure(points))
         if scaling.speedup_lines(points):
             figures.append(scaling.make_speedup_figure(points))
+    if len({p["batch_size"] for p in points}) > 1 and scaling.has_utilisation(points):
+        figures.append(scaling.make_efficiency_figure(points))
     if len({p["threads"] for p in points if p["device"] == "cpu"}) > 1:
         figures.append(scaling.make_scaling_figure(points, x="threads"))
     return figures
@@ -78,6 +98,7 @@ def _run_rows(series: list[RunSeries], target: float) -> list[dict]:
         hardware, versions = start.get("hardware") or {}, start.get("versions") or {}
         config = run.meta.get("config") or {}
         measured = comparison.measure(run.epochs, target)
+        efficiency = comparison.describe(run.epochs, run.meta, run.start, target)
         rows.append({
             "Run": f"{run.label} [{run.id}]",
             "Group": run.meta.get("group") or "",
@@ -87,6 +108,8 @@ def _run_rows(series: list[RunSeries], target: float) -> list[dict]:
             "Versions": ", ".join(f"{k} {v}" for k, v in versions.items() if v) or "—",
             "Settings": ", ".join(f"{k}={v}" for k, v in config.items()) or "—",
             "Steady epoch": f"{measured['steady_epoch_s']:.3f} s" if measured["steady_epoch_s"] else "—",
+            "Measured peak": number(efficiency["peak_flops_per_s"] and efficiency["peak_flops_per_s"] / 1e9,
+                                    ",.1f", " GFLOP/s"),
         })
     return rows
 
@@ -115,6 +138,8 @@ def build_report(series: list[RunSeries], target: float = comparison.DEFAULT_TAR
         f"{target:.2%}; {len(series)} runs in {len(cells)} groups. Prices: {html.escape(priced or 'none')}."
         " Works offline: plotly.js is inside this file.</p>",
         "<h2>Summary (median and spread of each group)</h2>",
+        *(f"<p class='note'>{html.escape(note)}</p>" for note in [tables.protocol_caption(series, None)]
+          if note),
         _table(grouping.group_rows(cells, target, prices=prices)),
         "<h2>Charts</h2><p class='note'>Lines are medians, bands min–max; click a legend entry "
         "to show a single run.</p><div class='charts'>",

@@ -1,10 +1,12 @@
-"""Scaling charts: steady-state samples/s against batch size or threads, and GPU-over-CPU speedup.
+"""Scaling charts: samples/s against batch size or threads, GPU-over-CPU speedup, utilisation.
 
 Input is any runs (a sweep's, or picked ones) as `RunSeries`; each run gives one
 point, its steady-state samples/s (`training.analysis.comparison`), and runs with the same
 device, backend and x are summarised as a median with a min-max error bar. A run
 with the default threads (all cores) is placed at its machine's core count from
-its start record. Pure figure builders: no Streamlit.
+its start record. The efficiency view puts each run's utilisation (achieved FLOP/s over
+its measured peak, `training.analysis.flops`) against batch size. Pure figure builders:
+no Streamlit.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import statistics
 
 import plotly.graph_objects as go
 
-from training.analysis import comparison
+from training.analysis import comparison, flops
 from training.analysis.display import MUTED
 from training.analysis.figures import layout
 from training.analysis.series import PALETTE, RunSeries
@@ -23,7 +25,8 @@ X_TITLES = {"batch_size": "Batch size (images per step)", "threads": "CPU thread
 
 
 def scaling_points(series: list[RunSeries]) -> list[dict]:
-    """One point per run with a steady state: device, backend, batch size, threads, samples/s."""
+    """One point per run with a steady state: device, backend, batch size, threads, samples/s,
+    and utilisation (None without layers or a measured peak in its log)."""
     points = []
     for run in series:
         value = comparison.steady_samples_per_s(run.epochs)
@@ -31,18 +34,21 @@ def scaling_points(series: list[RunSeries]) -> list[dict]:
         if value is None or not config:
             continue
         cores = ((run.start or {}).get("hardware") or {}).get("cpu_logical_cores")
+        used = flops.efficiency(run.epochs, run.start, (run.start or {}).get("test_samples"),
+                                config.get("precision"), run.meta.get("device"))
         points.append({"device": run.meta.get("device"), "backend": run.meta.get("backend"),
                        "batch_size": config.get("batch_size"), "threads": config.get("threads") or cores,
-                       "samples_per_s": value, "run": run.id})
+                       "samples_per_s": value, "utilisation": used["utilisation"], "run": run.id})
     return points
 
 
-def aggregate(points: list[dict], x: str) -> dict[tuple[str, str], list[tuple[float, float, float, float]]]:
-    """(device, backend) -> [(x, median, min, max) of samples/s], sorted by x."""
+def aggregate(points: list[dict], x: str, y: str = "samples_per_s"
+              ) -> dict[tuple[str, str], list[tuple[float, float, float, float]]]:
+    """(device, backend) -> [(x, median, min, max) of y], sorted by x; points without y are left out."""
     cells: dict[tuple, list[float]] = {}
     for point in points:
-        if point.get(x) is not None:
-            cells.setdefault((point["device"], point["backend"], point[x]), []).append(point["samples_per_s"])
+        if point.get(x) is not None and point.get(y) is not None:
+            cells.setdefault((point["device"], point["backend"], point[x]), []).append(point[y])
     lines: dict[tuple[str, str], list] = {}
     for (device, backend, value), rates in sorted(cells.items(), key=lambda item: item[0][2]):
         lines.setdefault((device, backend), []).append(
@@ -126,4 +132,26 @@ def make_speedup_figure(points: list[dict]) -> go.Figure:
     layout(figure, "GPU-over-CPU speedup against batch size", X_TITLES["batch_size"],
             "Speedup (GPU samples/s / CPU samples/s)")
     ticks_at(figure, [p[0] for line in speedup_lines(points).values() for p in line])
+    return figure
+
+
+def has_utilisation(points: list[dict]) -> bool:
+    return any(p.get("utilisation") is not None for p in points)
+
+
+def make_efficiency_figure(points: list[dict]) -> go.Figure:
+    """Utilisation (achieved FLOP/s / measured peak) against batch size, per device and backend."""
+    figure = go.Figure()
+    for index, ((device, backend), line) in enumerate(sorted(aggregate(points, "batch_size",
+                                                                       "utilisation").items())):
+        color = PALETTE[index % len(PALETTE)]
+        figure.add_trace(go.Scatter(
+            x=[p[0] for p in line], y=[p[1] for p in line], mode="lines+markers",
+            name=f"{(device or '?').upper()} · {backend}", line={"color": color, "width": 2},
+            error_y={"type": "data", "symmetric": False, "array": [p[3] - p[1] for p in line],
+                     "arrayminus": [p[1] - p[2] for p in line], "color": color}))
+    layout(figure, "Utilisation against batch size: achieved FLOP/s over the measured peak (median, min-max)",
+           X_TITLES["batch_size"], "Utilisation (of measured peak)")
+    figure.update_xaxes(type="log")
+    figure.update_yaxes(tickformat=".0%", rangemode="tozero")
     return figure

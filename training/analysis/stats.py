@@ -18,7 +18,10 @@ from training.analysis.comparison import ratio
 
 # The measures a group summarises, and whether a larger value is better.
 MEASURES = {"steady_epoch_s": False, "steady_samples_per_s": True, "time_to_target_s": False,
-            "total_s": False, "cores_busy": None}
+            "total_s": False, "cores_busy": None, "train_images_per_s": True, "epoch_images_per_s": True,
+            "achieved_flops_per_s": True, "achieved_train_flops_per_s": True,
+            "achieved_epoch_flops_per_s": True, "peak_flops_per_s": None, "utilisation": True,
+            "epoch_utilisation": True}
 SPREAD_KEYS = ("median", "min", "max", "olympic_mean")
 MIN_OLYMPIC = 3  # with fewer runs, dropping both extremes leaves nothing fair to average
 
@@ -62,6 +65,26 @@ def summarize(measures: list[dict]) -> dict:
     return summary
 
 
+def rate_basis(summaries: list[dict]) -> str:
+    """"training" when every group's median training images/s is known, else "epoch"."""
+    known = all(s["train_images_per_s"]["median"] is not None for s in summaries)
+    return "training" if known else "epoch"
+
+
+def rate_speedup(a: dict, b: dict, basis: str | None = None) -> dict:
+    """How much more work per second group B does than A: B / A of the median images/s.
+
+    On training images/s where both groups time training alone, else on epoch images/s
+    (`comparison.rate_basis`); `low` is B's slowest over A's fastest, `high` B's fastest
+    over A's slowest. `basis` makes one table use one basis (`rate_basis` of all its groups).
+    """
+    basis = basis or rate_basis([a, b])
+    key = comparison.RATE_BASES[basis]
+    sa, sb = a[key], b[key]
+    return {"median": ratio(sb["median"], sa["median"]), "low": ratio(sb["min"], sa["max"]),
+            "high": ratio(sb["max"], sa["min"]), "basis": basis}
+
+
 def speedup(a: dict, b: dict, key: str = "steady_epoch_s") -> dict:
     """How much faster group B is than group A on a time measure: A / B of the medians.
 
@@ -88,13 +111,24 @@ def public(value):
     return value
 
 
-def summarize_runs(logs: list[tuple[list[dict], list[dict]]], target: float) -> dict:
+def summarize_runs(logs: list[tuple[list[dict], list[dict]]], target: float,
+                   contexts: list[tuple[dict, dict | None]] | None = None) -> dict:
     """`summarize` from each run's (epoch records, system samples), plus energy.
+
+    With `contexts`, each run's (config.json, start record), the summary also has the
+    efficiency measures (`comparison.describe`) and the cell's `protocol` (its first run's).
 
     `energy` holds the spread of the joules per steady epoch and to the target over the
     runs where power was measured, and which sources were (`measured`: [] = not measured).
     """
-    summary = summarize([comparison.measure(epochs, target) for epochs, _ in logs])
+    if contexts:
+        measures = [comparison.describe(epochs, meta, start, target)
+                    for (epochs, _), (meta, start) in zip(logs, contexts)]
+    else:
+        measures = [comparison.measure(epochs, target) for epochs, _ in logs]
+    summary = summarize(measures)
+    if contexts:
+        summary["protocol"] = measures[0]["protocol"]
     used = [energy.run_energy(epochs, system, target) for epochs, system in logs]
     measured = [u for u in used if u["measured"]]
     summary["energy"] = {

@@ -10,20 +10,28 @@ import time
 
 import pandas as pd
 
-from training.analysis import comparison
+from training.analysis import comparison, flops
 from training.analysis.display import MISSING, number
 from training.analysis.series import RunSeries
 from training.config import MNIST_TRAIN_SIZE
 
 
 def comparison_rows(runs: list[RunSeries], baseline_id: str | None, target: float) -> list[dict]:
-    """One row per run; speedups are against the baseline run (>1 = faster)."""
-    measures = {run.id: comparison.measure(run.epochs, target) for run in runs}
+    """One row per run; speedups are against the baseline run (>1 = faster).
+
+    The speedup is the ratio of images/s, its basis in "Speedup from"; a time-to-target
+    speedup across different training data or batch sizes reads "not comparable".
+    """
+    measures = {run.id: comparison.describe(run.epochs, run.meta, run.start, target) for run in runs}
     base = measures.get(baseline_id)
+    basis = comparison.rate_basis(list(measures.values()))
     rows = []
     for run in runs:
         m = measures[run.id]
-        speed = comparison.speedup(base, m) if base else {"steady_epoch": None, "time_to_target": None}
+        speed = comparison.speedup(base, m, base["protocol"], m["protocol"]) if base else None
+        if speed and speed["basis"] != basis:  # the whole table uses one basis
+            speed["images_per_s"] = comparison.ratio(m[comparison.RATE_BASES[basis]],
+                                                     base[comparison.RATE_BASES[basis]])
         reached = ("not reached" if m["time_to_target_s"] is None
                    else f"{m['time_to_target_s']:,.2f} s (epoch {m['time_to_target_epoch']})")
         best = m["best_val_accuracy"]
@@ -31,14 +39,45 @@ def comparison_rows(runs: list[RunSeries], baseline_id: str | None, target: floa
             "Run": run.label,
             "Epochs": m["epochs_done"],
             "Steady epoch": number(m["steady_epoch_s"], ",.2f", " s"),
-            "Samples/s": number(m["steady_samples_per_s"], ",.0f"),
-            "Speedup": number(speed["steady_epoch"], ".2f", "×"),
+            "Images/s (training)": number(m["train_images_per_s"], ",.0f"),
+            "Images/s (epoch, eval incl.)": number(m["epoch_images_per_s"], ",.0f"),
+            "Speedup": number(speed and speed["images_per_s"], ".2f", "×"),
+            "Speedup from": SPEEDUP_FROM[basis],
             f"Time to {target:.2%}": reached,
-            "Time-to-target speedup": number(speed["time_to_target"], ".2f", "×"),
+            "Time-to-target speedup": time_to_target_cell(speed),
+            "GFLOP/s": number(m["achieved_flops_per_s"] and m["achieved_flops_per_s"] / 1e9, ",.1f"),
+            "Utilisation": utilisation_cell(m),
             "Total": number(m["total_s"], ",.2f", " s"),
             "Best val acc": MISSING if best is None else f"{best:.4f} (epoch {m['best_epoch']})",
         })
     return rows
+
+
+SPEEDUP_FROM = {"training": "training images/s", "epoch": "epoch images/s (eval incl.)"}
+
+
+def time_to_target_cell(speed: dict | None) -> str:
+    if speed and speed["time_to_target_note"]:
+        return f"not comparable ({speed['time_to_target_note']})"
+    return number(speed and speed["time_to_target"], ".2f", "×")
+
+
+def utilisation_cell(m: dict) -> str:
+    """Utilisation of the measured peak; else of the datasheet peak, labelled; else "—"."""
+    if m["utilisation"] is not None:
+        if flops.impossible(m["utilisation"]):
+            return f"{m['utilisation']:.1%} ({flops.ABOVE_PEAK}); whole epoch {m['epoch_utilisation']:.1%}"
+        return f"{m['utilisation']:.1%}"
+    if m["datasheet_utilisation"] is not None:
+        return f"{m['datasheet_utilisation']:.1%} of datasheet"
+    return MISSING
+
+
+def protocol_caption(runs: list[RunSeries], baseline_id: str | None) -> str | None:
+    """The Compare table's one line on protocol differences (baseline first), or None."""
+    ordered = sorted(runs, key=lambda run: run.id != baseline_id)
+    return comparison.protocol_note([(run.meta.get("name") or run.id,
+                                      comparison.protocol(run.meta, run.start)) for run in ordered])
 
 
 def epochs_frame(runs: list[RunSeries]) -> pd.DataFrame:

@@ -8,15 +8,16 @@
     import   turn a log from elsewhere (a text log, TensorBoard events) into read-only runs
     import-runs  add run folders made on another machine (.tgz or folder), ids kept
     export   a run's per-epoch table as CSV or JSON; runs and groups to MLflow (--mlflow URI)
-    compare  steady-state speed, time to target and speedup of two runs, or of groups
+    compare  steady-state images/s, time to target, utilisation and speedup of two runs, or of groups
     sweep    queue the product of comma lists of settings, with repeats, as one group
     report   one self-contained HTML file of runs or groups, charts included
     doctor   can every installed backend use every device here? (exit 1 names what is wrong)
     probe    what one backend sees: devices, GPUs, CUDA build (doctor and the dashboard ask it)
+    peak     the device's measured peak FLOP/s (a matrix product in one backend), cached per machine
     work, remote-work, follow   (internal) a detached worker, a Ray job's worker, its follower
 
 Exit codes: 0 success, 1 failure, 2 bad arguments or unknown run.
-A framework is imported only by `work`, `remote-work` and `probe`, each its own process.
+A framework is imported only by `work`, `remote-work`, `probe` and `peak`, each its own process.
 `--verbose` on any command shows the debug log: what was skipped and why.
 
 The package: parser.py builds the options from RunConfig; runs.py, groups.py,
@@ -42,7 +43,7 @@ COMMANDS = {"run": runs.cmd_run, "work": runs.cmd_work, "remote-work": runs.cmd_
             "import": imports.cmd_import, "import-runs": imports.cmd_import_runs,
             "export": analysis.cmd_export, "compare": analysis.cmd_compare,
             "report": analysis.cmd_report, "sweep": groups.cmd_sweep,
-            "doctor": system.cmd_doctor, "probe": system.cmd_probe}
+            "doctor": system.cmd_doctor, "probe": system.cmd_probe, "peak": system.cmd_peak}
 # These also clear a crashed writer's debris.
 WRITING_COMMANDS = ("run", "import", "import-runs", "delete", "sweep")
 

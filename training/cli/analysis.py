@@ -1,6 +1,6 @@
 """`compare`, `export` and `report`: the Definitions' numbers on the terminal and in files.
 
-    compare A B        two runs: steady state, samples/s, time to target, speedup
+    compare A B        two runs: steady state, images/s, time to target, FLOP/s and utilisation, speedup
     compare ID...      run and group ids: n, median, min, max, olympic mean per cell
     export RUN         the per-epoch table as CSV or JSON; RUN|GROUP --mlflow URI: to MLflow (cli/exports.py)
     report ID... -o    one self-contained HTML file (training/analysis/report.py)
@@ -12,7 +12,7 @@ import csv
 import json
 import sys
 
-from training.analysis import comparison, groups, stats
+from training.analysis import comparison, flops, groups, stats
 from training.analysis.display import number, spread_sentence
 from training.config import ConfigError
 from training.store import Run, RunStore
@@ -49,10 +49,50 @@ def compare_runs(store: RunStore, run_a: str, run_b: str, target: float) -> dict
     check_target(target)
     entries = []
     for run in (store.open(run_a), store.open(run_b)):
+        log = run.log().check()
         entries.append({"id": run.id, "name": run.meta.get("name"), "device": run.meta.get("device"),
-                        "engine": run.meta.get("engine"),
-                        **comparison.measure(run.log().check().epochs, target)})
-    return {"runs": entries, "target": target, "speedup": comparison.speedup(*entries)}
+                        "engine": run.meta.get("engine"), "backend": run.meta.get("backend"),
+                        **comparison.describe(log.epochs, run.meta, log.start, target)})
+    a, b = entries
+    return {"runs": entries, "target": target,
+            "speedup": comparison.speedup(a, b, a["protocol"], b["protocol"]),
+            "protocol_note": comparison.protocol_note([("A", a["protocol"]), ("B", b["protocol"])])}
+
+
+def flop_rate(value: float | None) -> str:
+    return number(None if value is None else value / 1e9, ",.1f", " GFLOP/s")
+
+
+def efficiency_lines(run: dict) -> str:
+    """The FLOPs, achieved FLOP/s, peak and utilisation lines of one run, for the terminal."""
+    if run["flops_per_train_image"] is None:
+        why = run["flops_error"] or "the log has no model layers"
+        return f"   FLOPs per image      unknown ({why})"
+    sheet = ""
+    if run["datasheet_peak_flops_per_s"]:
+        sheet = (f"; datasheet {flop_rate(run['datasheet_peak_flops_per_s'])}, "
+                 f"{number(run['datasheet_utilisation'], '.2%')} of it")
+    return (f"   FLOPs per image      {run['flops_per_train_image'] / 1e6:.2f} M trained, "
+            f"{run['flops_per_eval_image'] / 1e6:.2f} M evaluated\n"
+            f"   achieved             {flop_rate(run['achieved_train_flops_per_s'])} training, "
+            f"{flop_rate(run['achieved_epoch_flops_per_s'])} whole epoch\n"
+            f"   utilisation          {utilisation_text(run)}{sheet}")
+
+
+def utilisation_text(run: dict) -> str:
+    if run["peak_flops_per_s"] is None:
+        return "unknown: no measured peak in the log"
+    text = f"{number(run['utilisation'], '.2%')} of the measured peak {flop_rate(run['peak_flops_per_s'])}"
+    if flops.impossible(run["utilisation"]):
+        text += f" ({flops.ABOVE_PEAK}); whole epoch {number(run['epoch_utilisation'], '.2%')}"
+    return text
+
+
+def speedup_sentence(speed: dict, over: str = "B over A") -> str:
+    ttt = (f"not comparable ({speed['time_to_target_note']})" if speed["time_to_target_note"]
+           else number(speed["time_to_target"], ".2f", "x"))
+    return (f"speedup of {over}: {number(speed['images_per_s'], '.2f', 'x')} in "
+            f"{comparison.RATE_LABELS[speed['basis']]}; time to target {ttt}")
 
 
 def cmd_compare(store: RunStore, args) -> int:
@@ -67,14 +107,16 @@ def cmd_compare(store: RunStore, args) -> int:
                    f"{run['time_to_target_s']:.2f} s (epoch {run['time_to_target_epoch']})")
         print(f"{label}: {run['name']} [{run['id']}]\n"
               f"   steady-state epoch   {number(run['steady_epoch_s'], '.2f', ' s')}\n"
-              f"   samples/s            {number(run['steady_samples_per_s'], ',.0f')}\n"
+              f"   images/s             {number(run['train_images_per_s'], ',.0f')} training, "
+              f"{number(run['epoch_images_per_s'], ',.0f')} per epoch second (evaluation included)\n"
               f"   time to {args.target:.2%}     {reached}\n"
               f"   best val accuracy    {number(run['best_val_accuracy'], '.4f')} "
               f"(epoch {run['best_epoch']})\n"
-              f"   total                {number(run['total_s'], '.2f', ' s')}")
-    speed = result["speedup"]
-    print(f"speedup of B over A: {number(speed['steady_epoch'], '.2f', 'x')} steady-state epoch, "
-          f"{number(speed['time_to_target'], '.2f', 'x')} time to target")
+              f"   total                {number(run['total_s'], '.2f', ' s')}\n"
+              f"{efficiency_lines(run)}")
+    if result["protocol_note"]:
+        print(result["protocol_note"])
+    print(speedup_sentence(result["speedup"]))
     return 0
 
 
@@ -86,24 +128,40 @@ def describe_cells(store: RunStore, ids: list[str], target: float) -> list[dict]
             meta = cell[0].meta
             config = meta.get("config") or {}
             logs = [run.log(system=True).check() for run in cell]  # a newer format is refused, not misread
+            contexts = [(run.meta, log.start) for run, log in zip(cell, logs)]
             entries.append({
                 "id": item, "name": cell[0].name, "group": meta.get("group"),
                 "device": meta.get("device"), "backend": meta.get("backend"),
                 "batch_size": config.get("batch_size"), "threads": config.get("threads"),
                 "precision": config.get("precision"), "runs": [run.id for run in cell],
-                **stats.summarize_runs([(log.epochs, log.system) for log in logs], target)})
+                **stats.summarize_runs([(log.epochs, log.system) for log in logs], target, contexts)})
     return entries
 
 
 def compare_groups(store: RunStore, ids: list[str], target: float) -> dict:
-    """Statistics of every cell, and the speedup of each over the first (B over A = A / B)."""
+    """Statistics of every cell, and the speedup of each over the first (images/s, B / A)."""
     check_target(target)
     entries = describe_cells(store, ids, target)
-    speedups = [{"a": entries[0]["runs"], "b": entry["runs"],
-                 "steady_epoch": stats.speedup(entries[0], entry, "steady_epoch_s"),
-                 "time_to_target": stats.speedup(entries[0], entry, "time_to_target_s")}
-                for entry in entries[1:]]
-    return stats.public({"target": target, "groups": entries, "speedups": speedups})
+    speedups, basis = [], stats.rate_basis(entries)
+    for entry in entries[1:]:
+        note = comparison.time_to_target_blocker(entries[0]["protocol"], entry["protocol"])
+        ttt = None if note else stats.speedup(entries[0], entry, "time_to_target_s")
+        speedups.append({"a": entries[0]["runs"], "b": entry["runs"],
+                         "images_per_s": stats.rate_speedup(entries[0], entry, basis), "time_to_target": ttt,
+                         "time_to_target_note": note})
+    note = comparison.protocol_note([(_letter(i), e["protocol"]) for i, e in enumerate(entries)])
+    return stats.public({"target": target, "groups": entries, "speedups": speedups, "protocol_note": note})
+
+
+def group_utilisation(entry: dict) -> str:
+    if entry["peak_flops_per_s"]["median"] is None:
+        return "unknown: no measured peak in the logs"
+    return (f"{spread_sentence(entry['utilisation'], '.2%')} of the measured peak "
+            f"{flop_rate(entry['peak_flops_per_s']['median'])}")
+
+
+def _giga(values: dict) -> dict:
+    return {k: None if v is None else v / 1e9 for k, v in values.items()}
 
 
 def _letter(index: int) -> str:
@@ -120,16 +178,25 @@ def cmd_compare_groups(store: RunStore, args) -> int:
         reached = "not reached by any run" if ttt["min"] is None else spread_sentence(ttt, ",.2f", " s")
         print(f"{_letter(index)}: {entry['name']} [{entry['id']}] n={entry['n']}\n"
               f"   steady-state epoch   {spread_sentence(entry['steady_epoch_s'], ',.2f', ' s')}\n"
-              f"   samples/s            {spread_sentence(entry['steady_samples_per_s'], ',.0f')}\n"
+              f"   training images/s    {spread_sentence(entry['train_images_per_s'], ',.0f')}\n"
+              f"   epoch images/s       {spread_sentence(entry['epoch_images_per_s'], ',.0f')} "
+              "(evaluation included)\n"
               f"   time to {args.target:.2%}     {reached}; {entry['not_reached']} of {entry['n']} "
               "did not reach it\n"
-              f"   cores kept busy      {spread_sentence(entry['cores_busy'], '.2f')}")
+              f"   cores kept busy      {spread_sentence(entry['cores_busy'], '.2f')}\n"
+              f"   achieved             {spread_sentence(_giga(entry['achieved_flops_per_s']), ',.1f')} "
+              "GFLOP/s\n"
+              f"   utilisation          {group_utilisation(entry)}")
+    if result["protocol_note"]:
+        print(result["protocol_note"])
     for index, speed in enumerate(result["speedups"], start=1):
-        epoch, ttt = speed["steady_epoch"], speed["time_to_target"]
+        rate, ttt = speed["images_per_s"], speed["time_to_target"]
+        ttt_text = (f"not comparable ({speed['time_to_target_note']})" if speed["time_to_target_note"]
+                    else number(ttt["median"], ".2f", "x"))
         print(f"speedup of {_letter(index)} over A: "
-              f"{number(epoch['median'], '.2f', 'x')} steady-state epoch "
-              f"(range {number(epoch['low'], '.2f')}-{number(epoch['high'], '.2f', 'x')}), "
-              f"{number(ttt['median'], '.2f', 'x')} time to target")
+              f"{number(rate['median'], '.2f', 'x')} in {comparison.RATE_LABELS[rate['basis']]} "
+              f"(range {number(rate['low'], '.2f')}-{number(rate['high'], '.2f', 'x')}); "
+              f"time to target {ttt_text}")
     return 0
 
 

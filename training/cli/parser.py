@@ -12,7 +12,16 @@ import argparse
 import dataclasses
 
 from training.analysis.comparison import DEFAULT_TARGET
-from training.config import BACKENDS, MAX_REPEATS, SWEEP_FIELDS, ConfigError, RunConfig, make_config
+from training.config import (
+    BACKENDS,
+    DEVICES,
+    MAX_REPEATS,
+    PRECISIONS,
+    SWEEP_FIELDS,
+    ConfigError,
+    RunConfig,
+    make_config,
+)
 from training.exports.mlflow import EXPERIMENT
 from training.launch import Launcher, launcher_for
 from training.launch.local import STOP_GRACE_S
@@ -244,5 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     probing.add_argument("backend", choices=BACKENDS)
     probing.add_argument("--json", action="store_true")
     add_common(probing)
+
+    peaking = commands.add_parser("peak", help="measure the device's peak FLOP/s (a matrix product; imports "
+                                               "the backend) and keep it in the cache")
+    peaking.add_argument("--backend", choices=BACKENDS, default="tensorflow")
+    peaking.add_argument("--device", choices=DEVICES, default="cpu")
+    peaking.add_argument("--precision", choices=PRECISIONS, default="float32")
+    peaking.add_argument("--json", action="store_true")
+    add_common(peaking)
     return parser
 

@@ -45,6 +45,37 @@ REFERENCE_RUNS = {  # parsed-log heading -> (run id, display name)
     "Keras CPU": ("ref-keras-cpu", "Keras CPU (published)"),
     "Tensorflow GPU": ("ref-tensorflow-gpu", "TensorFlow GPU (published)"),
 }
+# What the published runs' start records add (log format 3): the experiment's protocol
+# (the RunConfig defaults reproduce it), its 10,000 test images ("validate on 10000
+# samples" in the Keras log), the GPU of the TensorFlow run, and the network's layers as
+# the worker describes them (`training.worker.model.describe_layers`; a test checks they
+# agree), from which `training.analysis.flops` counts FLOPs per image.
+PUBLISHED_PROTOCOL = {"batch_size": 128, "lr": 0.05, "momentum": 0.9, "precision": "float32"}
+PUBLISHED_TEST_SAMPLES = 10_000
+PUBLISHED_GPU = "NVIDIA GeForce GTX 1080"
+
+
+def _conv(shape_in, shape_out):
+    return {"class": "Conv2D", "input": shape_in, "output": shape_out, "kernel": [5, 5], "bias": True,
+            "activation": "linear"}
+
+
+def _same(kind, shape, **extra):
+    return {"class": kind, "input": shape, "output": shape, **extra}
+
+
+PUBLISHED_LAYERS = [
+    _conv([28, 28, 1], [24, 24, 24]), _same("BatchNormalization", [24, 24, 24]),
+    _same("Activation", [24, 24, 24], activation="relu"),
+    {"class": "MaxPooling2D", "input": [24, 24, 24], "output": [12, 12, 24], "pool": [2, 2]},
+    _conv([12, 12, 24], [8, 8, 48]), _same("BatchNormalization", [8, 8, 48]),
+    _same("Activation", [8, 8, 48], activation="relu"),
+    {"class": "MaxPooling2D", "input": [8, 8, 48], "output": [4, 4, 48], "pool": [2, 2]},
+    {"class": "Flatten", "input": [4, 4, 48], "output": [768]},
+    {"class": "Dense", "input": [768], "output": [512], "bias": True, "activation": "linear"},
+    _same("BatchNormalization", [512]), _same("Activation", [512], activation="relu"),
+    {"class": "Dense", "input": [512], "output": [10], "bias": True, "activation": "softmax"},
+]
 MAX_IMPORT_BYTES = 20 * 2**20
 MAX_SAMPLES = 10**9  # training images per epoch an imported log may claim
 MAX_ZIP_ENTRIES = 10_000  # files in an uploaded zip, event files or not
@@ -55,10 +86,10 @@ def _engine_of(log: ParsedLog) -> str:
     return log.engine or ("loop" if log.format == TENSORFLOW_LOOP else "fit")
 
 
-def _log_bytes(log: ParsedLog, origin: str) -> bytes:
+def _log_bytes(log: ParsedLog, origin: str, start_extra: dict | None = None) -> bytes:
     """start, a warning per import note, the epochs, end; times where the log gives them."""
     start = {"type": "start", "imported": True, "format": log.format, "origin": origin,
-             "train_samples": log.samples}
+             "train_samples": log.samples, **(start_extra or {})}
     end = {"type": "end", "status": FINISHED, "error": None}
     if log.started is not None:
         start["time"] = log.started
@@ -69,7 +100,8 @@ def _log_bytes(log: ParsedLog, origin: str) -> bytes:
 
 
 def write_log(store: RunStore, log: ParsedLog, name: str, device: str | None, origin: str,
-              source: str = "imported", run_id: str | None = None, **extra) -> str:
+              source: str = "imported", run_id: str | None = None, start_extra: dict | None = None,
+              **extra) -> str:
     meta = {**extra,
         "name": name, "source": source, "origin": origin, "format": log.format,
         "device": device or guess_device(name) or guess_device(log.name),
@@ -77,7 +109,8 @@ def write_log(store: RunStore, log: ParsedLog, name: str, device: str | None, or
         "backend": "tensorflow" if log.format in (KERAS_CONSOLE, TENSORFLOW_LOOP) else None,
         "epochs": len(log.epochs), "train_samples": log.samples, "config": None,
     }
-    return store.create(meta, FINISHED, files={METRICS_FILE: _log_bytes(log, origin)}, run_id=run_id).id
+    files = {METRICS_FILE: _log_bytes(log, origin, start_extra)}
+    return store.create(meta, FINISHED, files=files, run_id=run_id).id
 
 
 def check_samples(samples) -> None:
@@ -252,9 +285,15 @@ def build_reference_runs(root: Path) -> list[str]:
     """
     logs = reference_logs()
     store = RunStore(root)
-    return [write_log(store, logs[heading], name, None, REFERENCE_TEXT.name, source="reference",
-                      run_id=run_id, created=None)
-            for heading, (run_id, name) in REFERENCE_RUNS.items()]
+    ids = []
+    for heading, (run_id, name) in REFERENCE_RUNS.items():
+        start = {"test_samples": PUBLISHED_TEST_SAMPLES, "protocol": PUBLISHED_PROTOCOL,
+                 "layers": PUBLISHED_LAYERS}
+        if guess_device(name) == "gpu":
+            start["hardware"] = {"gpu_names": [PUBLISHED_GPU]}
+        ids.append(write_log(store, logs[heading], name, None, REFERENCE_TEXT.name, source="reference",
+                             run_id=run_id, created=None, start_extra=start))
+    return ids
 
 
 if __name__ == "__main__":  # rebuild training/store/builtin/ from the published text

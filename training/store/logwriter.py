@@ -19,8 +19,9 @@ from pathlib import Path
 from training.store.layout import END_SCAN_BYTES
 
 # Version of the log format (docs/log-format.md). Every start record carries it;
-# readers refuse a newer one rather than guess. 1: no version field; 2: the field.
-FORMAT_VERSION = 2
+# readers refuse a newer one rather than guess. 1: no version field; 2: the field;
+# 3: the start record's `layers` and `peak` (what FLOPs and utilisation come from).
+FORMAT_VERSION = 3
 log = logging.getLogger(__name__)
 
 

@@ -55,3 +55,25 @@ def count_params(model: keras.Model) -> dict[str, int]:
     trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
     non_trainable = sum(math.prod(w.shape) for w in model.non_trainable_weights)
     return {"total": trainable + non_trainable, "trainable": trainable, "non_trainable": non_trainable}
+
+
+def describe_layers(model: keras.Model) -> list[dict]:
+    """Each layer's class and shapes (per image, batch axis dropped), for the start record.
+
+    What `training.analysis.flops` counts FLOPs from: kernel size and bias of a
+    convolution or dense layer, pool size of a pooling layer, and the activation.
+    """
+    described = []
+    for layer in model.layers:
+        entry = {"class": type(layer).__name__, "input": [int(d) for d in layer.input.shape[1:]],
+                 "output": [int(d) for d in layer.output.shape[1:]]}
+        if hasattr(layer, "kernel_size"):
+            entry["kernel"] = [int(k) for k in layer.kernel_size]
+        if hasattr(layer, "pool_size"):
+            entry["pool"] = [int(k) for k in layer.pool_size]
+        if hasattr(layer, "use_bias"):
+            entry["bias"] = bool(layer.use_bias)
+        if getattr(layer, "activation", None) is not None:
+            entry["activation"] = layer.activation.__name__
+        described.append(entry)
+    return described

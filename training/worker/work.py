@@ -4,8 +4,9 @@
   1. record its (pid, start time), catch SIGTERM/SIGINT as "stop after this batch";
   2. wait for its turn in the run queue (unless the run is concurrent);
   3. pin the device and pick the Keras backend *before* importing Keras;
-  4. load MNIST, build the published CNN, train with `fit` or a custom loop;
-  5. append start / progress / epoch / end records to metrics.jsonl.
+  4. find the device's peak FLOP/s (cached per machine, else measured: worker/peak.py);
+  5. load MNIST, build the published CNN, train with `fit` or a custom loop;
+  6. append start / progress / epoch / end records to metrics.jsonl.
 
 Exit codes: 0 finished or stopped on request, 1 failed.
 """
@@ -32,6 +33,7 @@ from training.worker.engines import (
     train_fit,
     train_loop,
 )
+from training.worker.peak import peak_for
 
 
 def train(config: RunConfig, run: Run, writer: LogWriter, stop: StopFlag, echo: bool = False) -> None:
@@ -40,10 +42,12 @@ def train(config: RunConfig, run: Run, writer: LogWriter, stop: StopFlag, echo: 
     backend_version, gpu_names = backend_devices(config.backend)
     check_device(config, gpu_names)
     stop.check()
+    peak = peak_for(config)  # cached, else a few seconds now: before the start record and its clocks
+    stop.check()
 
     import keras
 
-    from training.worker.model import build_model, count_params, make_optimizer
+    from training.worker.model import build_model, count_params, describe_layers, make_optimizer
 
     keras.utils.set_random_seed(config.seed)
     keras.mixed_precision.set_dtype_policy(config.precision)
@@ -61,6 +65,7 @@ def train(config: RunConfig, run: Run, writer: LogWriter, stop: StopFlag, echo: 
                      "gpu_names": gpu_names if config.device == "gpu" else []},
         "versions": versions(config, backend_version),
         "params": count_params(model),
+        "layers": describe_layers(model), "peak": peak,
         "train_samples": len(data[0]), "test_samples": len(data[2]),
         "batches_per_epoch": config.batches_per_epoch,
         "jit_compile": model.jit_compile if config.engine == "fit" else JIT_FLAGS[config.jit],
