@@ -19,6 +19,7 @@ the picture, and tests/test_layout.py enforces it):
         comparison.py    steady state, time to target, speedup, cores kept busy (the Definitions)
         stats.py, energy.py, display.py, groups.py, listing.py, series.py
         figures.py, grouping.py, scaling.py, tables.py, report.py
+        timesplit.py     where the time goes: steps, first-step wait, evaluation, the rest
     imports/         runs trained elsewhere: log parsers, and the run folders made from them
     system/          the machine: hardware, nvml (one session), power (RAPL), gpucheck, doctor
     store/           disk is the truth: RunStore and Run (runs.py), state, space, debris, layout,
@@ -28,6 +29,7 @@ the picture, and tests/test_layout.py enforces it):
         device.py        pin the device before Keras is imported; ask the backend for GPUs and its build
         probe.py         `probe BACKEND`: its devices, GPUs and CUDA build, in a short subprocess
         engines.py       EpochClock and the two engines, Keras `fit` and a TensorFlow loop
+        profiler.py      --profile-steps: the backend's own profiler, its trace in the run folder
         model.py, mnist.py, sampler.py (CPU/GPU samples about once a second)
     config.py        RunConfig: every setting, its range and help, validated in one place
 """

@@ -26,6 +26,9 @@ MAX_SEED = 2**31 - 1
 MAX_NAME_LENGTH = 100
 MAX_THREADS = 256  # more than any single machine this runs on; a typo like 1000 is refused
 MAX_REPEATS = 50  # runs of one configuration in a group
+MAX_PROFILE_STEPS = 200  # a trace of more steps is large and slow to write, and shows nothing new
+PROFILE_EPOCH = 2  # --profile-steps records in this epoch: the first after warm-up
+PROFILE_FIRST_BATCH = 1  # ...from its second batch (0-based 1): the first waits for the input pipeline
 SWEEP_FIELDS = ("device", "backend", "batch_size", "precision", "threads")  # what a sweep may vary
 
 
@@ -91,6 +94,10 @@ class RunConfig:
                                flag="--concurrent")
     system_metrics: bool = setting(True, "do not sample CPU/GPU about once a second",
                                    flag="--no-system-metrics")
+    profile_steps: int | None = setting(None, f"record N training steps of epoch {PROFILE_EPOCH} with the "
+                                        "backend's own profiler into the run's profile/ folder "
+                                        "(default: no profile); that epoch leaves the steady state",
+                                        low=1, high=MAX_PROFILE_STEPS)
 
     @property
     def train_samples(self) -> int:
@@ -159,6 +166,18 @@ def _check_field(spec: dataclasses.Field, value, config: RunConfig) -> None:
         raise ConfigError(spec.name, f"must be true or false, got {value!r}")
 
 
+def _check_profile(config: RunConfig) -> None:
+    """--profile-steps N fits in epoch PROFILE_EPOCH, after its first batch."""
+    if config.epochs < PROFILE_EPOCH:
+        raise ConfigError("profile_steps", f"needs --epochs {PROFILE_EPOCH} or more: the profile is taken "
+                          f"in epoch {PROFILE_EPOCH}, after epoch 1's warm-up (tracing, compilation)")
+    room = config.batches_per_epoch - PROFILE_FIRST_BATCH
+    if config.profile_steps > room:
+        raise ConfigError("profile_steps", f"must be at most {room}: an epoch has {config.batches_per_epoch} "
+                          "batches and the first is not profiled (it waits for the input pipeline), "
+                          f"got {config.profile_steps}")
+
+
 def validate(config: RunConfig) -> None:
     """Check every field against its rules; the first bad one raises `ConfigError`."""
     for spec in dataclasses.fields(config):
@@ -169,6 +188,8 @@ def validate(config: RunConfig) -> None:
     if config.engine == "loop" and config.backend != "tensorflow":
         raise ConfigError("engine", "loop is a TensorFlow custom loop; use --engine fit with "
                           f"--backend {config.backend}")
+    if config.profile_steps:
+        _check_profile(config)
     if not isinstance(config.name, str) or len(config.name) > MAX_NAME_LENGTH:
         raise ConfigError("name", f"must be text of at most {MAX_NAME_LENGTH} characters")
     if any(not ch.isprintable() for ch in config.name):

@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 
 # Version of the log format (docs/log-format.md). Every start record carries it;
-# readers refuse a newer one rather than guess. 1: no version field; 2: the field.
-FORMAT_VERSION = 2
+# readers refuse a newer one rather than guess. 1: no version field; 2: the field;
+# 3: new epoch fields (where the time goes, the profiled epoch), older logs read as before.
+FORMAT_VERSION = 3
 log = logging.getLogger(__name__)
 
 
