@@ -1,0 +1,75 @@
+"""What timing "where the time goes" costs, measured directly.
+
+The split (docs/log-format.md) adds to each epoch of the published run (469 batches of
+128, ~10 s here):
+  - per batch: one `list.append` of the hook's `perf_counter` (the read itself was there
+    already, for the progress records);
+  - per epoch: `EpochClock.split` over the 469 times (a median), and one sync at the end
+    of the training pass, a read of the metrics as numbers (timed here on TensorFlow's CPU
+    backend: a Keras metric's `float(result())`, the loop engine's sync).
+It prints each piece and their sum as a share of a 10 s epoch.
+Run: .venv/bin/python bench/time_split_cost.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from training.config import make_config  # noqa: E402
+from training.store.logwriter import LogWriter  # noqa: E402
+from training.worker.engines import EpochClock, StopFlag  # noqa: E402
+
+BATCHES, EPOCH_S = 469, 10.0
+
+
+def per_call(fn, repeat: int) -> float:
+    started = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - started) / repeat
+
+
+def metrics_read_s(repeat: int = 2_000) -> float:
+    """One end-of-pass sync: a Keras metric read as a number, TensorFlow on the CPU."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+    import keras
+    loss = keras.metrics.Mean()
+    loss.update_state(0.25)
+    float(loss.result())
+    return per_call(lambda: float(loss.result()), repeat)
+
+
+def main() -> None:
+    config = make_config()
+    metrics = {"loss": 0.0123, "accuracy": 0.9961}
+    with tempfile.TemporaryDirectory() as tmp, LogWriter(Path(tmp) / "m.jsonl") as writer:
+        clock = EpochClock(writer, config, StopFlag())
+        clock.begin_training()
+        clock.begin_epoch()
+        clock.next_progress = float("inf")  # only the per-batch path, no progress record
+        hook = per_call(lambda: clock.batch(1, 5, lambda: metrics), 200_000)
+        starts: list[float] = []
+        append = per_call(lambda: starts.append(time.perf_counter()), 200_000)
+        clock.batch_starts = [i * 0.02 for i in range(BATCHES)]
+        clock.epoch_t0 = -0.5
+        split = per_call(lambda: clock.split(BATCHES * 0.02), 2_000)
+    sync = metrics_read_s()
+    per_epoch = BATCHES * append + split + sync
+    print(f"per-batch hook, all of it      {hook * 1e6:8.3f} us  x {BATCHES} (most of it was there before)")
+    print(f"  of which the new append     <={append * 1e6:7.3f} us  x {BATCHES} (append + perf_counter)")
+    print(f"split at the epoch's end       {split * 1e6:8.1f} us  x 1 (median of {BATCHES} intervals)")
+    print(f"end-of-pass sync (TF metric)   {sync * 1e6:8.1f} us  x 1")
+    print(f"timing the split per epoch     {per_epoch * 1e3:8.3f} ms = {per_epoch / EPOCH_S:.4%} "
+          f"of a {EPOCH_S:.0f} s epoch")
+
+
+if __name__ == "__main__":
+    main()
