@@ -269,3 +269,12 @@ def test_the_report_carries_the_stacked_bar(series):
     assert "Where the time goes: steady-state epoch" in page
     assert timesplit.NOT_RECORDED in page
     assert "<dt><b>Where the time goes</b></dt>" in page
+
+
+def test_a_ray_cluster_refuses_a_profile_it_would_lose():
+    from training.launch.cluster import check_request
+    from training.store import RunError
+
+    with pytest.raises(RunError, match="--profile-steps needs a run on this machine"):
+        check_request("http://127.0.0.1:8265", make_config(profile_steps=5), None, [])
+    check_request("http://127.0.0.1:8265", make_config(), None, [])  # a CPU run without one is fine
