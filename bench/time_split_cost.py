@@ -8,13 +8,17 @@ The split (docs/log-format.md) adds to each epoch of the published run (469 batc
     of the training pass, a read of the metrics as numbers (timed here on TensorFlow's CPU
     backend: a Keras metric's `float(result())`, the loop engine's sync).
 It prints each piece (best of 15 rounds: on a shared machine other tenants only add time)
-and their sum as a share of a 10 s epoch.
-Run: .venv/bin/python bench/time_split_cost.py
+and their sum as a share of a 10 s epoch. `--against COMMIT` also times the per-batch hook
+of that commit's `EpochClock` (read with `git show`) against this one's, interleaved.
+Run: .venv/bin/python bench/time_split_cost.py [--against ae8d1e3]
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,7 +56,39 @@ def metrics_read_s(repeat: int = 200) -> float:
     return per_call(lambda: float(loss.result()), repeat)
 
 
+def hook_against(commit: str) -> None:
+    """The per-batch hook of `commit`'s EpochClock and this one's, interleaved, best of 15 rounds."""
+    root = Path(__file__).resolve().parent.parent
+    source = subprocess.run(["git", "show", f"{commit}:training/worker/engines.py"], cwd=root,
+                            capture_output=True, text=True, check=True).stdout
+    metrics = {"loss": 0.0123, "accuracy": 0.9961}
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "old_engines.py").write_text(source)
+        spec = importlib.util.spec_from_file_location("old_engines", Path(tmp) / "old_engines.py")
+        old = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(old)
+        with LogWriter(Path(tmp) / "m.jsonl") as writer:
+            clocks = {commit: old.EpochClock(writer, make_config(), old.StopFlag()),
+                      "this": EpochClock(writer, make_config(), StopFlag())}
+            best = dict.fromkeys(clocks, float("inf"))
+            for _ in range(15):
+                for name, clock in clocks.items():
+                    clock.begin_training()
+                    clock.begin_epoch()
+                    clock.next_progress = float("inf")
+                    best[name] = min(best[name], per_call(lambda c=clock: c.batch(1, 5, lambda: metrics),
+                                                          BATCHES * 20, rounds=1))
+    for name, seconds in best.items():
+        print(f"per-batch hook, {name:>8}      {seconds * 1e6:8.3f} us")
+    print(f"added per batch               {(best['this'] - best[commit]) * 1e9:8.0f} ns")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--against", help="a commit whose per-batch hook to time against this one's")
+    args = parser.parse_args()
+    if args.against:
+        hook_against(args.against)
     config = make_config()
     metrics = {"loss": 0.0123, "accuracy": 0.9961}
     with tempfile.TemporaryDirectory() as tmp, LogWriter(Path(tmp) / "m.jsonl") as writer:
