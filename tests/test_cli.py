@@ -10,6 +10,7 @@ import pytest
 from conftest import FIXTURES, cli
 
 from training.imports.runs import REFERENCE_TEXT
+from training.store.logwriter import FORMAT_VERSION
 
 
 def test_list_json_has_the_reference_runs_with_every_field(runs_dir):
@@ -130,7 +131,7 @@ def test_a_log_from_a_newer_version_is_refused_with_one_clear_message(runs_dir):
     result = cli("export", run_id, runs_dir=runs_dir)
     assert result.returncode == 1
     assert result.stderr.strip() == ("error: written by a newer version (log format 99; this one reads "
-                                     "up to 2); upgrade")
+                                     f"up to {FORMAT_VERSION}); upgrade")
     assert cli("compare", run_id, "ref-keras-cpu", runs_dir=runs_dir).returncode == 1
     listing = cli("list", runs_dir=runs_dir)
     assert listing.returncode == 0 and "[written by a newer version" in listing.stdout
