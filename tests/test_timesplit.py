@@ -232,6 +232,8 @@ def test_steady_split_is_none_where_it_was_not_recorded():
              {"epoch": 2, "epoch_time_s": 2.0, "train_s": 1.5, "eval_s": 0.5}]
     assert timesplit.steady_split(older) is None
     assert timesplit.steady_split([epoch(1, 1.0)]) is None  # no steady epoch yet
+    assert timesplit.missing_reason([epoch(1, 1.0)]) == timesplit.NOT_YET
+    assert timesplit.missing_reason(older) == timesplit.missing_reason([]) == timesplit.NOT_RECORDED
 
 
 @pytest.fixture
@@ -278,3 +280,9 @@ def test_a_ray_cluster_refuses_a_profile_it_would_lose():
     with pytest.raises(RunError, match="--profile-steps needs a run on this machine"):
         check_request("http://127.0.0.1:8265", make_config(profile_steps=5), None, [])
     check_request("http://127.0.0.1:8265", make_config(), None, [])  # a CPU run without one is fine
+
+
+def test_a_run_with_only_its_first_epoch_says_not_yet_rather_than_not_recorded():
+    runs = [RunSeries("new", "Starting · CPU · fit/tensorflow", "#000", [epoch(1, 9.0)])]
+    [note] = timesplit.make_time_split_figure(runs).layout.annotations
+    assert note.text == timesplit.NOT_YET

@@ -26,6 +26,17 @@ PARTS = (
     ("outside_s", "Outside the steps (progress records, profiler)", "#9ca3af"),
 )
 NOT_RECORDED = "not recorded"
+NOT_YET = "no steady epoch yet"  # recorded, but only epoch 1 (or a profiled one) so far
+
+
+def recorded(epoch: dict) -> bool:
+    """Whether an epoch record carries the whole split (log format 3, written by the worker)."""
+    return all(epoch.get(key) is not None for key, _, _ in PARTS) and epoch.get("epoch_time_s") is not None
+
+
+def missing_reason(epochs: list[dict]) -> str:
+    """What a run without a steady split shows instead of a bar."""
+    return NOT_YET if any(recorded(e) for e in epochs) else NOT_RECORDED
 
 
 def steady_split(epochs: list[dict]) -> dict | None:
@@ -36,13 +47,12 @@ def steady_split(epochs: list[dict]) -> dict | None:
     same epochs, and `epochs`, how many there were. Medians of the parts need
     not add up to the median of their sums; with one steady epoch they do.
     """
-    recorded = [e for e in comparison.steady_epochs(epochs)
-                if all(e.get(key) is not None for key, _, _ in PARTS) and e.get("epoch_time_s") is not None]
-    if not recorded:
+    steady = [e for e in comparison.steady_epochs(epochs) if recorded(e)]
+    if not steady:
         return None
-    split = {key: float(statistics.median(e[key] for e in recorded)) for key, _, _ in PARTS}
-    split["epoch_time_s"] = float(statistics.median(e["epoch_time_s"] for e in recorded))
-    split["epochs"] = len(recorded)
+    split = {key: float(statistics.median(e[key] for e in steady)) for key, _, _ in PARTS}
+    split["epoch_time_s"] = float(statistics.median(e["epoch_time_s"] for e in steady))
+    split["epochs"] = len(steady)
     return split
 
 
@@ -58,7 +68,8 @@ def make_time_split_figure(runs: list[RunSeries]) -> go.Figure:
     """One horizontal stacked bar per run: its steady-state parts, in seconds.
 
     A diamond marks each run's median epoch time. A run without the split gets
-    a row that says "not recorded", so its absence is not read as zero time.
+    a row that says "not recorded" (or "no steady epoch yet" while only epoch 1
+    is in), so its absence is not read as zero time.
     """
     splits = [(run, steady_split(run.epochs)) for run in runs]
     labels = row_labels(runs)
@@ -74,10 +85,10 @@ def make_time_split_figure(runs: list[RunSeries]) -> go.Figure:
         name="Median epoch time", mode="markers", meta="epoch_time_s",
         marker={"symbol": "diamond", "color": "#111827", "size": 9},
         hovertemplate="%{y}<br>median epoch: %{x:.3f} s<extra></extra>"))
-    for label, (_, split) in zip(labels, splits):
+    for label, (run, split) in zip(labels, splits):
         if split is None:
-            figure.add_annotation(y=label, x=0, xanchor="left", showarrow=False, text=NOT_RECORDED,
-                                  font={"color": MUTED})
+            figure.add_annotation(y=label, x=0, xanchor="left", showarrow=False,
+                                  text=missing_reason(run.epochs), font={"color": MUTED})
     figure.update_layout(
         title="Where the time goes: steady-state epoch, median of each part",
         xaxis_title="Seconds per epoch", barmode="stack", template="plotly_white",
