@@ -24,7 +24,9 @@ import sys
 import pytest
 from conftest import ROOT, TINY, cli, only_run, records
 
-from training.analysis import comparison
+from training.analysis import comparison, timesplit
+from training.analysis.series import load_series
+from training.store import RunStore
 
 STEPS = 5
 SPLIT = ("steps_s", "first_step_wait_s", "eval_s", "outside_s")
@@ -82,6 +84,16 @@ def test_tensorflow_leaves_an_xplane_that_holds_the_profiled_steps(engine, runs_
     filter_grads = sum(n for name, n in space["names"].items()
                        if "published_cnn" in name and "Conv2DBackpropFilter" in name)
     assert filter_grads == 2 * STEPS  # two conv layers, one filter gradient each per step
+    # The stacked bar of this real run: epoch 3 alone is steady (epoch 2 was profiled).
+    store = RunStore(runs_dir)
+    series = load_series([store.open(run_dir.name), store.open("ref-keras-cpu")])
+    figure = timesplit.make_time_split_figure(series)
+    third = records(run_dir, "epoch")[2]
+    assert [bar.x[0] for bar in figure.data if bar.type == "bar"] == [third[k] for k in SPLIT]
+    assert [note.text for note in figure.layout.annotations] == [timesplit.NOT_RECORDED]
+    report = runs_dir.parent / "report.html"
+    assert cli("report", run_dir.name, "ref-keras-cpu", "-o", str(report), runs_dir=runs_dir).returncode == 0
+    assert "Where the time goes: steady-state epoch" in report.read_text()
 
 
 @pytest.mark.slow
