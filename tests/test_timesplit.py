@@ -286,3 +286,17 @@ def test_a_run_with_only_its_first_epoch_says_not_yet_rather_than_not_recorded()
     runs = [RunSeries("new", "Starting · CPU · fit/tensorflow", "#000", [epoch(1, 9.0)])]
     [note] = timesplit.make_time_split_figure(runs).layout.annotations
     assert note.text == timesplit.NOT_YET
+
+
+def test_steady_energy_per_epoch_leaves_the_profiled_epoch_out_too():
+    from training.analysis import energy
+
+    t0 = 1_000_000.0
+    epochs = [{"epoch": n, "epoch_time_s": 10.0, "elapsed_s": 10.0 * n, "time": t0 + 10 * n,
+               "val_accuracy": 0.5, **({"profiled": True} if n == 2 else {})} for n in (1, 2, 3)]
+    # A RAPL counter: 40 W in epochs 1 and 3, 100 W in the profiled epoch 2.
+    def joules(t):
+        return 40 * t if t <= 10 else 400 + 100 * (t - 10) if t <= 20 else 1400 + 40 * (t - 20)
+    system = [{"time": t0 + t, "cpu_energy_j": joules(t)} for t in range(0, 31, 2)]
+    found = energy.run_energy(epochs, system, target=0.99)
+    assert found["cpu"]["joules_per_epoch"] == pytest.approx(400.0)  # epoch 3 only, not 700
