@@ -85,9 +85,11 @@ bench: $(VENV)/.testing
 	$(BIN)/python bench/reader_bench.py
 	$(BIN)/python bench/compare_page_bench.py
 	$(BIN)/python bench/hook_cost.py
+	$(BIN)/python bench/time_split_cost.py
 	$(BIN)/python bench/live_latency_bench.py
 	@echo "needs $(MLFLOW_VENV) (make test builds it): $(BIN)/python bench/mlflow_export_bench.py"
 	@echo "slow (minutes): $(BIN)/python bench/worker_overhead.py --epochs 3 --repeats 2"
+	@echo "slow (minutes): $(BIN)/python bench/time_split.py --epochs 4"
 	@echo "slow (3.6 GB download): $(BIN)/python bench/gpu_requirements.py"
 
 clean:

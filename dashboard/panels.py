@@ -36,6 +36,7 @@ def run_detail(run: Run, status: str) -> None:
     if log.system:
         peaks = system_peaks(log.system)
         st.markdown("**Peaks:** " + " · ".join(f"{SYSTEM_LABELS[k]}: {v:,.1f}" for k, v in peaks.items()))
+    profile_panel(run, log.epochs)
     for warning in log.warnings:
         source = warning.get("source")
         when = "When imported" if source == "import" else f"During training ({source})"
@@ -63,6 +64,32 @@ def run_detail(run: Run, status: str) -> None:
         state.forget(run)
         st.toast(f"Deleted {run.name} ({run.id}).")
         st.rerun()
+
+
+def profile_panel(run: Run, epochs: list[dict]) -> None:
+    """A --profile-steps run's trace files, what the profile cost, and how to open them."""
+    steps = (run.meta.get("config") or {}).get("profile_steps")
+    traces = run.profile_files()
+    if not steps and not traces:
+        return
+    profiled = next((e for e in epochs if e.get("profiled")), None)
+    where = ""
+    if profiled:
+        where = (f" in epoch {profiled['epoch']}, costing {profiled['profile_s']:.2f} s to start, stop and "
+                 "write; that epoch is left out of the steady state")
+    st.markdown(f"**Profile** of {steps} training steps{where}")
+    if not traces:
+        st.caption("No trace yet: it is written when the profiled steps end (see any warning below).")
+        return
+    st.markdown("\n".join(f"- `{path}` ({path.stat().st_size / 2**20:,.1f} MiB)" for path in traces))
+    if any(path.name.endswith(".xplane.pb") for path in traces):
+        st.markdown(f"TensorBoard's profile plugin reads the `.xplane.pb`: `pip install "
+                    f"tensorboard-plugin-profile`, then `tensorboard --logdir {run.profile_dir}` and open "
+                    "its **Profile** tab (trace viewer, op statistics).")
+    if any(path.name.endswith((".json", ".json.gz")) for path in traces):
+        st.markdown("The `.json` / `.json.gz` files are Chrome-format traces: open them at "
+                    "[ui.perfetto.dev](https://ui.perfetto.dev) (**Open trace file**; the trace stays in "
+                    "your browser) or in `chrome://tracing`.")
 
 
 def import_form(store: RunStore) -> None:

@@ -20,6 +20,7 @@ from training.config import (
     JIT_MODES,
     MAX_NAME_LENGTH,
     PRECISIONS,
+    PROFILE_EPOCH,
     ConfigError,
     RunConfig,
     make_config,
@@ -77,12 +78,21 @@ def settings_form() -> tuple[RunConfig | None, ConfigError | None]:
     name = st.text_input("Name (optional)", key="name", max_chars=MAX_NAME_LENGTH)
     concurrent = st.checkbox("Start at once, without waiting for other runs (their timings then "
                              "compete for the same cores)", key="concurrent")
+    profile_col, steps_col = st.columns([2, 1])
+    profile_steps = None
+    if profile_col.checkbox(f"Profile steps of epoch {PROFILE_EPOCH} with the backend's own profiler",
+                            key="profile", help="A trace for TensorBoard's profile plugin or "
+                                                "ui.perfetto.dev, in the run's profile/ folder; that epoch "
+                                                "leaves the steady state. Needs 2 or more epochs."):
+        profile_steps = steps_col.number_input("Steps to profile", value=5, step=1, key="profile_steps")
+        inline["profile_steps"] = steps_col.empty()
     try:
         config = make_config(epochs=_whole(epochs), batch_size=_whole(batch_size), lr=float(lr),
                              engine=engine, backend=backend, precision=precision, jit=jit,
                              steps_per_execution=_whole(steps_per_execution),
                              limit_train=_whole(limit_train), limit_test=_whole(limit_test),
-                             name=name.strip(), concurrent=concurrent, threads=_whole(threads) or None)
+                             name=name.strip(), concurrent=concurrent, threads=_whole(threads) or None,
+                             profile_steps=_whole(profile_steps))
     except ConfigError as error:
         where = inline.get(error.field)
         (where or st).error(f"**{_label(error.field)}** {error.message}")

@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import state
 from training import launch
-from training.analysis import grouping, groups, report, tables
+from training.analysis import grouping, groups, report, tables, timesplit
 from training.analysis.comparison import DEFAULT_TARGET
 from training.analysis.figures import (
     make_epoch_time_figure,
@@ -84,6 +84,7 @@ def live_comparison() -> None:
         grouped_view(series)
         return
     st.dataframe(tables.comparison_rows(series, baseline, target), hide_index=True, key="comparison")
+    time_split(series)
     charts = [
         ("val_acc_epoch", make_metric_figure(series, "val_accuracy", target=target)),
         ("val_acc_time", make_metric_figure(series, "val_accuracy", x="elapsed_s", log_x=log_time,
@@ -138,6 +139,15 @@ def mlflow_button() -> None:
                + ", ".join(f"{done.name} ({done.mlflow_run_id})" for done in sent))
 
 
+def time_split(series) -> None:
+    """Where each run's steady-state epoch goes: one stacked bar per run."""
+    st.plotly_chart(timesplit.make_time_split_figure(series), key="chart_time_split")
+    st.caption("Median of each part over the steady epochs (not epoch 1, not a profiled one); the diamond "
+               "is the median epoch time. Steps include waiting for the device; the first step's wait is "
+               "the input pipeline's start and first copy; \"not recorded\": the run's log has no split "
+               "(published and imported runs, logs before format 3). Definitions: docs/log-format.md.")
+
+
 def grouped_view(series) -> None:
     """Each cell of repeats as its median in a min–max band; the table shows median and spread."""
     cells = grouping.group_series(series)
@@ -148,6 +158,7 @@ def grouped_view(series) -> None:
                                             key=f"price_{cell.key}", help="0 = use the device's price"):
                 prices[cell.key] = price
     st.dataframe(grouping.group_rows(cells, target, base, prices), hide_index=True, key="group_summary")
+    time_split(series)
     charts = [
         ("val_acc_epoch", grouping.make_band_figure(cells, "val_accuracy")),
         ("val_acc_time", grouping.make_band_figure(cells, "val_accuracy", x="elapsed_s")),

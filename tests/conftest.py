@@ -129,7 +129,8 @@ def only_run(runs_dir: Path) -> Path:
 
 
 EPOCH_KEYS = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "train_s", "eval_s",
-              "epoch_time_s", "samples_per_s", "elapsed_s"}
+              "epoch_time_s", "samples_per_s", "elapsed_s", "steps_s", "first_step_wait_s", "outside_s"}
+TIME_SPLIT = ("steps_s", "first_step_wait_s", "eval_s", "outside_s")  # they sum to epoch_time_s
 
 
 def assert_well_formed(run_dir: Path, epochs: int, train: int, backend: str = "tensorflow") -> None:
@@ -154,6 +155,9 @@ def assert_well_formed(run_dir: Path, epochs: int, train: int, backend: str = "t
         assert 0 <= record["accuracy"] <= 1 and 0 <= record["val_accuracy"] <= 1
         assert math.isfinite(record["loss"]) and record["loss"] > 0
         assert record["epoch_time_s"] == pytest.approx(record["train_s"] + record["eval_s"], abs=1e-3)
+        assert all(record[k] >= 0 for k in TIME_SPLIT)
+        assert sum(record[k] for k in TIME_SPLIT) == pytest.approx(record["epoch_time_s"], abs=1e-5)
+        assert record["steps_s"] > 0 and not record.get("profiled")
         assert record["samples_per_s"] == pytest.approx(train / record["train_s"], rel=1e-3)
         assert record["elapsed_s"] > previous_elapsed
         assert 0 < record["cpu_s"] <= record["epoch_time_s"] * (os.cpu_count() or 1) * 1.1

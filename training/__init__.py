@@ -22,6 +22,7 @@ the picture, and tests/test_layout.py enforces it):
         flops.py         FLOPs per image from the model's layers; achieved FLOP/s, utilisation
         stats.py, energy.py, display.py, groups.py, listing.py, series.py
         figures.py, grouping.py, scaling.py, tables.py, report.py
+        timesplit.py     where the time goes: steps, first-step wait, evaluation, the rest
     imports/         runs trained elsewhere: log parsers, TensorBoard event files (tensorboard.py),
                      and the run folders made from them; archive.py adds whole run folders
                      from another machine (import-runs)
@@ -36,6 +37,7 @@ the picture, and tests/test_layout.py enforces it):
         probe.py         `probe BACKEND`: its devices, GPUs and CUDA build, in a short subprocess
         peak.py          `peak`: the device's measured peak FLOP/s (a matrix product), cached
         engines.py       EpochClock and the two engines, Keras `fit` and a TensorFlow loop
+        profiler.py      --profile-steps: the backend's own profiler, its trace in the run folder
         model.py, mnist.py, sampler.py (CPU/GPU samples about once a second)
     config.py        RunConfig: every setting, its range and help, validated in one place
 """

@@ -29,6 +29,9 @@ MAX_REPEATS = 50  # runs of one configuration in a group
 # Training steps Keras runs per call into the compiled function: 469 is one full MNIST epoch at
 # batch 128, so 1000 covers any useful value; a bigger number is a typo.
 MAX_STEPS_PER_EXECUTION = 1000
+MAX_PROFILE_STEPS = 200  # a trace of more steps is large and slow to write, and shows nothing new
+PROFILE_EPOCH = 2  # --profile-steps records in this epoch: the first after warm-up
+PROFILE_FIRST_BATCH = 1  # ...from its second batch (0-based 1): the first waits for the input pipeline
 SWEEP_FIELDS = ("device", "backend", "batch_size", "precision", "threads")  # what a sweep may vary
 
 
@@ -97,6 +100,10 @@ class RunConfig:
                                flag="--concurrent")
     system_metrics: bool = setting(True, "do not sample CPU/GPU about once a second",
                                    flag="--no-system-metrics")
+    profile_steps: int | None = setting(None, f"record N training steps of epoch {PROFILE_EPOCH} with the "
+                                        "backend's own profiler into the run's profile/ folder "
+                                        "(default: no profile); that epoch leaves the steady state",
+                                        low=1, high=MAX_PROFILE_STEPS)
 
     @property
     def train_samples(self) -> int:
@@ -165,6 +172,18 @@ def _check_field(spec: dataclasses.Field, value, config: RunConfig) -> None:
         raise ConfigError(spec.name, f"must be true or false, got {value!r}")
 
 
+def _check_profile(config: RunConfig) -> None:
+    """--profile-steps N fits in epoch PROFILE_EPOCH, after its first batch."""
+    if config.epochs < PROFILE_EPOCH:
+        raise ConfigError("profile_steps", f"needs --epochs {PROFILE_EPOCH} or more: the profile is taken "
+                          f"in epoch {PROFILE_EPOCH}, after epoch 1's warm-up (tracing, compilation)")
+    room = config.batches_per_epoch - PROFILE_FIRST_BATCH
+    if config.profile_steps > room:
+        raise ConfigError("profile_steps", f"must be at most {room}: an epoch has {config.batches_per_epoch} "
+                          "batches and the first is not profiled (it waits for the input pipeline), "
+                          f"got {config.profile_steps}")
+
+
 def validate(config: RunConfig) -> None:
     """Check every field against its rules; the first bad one raises `ConfigError`."""
     for spec in dataclasses.fields(config):
@@ -178,6 +197,8 @@ def validate(config: RunConfig) -> None:
     if config.engine == "loop" and config.steps_per_execution != 1:
         raise ConfigError("steps_per_execution", "must be 1 with --engine loop (the custom loop runs "
                           f"one step per call), got {config.steps_per_execution}")
+    if config.profile_steps:
+        _check_profile(config)
     if not isinstance(config.name, str) or len(config.name) > MAX_NAME_LENGTH:
         raise ConfigError("name", f"must be text of at most {MAX_NAME_LENGTH} characters")
     if any(not ch.isprintable() for ch in config.name):

@@ -11,6 +11,7 @@
     figures.py     per-run line charts (metrics, epoch time, throughput, system)
     grouping.py    groups as median lines in min-max bands, and their spread table
     scaling.py     samples/s against batch size and threads; GPU-over-CPU speedup; utilisation
+    timesplit.py   where the time goes: a steady epoch's steps, first-step wait, evaluation, the rest
     tables.py      the comparison table, the per-epoch export, the run history
     report.py      one self-contained HTML file of runs or groups
 

@@ -2,6 +2,7 @@
 
 Definitions (docs/architecture.md):
   steady-state epoch time  median epoch_time_s, excluding epoch 1 (tracing, warm-up)
+                           and a profiled epoch (`"profiled": true`, --profile-steps)
   steady-state samples/s   median samples_per_s, excluding epoch 1
   training images/s        median samples / train_s over the steady epochs (runs trained here)
   epoch images/s           median samples / epoch_time_s over the steady epochs, evaluation
@@ -32,8 +33,13 @@ EXPORT_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "trai
                   "epoch_time_s", "samples_per_s", "elapsed_s", "cpu_s")
 
 
+def steady_epochs(epochs: list[dict]) -> list[dict]:
+    """The epochs a steady state is taken over: not epoch 1 (warm-up), not a profiled one."""
+    return [e for e in epochs if e.get("epoch", 0) > 1 and not e.get("profiled")]
+
+
 def _steady(epochs: list[dict], key: str) -> float | None:
-    values = [e[key] for e in epochs if e.get("epoch", 0) > 1 and e.get(key) is not None]
+    values = [e[key] for e in steady_epochs(epochs) if e.get(key) is not None]
     return float(statistics.median(values)) if values else None
 
 
@@ -64,8 +70,8 @@ def epoch_images_per_s(epochs: list[dict]) -> float | None:
 
 def cores_busy(epochs: list[dict]) -> float | None:
     """Mean of cpu_s / epoch_time_s over the steady epochs: 1.0 = one core kept busy all along."""
-    values = [e["cpu_s"] / e["epoch_time_s"] for e in epochs
-              if e.get("epoch", 0) > 1 and e.get("cpu_s") is not None and e.get("epoch_time_s")]
+    values = [e["cpu_s"] / e["epoch_time_s"] for e in steady_epochs(epochs)
+              if e.get("cpu_s") is not None and e.get("epoch_time_s")]
     return sum(values) / len(values) if values else None
 
 

@@ -88,7 +88,7 @@ def run_energy(epochs: list[dict], system: list[dict], target: float) -> dict:
             first = timed[0]
             start = first["time"] - first.get("elapsed_s", first["epoch_time_s"])  # training began
             steady = [_joules(source, points, e["time"] - e["epoch_time_s"], e["time"])
-                      for e in timed if e["epoch"] > 1]
+                      for e in timed if e["epoch"] > 1 and not e.get("profiled")]  # as steady_epochs
             steady = [j for j in steady if j is not None]
             per_epoch = statistics.median(steady) if steady else None
             total = _joules(source, points, start, timed[-1]["time"])

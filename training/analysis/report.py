@@ -16,7 +16,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from training.analysis import comparison, grouping, scaling, tables
+from training.analysis import comparison, grouping, scaling, tables, timesplit
 from training.analysis.display import MUTED, number
 from training.analysis.series import RunSeries, load_series
 from training.store import Run
@@ -24,7 +24,8 @@ from training.store import Run
 DEFINITIONS = [
     ("Epoch time", "training plus evaluation seconds of one epoch, as the published logs count it."),
     ("Steady-state epoch time", "the median epoch time excluding epoch 1 (tracing, compilation, "
-                                "warm-up); undefined for a one-epoch run."),
+                                "warm-up) and a profiled epoch (--profile-steps); undefined for a "
+                                "one-epoch run."),
     ("Samples/s", "training samples over training seconds; steady-state is the median excluding epoch 1."),
     ("Images/s", "training images per training second (runs trained here, which time training alone), and "
                  "training images per epoch second, evaluation included (every run; the published logs time "
@@ -51,6 +52,14 @@ DEFINITIONS = [
                     "datasheet peak, where shown, is labelled so."),
     ("Olympic mean", "MLPerf Training's: with 3 or more runs, drop the fastest and the slowest and average "
                      "the rest; a run that never reaches the target counts as infinitely slow."),
+    ("Where the time goes", "each part's median over the steady epochs: training steps; the first step's "
+                            "wait (epoch begin to the first batch, plus how much longer the first step "
+                            "took than the median step: input pipeline start, copy to the device); "
+                            "evaluation; and "
+                            "the worker's own time outside the steps (progress records, the profiler). The "
+                            "parts sum to the epoch time; \"not recorded\" for runs whose logs lack them "
+                            "(published and imported runs, logs before format 3). A profiled epoch is not "
+                            "steady."),
     ("Cores kept busy", "mean of cpu_s / epoch_time_s over the steady epochs (1.0 = one core)."),
     ("Energy", "GPU power (NVML) integrated over time, plus CPU package energy (Linux RAPL) where readable; "
                "\"not measured\" where there was no reading. Nothing is estimated."),
@@ -88,6 +97,7 @@ def charts(series: list[RunSeries], target: float) -> list[go.Figure]:
         figures.append(scaling.make_efficiency_figure(points))
     if len({p["threads"] for p in points if p["device"] == "cpu"}) > 1:
         figures.append(scaling.make_scaling_figure(points, x="threads"))
+    figures.append(timesplit.make_time_split_figure(series))
     return figures
 
 

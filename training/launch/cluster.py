@@ -92,7 +92,14 @@ def nodes(address: str) -> list[dict]:
 
 
 def check_request(address: str, config: RunConfig, gpu_model: str | None, cluster_nodes: list[dict]) -> None:
-    """Refuse, before submitting, a GPU request no node of the cluster could ever meet."""
+    """Refuse, before submitting, a GPU request no node of the cluster could ever meet, or a profile.
+
+    A job trains in a scratch folder on its node that is removed when it ends, and only the
+    records come home, so a `--profile-steps` trace would be lost.
+    """
+    if config.profile_steps:
+        raise RunError("--profile-steps needs a run on this machine: on a Ray cluster its trace would "
+                       "stay in the node's scratch folder, which is removed when the job ends")
     if config.device != "gpu":
         return
     with_gpus = [n for n in cluster_nodes if n["gpus"] >= 1]

@@ -6,6 +6,7 @@
               metrics.jsonl  the append-only metrics log (docs/log-format.md)
               system.jsonl   CPU / memory / GPU samples, about one a second
               stdout.log, stderr.log, tb/ (TensorBoard events)
+              profile/       --profile-steps: the backend's own trace (docs/log-format.md)
               .reserve       a little disk space the worker holds back, freed to record a failure
               slurm-job.sh   a Slurm run's batch script, as submitted (kept for people to read)
               job.json       a Slurm run's job: id, partition, and the node once it starts
@@ -33,6 +34,8 @@ SYSTEM_FILE = "system.jsonl"
 STDOUT_FILE = "stdout.log"
 STDERR_FILE = "stderr.log"
 TENSORBOARD_DIR = "tb"
+PROFILE_DIR = "profile"  # TensorFlow and JAX write plugins/profile/<stamp>/ under it
+TORCH_TRACE_FILE = "torch_trace.json"  # torch.profiler's Chrome trace, inside PROFILE_DIR
 RESERVE_FILE = ".reserve"
 BATCH_SCRIPT_FILE = "slurm-job.sh"
 JOB_FILE = "job.json"

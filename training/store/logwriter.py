@@ -20,7 +20,8 @@ from training.store.layout import END_SCAN_BYTES
 
 # Version of the log format (docs/log-format.md). Every start record carries it;
 # readers refuse a newer one rather than guess. 1: no version field; 2: the field;
-# 3: the start record's `layers` and `peak` (what FLOPs and utilisation come from).
+# 3: the start record's `layers` and `peak` (what FLOPs and utilisation come from), and new epoch
+#    fields (where the time goes, the profiled epoch); older logs read as before.
 FORMAT_VERSION = 3
 log = logging.getLogger(__name__)
 

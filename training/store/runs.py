@@ -96,6 +96,25 @@ class Run:
         return self.folder / layout.TENSORBOARD_DIR
 
     @property
+    def profile_dir(self) -> Path:
+        """Where --profile-steps puts the backend's trace."""
+        return self.folder / layout.PROFILE_DIR
+
+    @property
+    def torch_trace_path(self) -> Path:
+        return self.profile_dir / layout.TORCH_TRACE_FILE
+
+    def profile_files(self) -> list[Path]:
+        """The trace files a --profile-steps run left, sorted; [] for none.
+
+        TensorFlow and JAX: `profile/plugins/profile/<stamp>/<host>.xplane.pb` (JAX also
+        `perfetto_trace.json.gz` and `<host>.trace.json.gz`); torch: `profile/torch_trace.json`.
+        """
+        if not self.profile_dir.is_dir():
+            return []
+        return sorted(p for p in self.profile_dir.rglob("*") if p.is_file() and p.stat().st_size > 0)
+
+    @property
     def stdout_path(self) -> Path:
         return self.folder / layout.STDOUT_FILE
 

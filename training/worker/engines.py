@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import statistics
 import time
 
-from training.config import RunConfig
+from training.config import PROFILE_EPOCH, PROFILE_FIRST_BATCH, RunConfig
 from training.store.logwriter import LogWriter
 from training.store.queue import StopRequested
 from training.worker import mnist
@@ -67,10 +68,27 @@ class EpochClock:
 
     Epoch time = training seconds + evaluation seconds, as the published logs
     count it; elapsed time runs from the start of training and never pauses.
+
+    Where the time goes (docs/log-format.md, "Where the time goes"): the clock
+    notes when each batch's begin hook runs, one `perf_counter` and one list
+    append a batch, and at the epoch's end splits its time into
+      first_step_wait_s  epoch begin to the first batch's hook, plus how much
+                         longer the first step took than the median step: the
+                         input pipeline's start and first host-to-device copy
+                         (in epoch 1 also tracing and compilation)
+      steps_s            the rest of the training pass, less the worker's own time
+      eval_s             evaluation, as before
+      outside_s          the worker's own time inside the pass: writing progress
+                         records, starting and stopping the profiler
+    which sum to epoch_time_s. Nothing syncs per batch: the pass ends after
+    `sync`, the engine's read of the metrics as numbers, which waits for the
+    device, so work still queued by asynchronous dispatch (JAX, a GPU) counts
+    in steps_s rather than in the evaluation after it. One sync an epoch, and
+    one on each side of a profile.
     """
 
     def __init__(self, writer: LogWriter, config: RunConfig, stop: StopFlag,
-                 tensorboard=None):
+                 tensorboard=None, profiler=None):
         self.writer = writer
         self.config = config
         self.stop = stop
@@ -80,43 +98,109 @@ class EpochClock:
         self.t0 = self.epoch_t0 = self.eval_t0 = self.epoch_cpu0 = 0.0
         self.train_s = self.eval_s = 0.0
         self.next_progress = 0.0
+        self.epoch = 0
+        self.batch_starts: list[float] = []  # perf_counter at each batch hook's entry
+        self.outside_s = 0.0
+        # --profile-steps: the backend's profiler from batch `profile_from` to `profile_to` of PROFILE_EPOCH.
+        self.profiler = profiler if config.profile_steps else None
+        self.profile_from = PROFILE_FIRST_BATCH
+        self.profile_to = PROFILE_FIRST_BATCH + (config.profile_steps or 0)
+        self.profile_s: float | None = None
+        self.profiling_epoch = False
+        self.sync = lambda: None  # the engine's: waits for the device (a metrics read)
 
     def begin_training(self) -> None:
         self.t0 = time.perf_counter()
 
     def begin_epoch(self) -> None:
+        self.epoch += 1
+        self.profiling_epoch = self.profiler is not None and self.epoch == PROFILE_EPOCH
+        self.batch_starts = []
+        self.outside_s = 0.0
+        self.profile_s = None
         self.epoch_t0 = time.perf_counter()
         self.epoch_cpu0 = time.process_time()  # all of this process's threads
         self.next_progress = self.epoch_t0 + PROGRESS_INTERVAL_S
         self.train_s = self.eval_s = 0.0
 
     def batch(self, epoch: int, batches_done: int, read_metrics) -> None:
-        """Called before each batch: honour a stop, and about once a second report."""
+        """Called before each batch: honour a stop, note the time, and about once a second report."""
         self.stop.check()
         now = time.perf_counter()
+        self.batch_starts.append(now)
+        if self.profiling_epoch:
+            self._profile(batches_done)
         if now < self.next_progress or batches_done == 0:
             return
         self.next_progress = now + PROGRESS_INTERVAL_S
+        # Reading the metrics waits for the device's queued steps: that is step time, not ours.
+        metrics = {k: float(v) for k, v in read_metrics().items()}
+        ours = time.perf_counter()
         seconds = now - self.epoch_t0
         samples = min(batches_done * self.config.batch_size, self.config.train_samples)
         record = {"type": "progress", "epoch": epoch, "batch": batches_done,
                   "batches": self.batches, "epoch_s": round(seconds, 4),
                   "samples_per_s": round(samples / seconds, 2) if seconds > 0 else None,
                   "elapsed_s": round(now - self.t0, 4)}
-        record.update({k: float(v) for k, v in read_metrics().items()})
+        record.update(metrics)
         self.writer.write(record)
         self._write_later()
+        self.outside_s += time.perf_counter() - ours
+
+    def _profile(self, batch: int) -> None:
+        """Start the profiler before batch `profile_from`, stop it before `profile_to`."""
+        if batch == self.profile_from:
+            self._profiler_call(self.profiler.start, "could not start")
+        elif batch == self.profile_to:
+            self._profiler_call(self.profiler.stop, "could not write its trace")
+
+    def _profiler_call(self, call, failure: str) -> None:
+        """Sync first (the device's queued steps are not ours to time), then time the call."""
+        self.sync()
+        began = time.perf_counter()
+        try:
+            call()
+        except Exception as error:  # a profiler that fails is never the run's end
+            self.profiler = None
+            self.profiling_epoch = False
+            self.warn("profiler", f"the {self.config.backend} profiler {failure}: "
+                      f"{type(error).__name__}: {error}")
+        took = time.perf_counter() - began
+        self.outside_s += took
+        self.profile_s = (self.profile_s or 0.0) + took
+
+    def end_pass(self) -> None:
+        """The training pass is over: stop a profile that ran to its last batch."""
+        if self.profiling_epoch and self.profiler is not None and self.profiler.running:
+            self._profiler_call(self.profiler.stop, "could not write its trace")
 
     def begin_eval(self) -> None:
+        self.sync()  # the pass ends when the device has done its queued steps
+        self.end_pass()
         self.eval_t0 = time.perf_counter()
         self.train_s = self.eval_t0 - self.epoch_t0
 
     def end_eval(self) -> None:
         self.eval_s = time.perf_counter() - self.eval_t0
 
+    def split(self, train_end: float) -> dict:
+        """The epoch's training pass as first_step_wait_s + steps_s + outside_s (see the class)."""
+        starts = self.batch_starts
+        if not starts:
+            return {}
+        intervals = [b - a for a, b in zip(starts, [*starts[1:], train_end])]
+        middle = intervals[1:-1] or intervals[1:]  # the last also holds the end-of-pass sync
+        excess = max(0.0, intervals[0] - statistics.median(middle)) if middle else 0.0
+        return {"steps_s": round(train_end - starts[0] - self.outside_s - excess, 6),
+                "first_step_wait_s": round(starts[0] - self.epoch_t0 + excess, 6),
+                "outside_s": round(self.outside_s, 6)}
+
     def end_epoch(self, epoch: int, metrics: dict) -> None:
         now = time.perf_counter()
         if not self.train_s:  # no evaluation ran
+            self.sync()
+            self.end_pass()
+            now = time.perf_counter()
             self.train_s = now - self.epoch_t0
         record = {"type": "epoch", "epoch": epoch}
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
@@ -129,7 +213,10 @@ class EpochClock:
             "elapsed_s": round(now - self.t0, 6),
             # CPU seconds the whole process used this epoch: cpu_s / epoch_time_s = cores kept busy.
             "cpu_s": round(time.process_time() - self.epoch_cpu0, 4),
+            **self.split(self.epoch_t0 + self.train_s),
         })
+        if self.profile_s is not None:  # the profiled epoch: not a steady one
+            record.update({"profiled": True, "profile_s": round(self.profile_s, 6)})
         self.writer.write(record, sync=True)  # a finished epoch survives a crash
         self._write_later()
         if self.tensorboard:
@@ -221,12 +308,7 @@ def train_fit(model, data, config: RunConfig, clock: EpochClock) -> None:
             clock.batch(self.epoch, batch, self.model.get_metrics_result)
 
         def on_test_begin(self, logs=None):
-            # JAX (and torch on a GPU) dispatch steps asynchronously: the training epoch ends
-            # when its last step has computed, not when it was queued. Reading one small
-            # variable (the output bias, 10 floats) waits for that; otherwise the queued steps
-            # were charged to evaluation and train_s, samples/s were far too good.
-            keras.ops.convert_to_numpy(self.model.trainable_variables[-1])
-            clock.begin_eval()
+            clock.begin_eval()  # syncs first (below): queued steps count as training, not evaluation
 
         def on_test_end(self, logs=None):
             clock.end_eval()
@@ -234,7 +316,15 @@ def train_fit(model, data, config: RunConfig, clock: EpochClock) -> None:
         def on_epoch_end(self, epoch, logs=None):
             clock.end_epoch(epoch + 1, logs or {})
 
+    def sync() -> None:
+        """Wait for the device: JAX's state back into the model, then its metrics read as numbers."""
+        if hasattr(model, "jax_state_sync"):
+            model.jax_state_sync()
+        for value in model.get_metrics_result().values():
+            float(value)
+
     x_train, y_train, x_test, y_test = data
+    clock.sync = sync  # at the end of each training pass and around a profile: never per batch
     clock.begin_training()
     model.fit(x_train, y_train, batch_size=config.batch_size, epochs=config.epochs,
               validation_data=(x_test, y_test), shuffle=True, verbose=0,
@@ -282,6 +372,7 @@ def train_loop(model, data, config: RunConfig, clock: EpochClock) -> None:
     def running():
         return {"loss": train_loss.result(), "accuracy": train_acc.result()}
 
+    clock.sync = lambda: float(train_loss.result())
     clock.begin_training()
     for epoch in range(1, config.epochs + 1):
         for metric in (train_loss, train_acc, val_loss, val_acc):

@@ -6,7 +6,8 @@
   3. pin the device and pick the Keras backend *before* importing Keras;
   4. find the device's peak FLOP/s (cached per machine, else measured: worker/peak.py);
   5. load MNIST, build the published CNN, train with `fit` or a custom loop;
-  6. append start / progress / epoch / end records to metrics.jsonl.
+  6. append start / progress / epoch / end records to metrics.jsonl;
+  7. with --profile-steps, leave the backend's trace in the run's profile/ folder.
 
 Exit codes: 0 finished or stopped on request, 1 failed.
 """
@@ -73,16 +74,25 @@ def train(config: RunConfig, run: Run, writer: LogWriter, stop: StopFlag, echo: 
         "steps_per_execution": model.steps_per_execution if config.engine == "fit" else 1,
         "tensorboard": tensorboard is not None,
     }, sync=True)
-    clock = EpochClock(writer, config, stop, tensorboard)
+    profiler = None
+    if config.profile_steps:
+        from training.worker.profiler import TraceProfiler
+        profiler = TraceProfiler(config.backend, config.device, run.profile_dir, run.torch_trace_path)
+    clock = EpochClock(writer, config, stop, tensorboard, profiler)
     engine = train_fit if config.engine == "fit" else train_loop
-    if config.system_metrics:
-        from training.worker.sampler import SystemSampler
-        with SystemSampler(run.system_path, use_gpus=config.device == "gpu",
-                           on_error=lambda message: clock.warn_later("system", message),
-                           echo="system" if echo else None):
+    try:
+        if config.system_metrics:
+            from training.worker.sampler import SystemSampler
+            with SystemSampler(run.system_path, use_gpus=config.device == "gpu",
+                               on_error=lambda message: clock.warn_later("system", message),
+                               echo="system" if echo else None):
+                engine(model, data, config, clock)
+        else:
             engine(model, data, config, clock)
-    else:
-        engine(model, data, config, clock)
+    finally:
+        if profiler is not None and profiler.running:  # stopped or failed mid-profile: keep what it has
+            with contextlib.suppress(Exception):
+                profiler.stop()
 
 
 def _turn(run: Run, config: RunConfig, stop: StopFlag):
