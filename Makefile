@@ -75,8 +75,11 @@ slurm:
 lint: $(VENV)/.testing
 	$(BIN)/ruff check .
 
+# The suite on every core: most tests wait on a real worker, a server or a browser, so two
+# at a time on 2 cores is about 1.6x faster (docs/benchmarks.md). A module whose server is
+# started once (Ray, Slurm, MLflow) keeps its tests on one worker (xdist_group marks).
 test: $(VENV)/.testing $(MLFLOW_VENV)/.server $(GPU_TESTING) chromium slurm lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadgroup
 
 quick: $(VENV)/.testing lint
 	$(BIN)/python -m pytest -m "not slow" -q

@@ -28,7 +28,7 @@ from training.launch.cluster import nodes
 from training.store import RunError, RunStore
 
 pytest.importorskip("ray", reason="Ray is not installed: pip install -r requirements-cluster.txt")
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.xdist_group("ray")]  # one head
 RAY = Path(sys.executable).with_name("ray")
 
 
@@ -186,3 +186,26 @@ def test_a_follower_whose_run_folder_was_deleted_ends_at_once(runs_dir):
     began = time.monotonic()
     assert follow(run) == 1
     assert time.monotonic() - began < 5  # not the GIVE_UP_S of an unreachable cluster
+
+
+def test_a_head_without_its_job_agent_yet_is_asked_again_and_other_refusals_are_final():
+    """Ray refuses jobs for the first seconds after `ray start --head` ("No available agent"),
+    longer on a busy machine; that state cannot be held on demand, so a stand-in client that
+    refuses twice and then accepts plays the head. Any other refusal is passed on at once."""
+    from training.launch import cluster as ray_launch
+
+    class Head:
+        def __init__(self, refusals: list[str]):
+            self.refusals, self.submitted = refusals, []
+
+        def submit_job(self, **job):
+            if self.refusals:
+                raise RuntimeError(self.refusals.pop(0))
+            self.submitted.append(job)
+
+    agent = "Request failed with status code 500: No available agent to submit job, please try again later."
+    head = Head([agent, agent])
+    ray_launch.submit_when_ready(head, entrypoint="x", submission_id="j")
+    assert head.submitted == [{"entrypoint": "x", "submission_id": "j"}] and not head.refusals
+    with pytest.raises(RuntimeError, match="quota"):
+        ray_launch.submit_when_ready(Head(["quota exceeded", agent]), entrypoint="x")

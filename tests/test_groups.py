@@ -22,6 +22,7 @@ from plotly.offline import get_plotlyjs
 from training.store import ACTIVE_STATES, RunStore
 from training.store.queue import LOCK_NAME
 
+pytestmark = pytest.mark.xdist_group("groups")  # the three repeats are trained once, on one worker
 SMALL = ["--epochs", "2", "--limit-train", "512", "--limit-test", "256"]
 
 

@@ -21,6 +21,8 @@ from conftest import TINY, cli, only_run
 from training.imports.archive import SOURCE, ArchiveError, import_runs, ship
 from training.store import RunStore
 
+pytestmark = pytest.mark.xdist_group("import-runs")  # its run is trained once, on one worker
+
 
 @pytest.fixture(scope="module")
 def made_elsewhere(tmp_path_factory, mnist_cached) -> Path:

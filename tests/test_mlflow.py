@@ -31,6 +31,7 @@ MLFLOW_VENV = ROOT / ".venv-mlflow"
 EPOCH_KEYS = {"loss", "accuracy", "val_loss", "val_accuracy", "train_s", "eval_s", "epoch_time_s",
               "samples_per_s", "elapsed_s", "cpu_s"}
 slow = pytest.mark.slow
+pytestmark = pytest.mark.xdist_group("mlflow")  # one server for the module, on one xdist worker
 NO_CLIENT = "the MLflow client is missing: pip install -r requirements-mlflow.txt"
 
 

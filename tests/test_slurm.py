@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 from training.store import RunStore
 
-pytestmark = [pytest.mark.slow, pytest.mark.cluster,
+pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.xdist_group("slurm"),  # one cluster
               pytest.mark.skipif(why_not() is not None, reason=why_not() or "")]
 
 

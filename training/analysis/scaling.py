@@ -65,19 +65,26 @@ def make_scaling_figure(points: list[dict], x: str = "batch_size") -> go.Figure:
     """
     if x == "threads":
         points = [p for p in points if p["device"] == "cpu"]
+    lines = aggregate(points, x)
+    figure = median_lines(lines)
+    what = "batch size" if x == "batch_size" else "CPU threads"
+    layout(figure, f"Steady-state samples/s against {what} (median, min-max)", X_TITLES[x],
+            "Training samples / s")
+    ticks_at(figure, [p[0] for line in lines.values() for p in line])
+    figure.update_yaxes(type="log")
+    return figure
+
+
+def median_lines(lines: dict[tuple[str, str], list[tuple]]) -> go.Figure:
+    """One line per (device, backend) through its medians, with min-max error bars (`aggregate`'s)."""
     figure = go.Figure()
-    for index, ((device, backend), line) in enumerate(sorted(aggregate(points, x).items())):
+    for index, ((device, backend), line) in enumerate(sorted(lines.items())):
         color = PALETTE[index % len(PALETTE)]
         figure.add_trace(go.Scatter(
             x=[p[0] for p in line], y=[p[1] for p in line], mode="lines+markers",
             name=f"{(device or '?').upper()} · {backend}", line={"color": color, "width": 2},
             error_y={"type": "data", "symmetric": False, "array": [p[3] - p[1] for p in line],
                      "arrayminus": [p[1] - p[2] for p in line], "color": color}))
-    what = "batch size" if x == "batch_size" else "CPU threads"
-    layout(figure, f"Steady-state samples/s against {what} (median, min-max)", X_TITLES[x],
-            "Training samples / s")
-    ticks_at(figure, [p[0] for line in aggregate(points, x).values() for p in line])
-    figure.update_yaxes(type="log")
     return figure
 
 
@@ -141,17 +148,10 @@ def has_utilisation(points: list[dict]) -> bool:
 
 def make_efficiency_figure(points: list[dict]) -> go.Figure:
     """Utilisation (achieved FLOP/s / measured peak) against batch size, per device and backend."""
-    figure = go.Figure()
-    for index, ((device, backend), line) in enumerate(sorted(aggregate(points, "batch_size",
-                                                                       "utilisation").items())):
-        color = PALETTE[index % len(PALETTE)]
-        figure.add_trace(go.Scatter(
-            x=[p[0] for p in line], y=[p[1] for p in line], mode="lines+markers",
-            name=f"{(device or '?').upper()} · {backend}", line={"color": color, "width": 2},
-            error_y={"type": "data", "symmetric": False, "array": [p[3] - p[1] for p in line],
-                     "arrayminus": [p[1] - p[2] for p in line], "color": color}))
+    lines = aggregate(points, "batch_size", "utilisation")
+    figure = median_lines(lines)
     layout(figure, "Utilisation against batch size: achieved FLOP/s over the measured peak (median, min-max)",
            X_TITLES["batch_size"], "Utilisation (of measured peak)")
-    figure.update_xaxes(type="log")
+    ticks_at(figure, [p[0] for line in lines.values() for p in line])
     figure.update_yaxes(tickformat=".0%", rangemode="tozero")
     return figure

@@ -21,6 +21,7 @@ import logging
 import shlex
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -33,6 +34,8 @@ from training.store import FAILED, Run, RunError, RunStore, process
 CONNECT_TIMEOUT_S = 5.0  # an unreachable address fails well inside 10 s
 NODES_TIMEOUT_S = 8
 ACCELERATOR_PREFIX = "accelerator_type:"  # Ray's resource naming a node's GPU model
+NO_AGENT = "No available agent to submit job"  # a head whose job agent has not registered yet
+AGENT_WAIT_S = 60.0  # how long a launch waits for that agent before it gives up
 MNIST_CACHE = PROJECT_ROOT / "data" / "mnist.npz"
 log = logging.getLogger(__name__)
 
@@ -183,8 +186,8 @@ class RayLauncher:
         job_id = job_id_of(run)
         stage = stage_working_dir()
         try:
-            client.submit_job(
-                entrypoint=entrypoint(run.id, config), submission_id=job_id,
+            submit_when_ready(
+                client, entrypoint=entrypoint(run.id, config), submission_id=job_id,
                 runtime_env=runtime_env(stage, self.pip),
                 # --threads N: the run uses N cores, so it asks Ray for N (else --cluster-cpus)
                 entrypoint_num_cpus=config.threads or self.cpus,
@@ -219,6 +222,25 @@ class RayLauncher:
 
     def describe(self, run: Run) -> str:
         return f"Ray cluster at {run.meta['cluster']['address']} (job {job_id_of(run)})"
+
+
+def submit_when_ready(client, **job) -> None:
+    """`submit_job`, retried while a just-started head has no job agent yet (AGENT_WAIT_S at most).
+
+    Ray answers "No available agent to submit job, please try again later" for the
+    first seconds after `ray start --head`, longer on a busy machine; any other
+    refusal is final at once.
+    """
+    deadline = time.monotonic() + AGENT_WAIT_S
+    while True:
+        try:
+            client.submit_job(**job)
+            return
+        except Exception as error:  # noqa: BLE001 - Ray raises RuntimeError with the server's text
+            if NO_AGENT not in str(error) or time.monotonic() > deadline:
+                raise
+            log.debug("the Ray head has no job agent yet; trying again: %s", error)
+            time.sleep(1.0)
 
 
 def _discard(run: Run) -> None:
