@@ -28,7 +28,7 @@ from training.launch.cluster import nodes
 from training.store import RunError, RunStore
 
 pytest.importorskip("ray", reason="Ray is not installed: pip install -r requirements-cluster.txt")
-pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.xdist_group("ray")]  # one head
+pytestmark = [pytest.mark.cluster, pytest.mark.ray, pytest.mark.slow]
 RAY = Path(sys.executable).with_name("ray")
 
 
