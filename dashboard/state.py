@@ -15,7 +15,7 @@ import streamlit as st
 from training import launch
 from training.analysis.series import RunSeries, load_series
 from training.config import BACKENDS
-from training.store import ACTIVE_STATES, Run, RunError, RunLog, RunStore, default_runs_dir
+from training.store import Run, RunError, RunLog, RunStore, default_runs_dir
 from training.system import doctor, gpucheck
 
 REFRESH_S = 1.0  # live parts poll this often while a shown run is active
@@ -60,10 +60,6 @@ def series(runs: list[Run]) -> list[RunSeries]:
 def statuses(store: RunStore, runs: list[Run]) -> dict[str, str]:
     """Each run's status, once per rerun; a cluster run whose follower died gets a new one."""
     return launch.reattach(runs, store.statuses(runs))
-
-
-def any_active(runs: list[Run]) -> bool:
-    return any(run.status() in ACTIVE_STATES for run in runs)
 
 
 def gpu_availability(backend: str) -> tuple[bool, str]:

@@ -73,7 +73,7 @@ was_active = any(statuses[run.id] in ACTIVE_STATES for run in picked)
 
 @st.fragment(run_every=state.REFRESH_S if was_active else None)
 def live_comparison() -> None:
-    if was_active and not state.any_active(picked):
+    if was_active and not any(s in ACTIVE_STATES for s in state.statuses(store, picked).values()):
         st.rerun()  # the last shown run ended: a full rerun turns this polling off
     series = state.series(picked)
     for unreadable in (s for s in series if s.note):

@@ -79,3 +79,10 @@ def test_cli_rejects_bad_option_with_one_line_and_no_run_folder(args, option, te
     assert len(lines) == 1, result.stderr
     assert option in lines[0] and text in lines[0]
     assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_profile_steps_with_several_steps_per_call_is_refused_naming_why():
+    with pytest.raises(ConfigError, match="steps-per-execution 1") as refused:
+        make_config(epochs=3, profile_steps=5, steps_per_execution=4)
+    assert refused.value.field == "profile_steps"
+    assert make_config(epochs=3, profile_steps=5).profile_steps == 5

@@ -68,3 +68,19 @@ def test_a_gpu_run_asks_for_one_gpu_of_a_model_some_node_has():
         check_request(gpu, GPU_PARTITION, "h100")
     cpu = make_config(device="cpu")
     assert not any(o.startswith("--gres") for o in job_options("r1", Path("/r"), "gpu", cpu, 2, False, None))
+
+
+def test_a_slurm_that_does_not_answer_leaves_a_run_lost_for_now_and_takes_no_page_down(tmp_path, monkeypatch):
+    # A shared runs folder with a Slurm run, looked at from a machine whose Slurm cannot answer
+    # (no slurm.conf here; or no squeue at all): the listing must go on, the run unchanged.
+    from training import launch
+    from training.store import RunStore
+
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "no-such-slurm.conf"))
+    store = RunStore(tmp_path / "runs")
+    run = store.create({"name": "on the cluster", "source": "local", "slurm": {"partition": "debug"}},
+                       "running")
+    run.write_job(job_id="42", partition="debug")
+    assert run.status() == "lost"  # its worker is on a node, not here
+    assert launch.reattach([run], {run.id: "lost"}) == {run.id: "lost"}
+    assert run.recorded_state() == "running" and run.end_record() is None  # nothing was decided

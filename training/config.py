@@ -177,6 +177,9 @@ def _check_profile(config: RunConfig) -> None:
     if config.epochs < PROFILE_EPOCH:
         raise ConfigError("profile_steps", f"needs --epochs {PROFILE_EPOCH} or more: the profile is taken "
                           f"in epoch {PROFILE_EPOCH}, after epoch 1's warm-up (tracing, compilation)")
+    if config.steps_per_execution != 1:
+        raise ConfigError("profile_steps", "needs --steps-per-execution 1: with N steps per call Keras "
+                          "calls back only every Nth batch, so the profile could not start at a step")
     room = config.batches_per_epoch - PROFILE_FIRST_BATCH
     if config.profile_steps > room:
         raise ConfigError("profile_steps", f"must be at most {room}: an epoch has {config.batches_per_epoch} "

@@ -33,9 +33,7 @@ EXPORT_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "trai
                   "epoch_time_s", "samples_per_s", "elapsed_s", "cpu_s")
 
 
-def steady_epochs(epochs: list[dict]) -> list[dict]:
-    """The epochs a steady state is taken over: not epoch 1 (warm-up), not a profiled one."""
-    return [e for e in epochs if e.get("epoch", 0) > 1 and not e.get("profiled")]
+steady_epochs = flops.steady_epochs  # not epoch 1 (warm-up), not a profiled one: one rule, in flops.py
 
 
 def _steady(epochs: list[dict], key: str) -> float | None:
@@ -53,8 +51,8 @@ def steady_samples_per_s(epochs: list[dict]) -> float | None:
 
 
 def _steady_rate(epochs: list[dict], seconds_key: str) -> float | None:
-    values = [flops.trained_images(e) / e[seconds_key] for e in epochs
-              if e.get("epoch", 0) > 1 and flops.trained_images(e) and e.get(seconds_key)]
+    values = [flops.trained_images(e) / e[seconds_key] for e in steady_epochs(epochs)
+              if flops.trained_images(e) and e.get(seconds_key)]
     return float(statistics.median(values)) if values else None
 
 

@@ -111,6 +111,11 @@ def datasheet_peak(gpu_names: list[str] | None, precision: str | None) -> float 
     return None
 
 
+def steady_epochs(epochs: list[dict]) -> list[dict]:
+    """The epochs a steady state is taken over: not epoch 1 (warm-up), not a profiled one."""
+    return [e for e in epochs if e.get("epoch", 0) > 1 and not e.get("profiled")]
+
+
 def trained_images(record: dict) -> float | None:
     """Training images of one epoch record: `samples`, else samples_per_s x train_s (older records)."""
     if record.get("samples"):
@@ -151,7 +156,7 @@ def efficiency(epochs: list[dict], start: dict | None, test_images: int | None,
     if counted is None:
         return result
     train, evaluate = counted["train_image"], counted["eval_image"]
-    steady = [(e, trained_images(e)) for e in epochs if e.get("epoch", 0) > 1 and trained_images(e)]
+    steady = [(e, trained_images(e)) for e in steady_epochs(epochs) if trained_images(e)]
     trained = _steady([images * train / e["train_s"] for e, images in steady if e.get("train_s")])
     whole = None
     if test_images is not None:

@@ -66,7 +66,8 @@ def utilisation_cell(m: dict) -> str:
     """Utilisation of the measured peak; else of the datasheet peak, labelled; else "—"."""
     if m["utilisation"] is not None:
         if flops.impossible(m["utilisation"]):
-            return f"{m['utilisation']:.1%} ({flops.ABOVE_PEAK}); whole epoch {m['epoch_utilisation']:.1%}"
+            return (f"{m['utilisation']:.1%} ({flops.ABOVE_PEAK}); "
+                    f"whole epoch {number(m['epoch_utilisation'], '.1%')}")
         return f"{m['utilisation']:.1%}"
     if m["datasheet_utilisation"] is not None:
         return f"{m['datasheet_utilisation']:.1%} of datasheet"

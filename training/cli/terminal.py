@@ -16,6 +16,7 @@ recorded its end; a second signal ends the local workers at once.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -29,11 +30,9 @@ from training.analysis import comparison
 from training.analysis.display import number
 from training.launch import current_status, launcher_of, queued_note
 from training.store import (
-    ACTIVE_STATES,
     END_STATES,
     FAILED,
     LOST,
-    STOPPED,
     STOPPING,
     Run,
     RunError,
@@ -44,6 +43,7 @@ from training.store import (
 POLL_S = 0.25  # how often the logs are read; a progress record arrives about once a second
 ASK_S = 2.0  # a run that looks lost (a pending Slurm job) is asked of its launcher at most this often
 STDERR_TAIL_LINES = 30  # printed when a run fails: the traceback's end
+log = logging.getLogger(__name__)
 STOP_ACK = "stop requested: runs stop after their current batch; press Ctrl-C again to kill them now"
 
 
@@ -60,12 +60,17 @@ class _Followed:
 
 
 class Interrupts:
-    """First SIGINT/SIGTERM: stop the runs gracefully. Second: kill local workers and die by it."""
+    """First SIGINT/SIGTERM: stop the runs gracefully. Second: kill local workers and die by it.
 
-    def __init__(self, runs: list[Run], console: Console):
+    The handler itself only counts and acknowledges: asking a launcher to stop can take
+    seconds (squeue, Ray's API) and raise anything, which must not happen inside a signal
+    handler. The follow loop, which looks every POLL_S, sends the stop requests.
+    """
+
+    def __init__(self, runs: list[Run]):
         self.runs = runs
-        self.console = console
         self.count = 0
+        self.requested = False
         self.previous: dict[int, object] = {}
 
     def __enter__(self) -> Interrupts:
@@ -81,20 +86,26 @@ class Interrupts:
         self.count += 1
         if self.count == 1:
             os.write(2, (STOP_ACK + "\n").encode())
-            for run in self.runs:
-                try:
-                    launcher_of(run).request_stop(run)
-                except RunError:
-                    pass  # it ended already, or is stopping
             return
-        for run in self.runs:  # the second signal: no more waiting
+        for run in self.runs:  # the second signal: no more waiting; the stopper records the end
             elsewhere = run.meta.get("cluster") or run.meta.get("slurm")  # their schedulers kill them
-            if run.status() in ACTIVE_STATES and (ident := run.pid()) and not elsewhere:
+            if not elsewhere and (ident := run.pid()):
                 process.kill_group(ident)
-                run.append_end(STOPPED, note="killed by a second interrupt")
-                run.set_status(STOPPED)
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
+
+    def send_stops(self) -> None:
+        """After the first signal, once: ask each followed run's launcher to stop it."""
+        if not self.count or self.requested:
+            return
+        self.requested = True
+        for run in self.runs:
+            try:
+                launcher_of(run).request_stop(run)
+            except RunError:
+                pass  # it ended already, or is stopping
+            except Exception as error:  # noqa: BLE001 - a cluster that does not answer: say so, go on
+                log.warning("run %s: could not ask it to stop: %s", run.id, error)
 
 
 def _progress(console: Console) -> Progress:
@@ -184,8 +195,9 @@ def follow(runs: list[Run], verbose: bool = False, console: Console | None = Non
     followed = [_Followed(run, RunLog(run.metrics_path)) for run in runs]
     live = console.is_terminal
     bars = _progress(console) if live else None
-    with Interrupts(runs, console), (bars or _nothing()):
+    with Interrupts(runs) as interrupts, (bars or _nothing()):
         while True:
+            interrupts.send_stops()
             for item in followed:
                 _look(item, bars, console, verbose)
             if all(item.status in END_STATES or item.status == LOST for item in followed):

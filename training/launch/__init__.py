@@ -14,14 +14,17 @@ The pages and the command line reach launchers only through this module.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Protocol
 
 from training.config import RunConfig
 from training.launch import local
 from training.launch.local import STOP_GRACE_S  # noqa: F401 - the pages reach it here
-from training.store import END_STATES, LOST, Run, RunStore
+from training.store import END_STATES, LOST, Run, RunError, RunStore
 from training.system import gpucheck
+
+log = logging.getLogger(__name__)
 
 
 class Launcher(Protocol):
@@ -129,7 +132,10 @@ def reattach(runs: list[Run], statuses: dict[str, str]) -> dict[str, str]:
     """
     for run in runs:
         if statuses.get(run.id) == LOST and not run.store.read_only_reason():
-            statuses[run.id] = launcher_of(run).reattach(run)
+            try:
+                statuses[run.id] = launcher_of(run).reattach(run)
+            except RunError as error:  # squeue missing or slow: say `lost` now, ask again next look
+                log.debug("run %s: its launcher could not be asked: %s", run.id, error)
     return statuses
 
 

@@ -59,6 +59,7 @@ from training.store import (
 )
 
 SLURM_TIMEOUT_S = 20  # sinfo, squeue, scontrol, sbatch: a controller that does not answer fails
+SQUEUE_POLL_S = 1.0  # a stopper's look at squeue: one stopper per run, so a 50-run sweep asks 50/s
 PROBE_WAIT_S = 20  # srun --immediate: how long the file-system check waits for a node
 KILL_WAIT_S = 120  # after the last scancel: how long stop waits for the job to leave squeue
 SINFO_FORMAT = "%P|%N|%c|%G|%T"
@@ -328,7 +329,7 @@ def wait_until_gone(job_id: str, timeout: float) -> bool:
     while time.monotonic() < deadline:
         if queue_state(job_id) is None:
             return True
-        time.sleep(0.5)
+        time.sleep(SQUEUE_POLL_S)
     return False
 
 
@@ -446,7 +447,7 @@ class SlurmLauncher:
                 deadline = time.monotonic() + grace
                 while run.end_record() is None and queue_state(job_id) is not None \
                         and time.monotonic() < deadline:
-                    time.sleep(0.2)
+                    time.sleep(SQUEUE_POLL_S)
                 if queue_state(job_id) is not None and run.end_record() is None:
                     slurm("scancel", job_id, check=False)
                     note = "killed by scancel after the SIGTERM grace period"

@@ -44,6 +44,7 @@ NO_NVML = "No NVIDIA GPU visible: NVML found no driver or device on this machine
 STDERR_HINT = re.compile(r"cuda|cudnn|dlopen|gpu|nvidia", re.IGNORECASE)
 
 _answers: dict[str, dict] = {}
+_verdicts: dict[str, tuple[bool, str]] = {}  # availability(), per backend, until forget()
 _lock = threading.Lock()  # two sessions asking at once share one subprocess
 
 
@@ -81,11 +82,26 @@ def forget() -> None:
     """Ask again next time: the user installed something or changed the machine."""
     with _lock:
         _answers.clear()
+        _verdicts.clear()
     hardware.gpu_availability.cache_clear()
 
 
 def availability(backend: str) -> tuple[bool, str]:
-    """(available, reason) for the GPU buttons: NVML first, then the backend itself."""
+    """(available, reason) for the GPU buttons: NVML first, then the backend itself; once per backend.
+
+    Kept with the probe's answer until `forget()`: a page rerun must not open NVML and read
+    package metadata again for a backend that has no GPU.
+    """
+    with _lock:
+        if backend in _verdicts:
+            return _verdicts[backend]
+    verdict = _availability(backend)
+    with _lock:
+        _verdicts[backend] = verdict
+    return verdict
+
+
+def _availability(backend: str) -> tuple[bool, str]:
     nvml_ok, reason = hardware.gpu_availability()
     if not nvml_ok:  # hidden, or no driver: no backend can see a GPU, so skip the import
         return False, reason
