@@ -9,6 +9,9 @@ one real foreground run through `python -m training run`.
 from __future__ import annotations
 
 import io
+import os
+import re
+import signal
 import threading
 import time
 
@@ -18,7 +21,7 @@ from rich.console import Console
 from training.cli import terminal
 from training.config import make_config
 from training.launch import local
-from training.store import RunStore, process
+from training.store import RunLog, RunStore, process
 from training.store.logwriter import append_record
 
 
@@ -84,3 +87,42 @@ def test_a_group_is_followed_until_every_run_has_ended(runs_dir):
     screen, out = console(terminal_like=False)
     assert terminal.follow(runs, console=screen, poll_s=0.01) == 0
     assert sum("finished: 2 epochs" in line for line in out.getvalue().splitlines()) == 3
+
+
+def test_no_eta_until_a_few_batches_after_the_first_are_timed(runs_dir):
+    store = RunStore(runs_dir)
+    run = local.create_local(store, make_config(epochs=2, limit_train=12800, name="warming up"))
+    followed = terminal._Followed(run, RunLog(run.metrics_path), status="running")
+
+    def shown_after(batch: int, epoch_s: float) -> str:
+        append_record(run.metrics_path, {"type": "progress", "epoch": 1, "batch": batch, "batches": 100,
+                                         "epoch_s": epoch_s, "samples_per_s": 128 * batch / epoch_s,
+                                         "loss": 1.0, "accuracy": 0.5})
+        followed.log.update()
+        return terminal.live_detail(followed, 2)[0]
+
+    # Batch 1 took 20 s: tracing and compiling. Its pace would say 3,980 s left; nothing is said.
+    assert "ETA" not in shown_after(1, 20.0)
+    assert "ETA" not in shown_after(1 + terminal.ETA_MIN_BATCHES - 1, 20.4)  # too few timed yet
+    # Ten batches in 1 s since the first seen: 0.1 s a batch, 89 left here + 100 in epoch 2 = 18.9 s.
+    assert shown_after(11, 21.0).endswith("ETA 19 s")
+
+
+def without_control_codes(text: str) -> list[str]:
+    """The lines a terminal would show: ANSI codes dropped, each line what follows its last \\r."""
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+    return [line.rsplit("\r", 1)[-1] for line in plain.split("\n")]
+
+
+def test_the_stop_acknowledgement_gets_its_own_line_above_the_live_bar():
+    screen, out = console(terminal_like=True)
+    bars = terminal._progress(screen)
+    with bars, terminal.Interrupts([], screen) as interrupts:  # no runs: nothing is really stopped
+        bars.add_task("a run", total=10, completed=3, detail="epoch 1/3  loss 0.5000")
+        bars.refresh()
+        os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends; the handler only counts it
+        interrupts.send_stops()  # the follow loop's next look acknowledges it
+        bars.refresh()
+    lines = without_control_codes(out.getvalue())
+    assert terminal.STOP_ACK in lines, lines
+    assert any("epoch 1/3" in line for line in lines[lines.index(terminal.STOP_ACK):])  # the bar goes on

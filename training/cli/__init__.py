@@ -14,7 +14,8 @@
     doctor   can every installed backend use every device here? (exit 1 names what is wrong)
     probe    what one backend sees: devices, GPUs, CUDA build (doctor and the dashboard ask it)
     peak     the device's measured peak FLOP/s (a matrix product in one backend), cached per machine
-    work, remote-work, follow   (internal) a detached worker, a Ray job's worker, its follower
+    work, remote-work, follow   (internal, started by the launchers; not in --help) a detached
+             worker, a Ray job's worker, its follower
 
 Exit codes: 0 success, 1 failure, 2 bad arguments or unknown run.
 A framework is imported only by `work`, `remote-work`, `probe` and `peak`, each its own process.
@@ -30,11 +31,12 @@ import logging
 import sys
 
 from training.cli import analysis, groups, imports, runs, system
-from training.cli.parser import EXIT_USAGE, build_parser
+from training.cli.parser import EXIT_USAGE, build_parser, parse_args
 from training.config import ConfigError
 from training.imports.parsers import ImportFormatError
 from training.store import InvalidRunId, NewerLogFormat, RunError, RunNotFound, RunStore
 
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 EXIT_OK, EXIT_FAILED = 0, 1
 
 COMMANDS = {"run": runs.cmd_run, "work": runs.cmd_work, "remote-work": runs.cmd_remote_work,
@@ -49,7 +51,7 @@ WRITING_COMMANDS = ("run", "import", "import-runs", "delete", "sweep")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
     store = RunStore(args.runs_dir)

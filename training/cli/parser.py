@@ -3,6 +3,8 @@
 `add_config_options` turns each `RunConfig` field's metadata (help, choices,
 range, switch) into an option; with `sweep=True` the fields a sweep may vary
 (`config.SWEEP_FIELDS`) take comma lists instead, parsed by their own type.
+The commands the launchers start (INTERNAL_COMMANDS) live in a parser of their
+own, chosen by the first word, so help and errors name only what people type.
 No private argparse state is touched.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 
 from training.analysis.comparison import DEFAULT_TARGET
 from training.config import (
@@ -31,7 +34,14 @@ _INT_TYPES = ("int", "int | None")
 SWEEP_HELP = "comma list, e.g. 32,128,512"
 
 
+# Started by the launchers, never typed: a parser of their own, so that `--help`, the usage line
+# and an unknown command's error list only the commands people use.
+INTERNAL_COMMANDS = ("work", "remote-work", "follow")
+
+
 class Parser(argparse.ArgumentParser):
+    commands: dict[str, argparse.ArgumentParser]  # the top-level parser's subcommands, by name
+
     def error(self, message: str):  # one line, exit 2: scriptable
         self.exit(EXIT_USAGE, f"error: {message}\n")
 
@@ -147,12 +157,51 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return make_config(**{spec.name: getattr(args, spec.name) for spec in dataclasses.fields(RunConfig)})
 
 
-def build_parser() -> argparse.ArgumentParser:
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line's arguments; the bare command prints the usage and the commands, exit 2."""
+    if not argv:
+        build_parser().print_help(sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+    return build_parser(internal=argv[0] in INTERNAL_COMMANDS).parse_args(argv)
+
+
+def _top_parser() -> tuple[Parser, argparse.Action]:
     from training.cli import __doc__ as summary
 
     parser = Parser(prog="python -m training", description=summary.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    # A metavar, so the usage line does not spell out every choice.
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser, title="commands",
+                                     metavar="COMMAND", description="`python -m training COMMAND --help` "
+                                     "lists a command's options")
+    parser.commands = commands.choices
+    return parser, commands
 
+
+def build_internal_parser() -> Parser:
+    """`work`, `remote-work` and `follow`: what the launchers start (INTERNAL_COMMANDS)."""
+    parser, commands = _top_parser()
+    work = commands.add_parser("work", help="a detached worker: train RUN_ID")
+    work.add_argument("run_id")
+    work.add_argument("--slurm", action="store_true",
+                      help="a Slurm job: record its node, stop on SIGTERM only when a stop was asked")
+    add_common(work)
+
+    remote = commands.add_parser("remote-work", help="a Ray job's entrypoint: train RUN_ID on the node")
+    remote.add_argument("run_id")
+    remote.add_argument("--config", required=True, help="the RunConfig as JSON")
+    add_common(remote)
+
+    follow = commands.add_parser("follow", help="copy a Ray job's records into its local run folder")
+    follow.add_argument("run_id")
+    add_common(follow)
+    return parser
+
+
+def build_parser(internal: bool = False) -> Parser:
+    """Every command people type (with `internal=True`: build_internal_parser's instead)."""
+    if internal:
+        return build_internal_parser()
+    parser, commands = _top_parser()
     run = commands.add_parser("run", help="train one run, showing its progress (or --detach)")
     add_config_options(run)
     add_follow_options(run, "the run")
@@ -161,21 +210,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_repeats_option(run)
     add_cluster_options(run)
     add_common(run)
-
-    work = commands.add_parser("work", help=argparse.SUPPRESS)
-    work.add_argument("run_id")
-    work.add_argument("--slurm", action="store_true",
-                      help="a Slurm job: record its node, stop on SIGTERM only when a stop was asked")
-    add_common(work)
-
-    remote = commands.add_parser("remote-work", help=argparse.SUPPRESS)  # a Ray job's entrypoint
-    remote.add_argument("run_id")
-    remote.add_argument("--config", required=True, help="the RunConfig as JSON")
-    add_common(remote)
-
-    follow = commands.add_parser("follow", help=argparse.SUPPRESS)  # copies a Ray job's records home
-    follow.add_argument("run_id")
-    add_common(follow)
 
     listing = commands.add_parser("list", help="list runs")
     listing.add_argument("--json", action="store_true")

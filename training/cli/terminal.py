@@ -9,9 +9,14 @@ On a terminal the lines are `rich` progress bars: epoch n/N, the batch bar,
 loss, accuracy, images/s and the ETA of the whole run. Elsewhere (a pipe, a CI
 log) each finished epoch prints one plain line instead, as Keras's verbose=2.
 
+The ETA waits until a few batches are timed: the first batch of a run also
+traces and compiles the model, so a pace taken from it is wrong by 10-100x.
+
 Ctrl-C (or SIGTERM) asks every followed run to stop after its current batch,
 through the launcher that started it, and keeps following until each has
-recorded its end; a second signal ends the local workers at once.
+recorded its end; a second signal ends the local workers at once. The
+acknowledgement goes through the console, so it gets a line of its own above
+the live bars instead of being written into the middle of one.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ POLL_S = 0.25  # how often the logs are read; a progress record arrives about on
 ASK_S = 2.0  # a run that looks lost (a pending Slurm job) is asked of its launcher at most this often
 STDERR_TAIL_LINES = 30  # printed when a run fails: the traceback's end
 log = logging.getLogger(__name__)
+# Batches timed between two progress records before the ETA is shown (the first is never timed).
+ETA_MIN_BATCHES = 5
 STOP_ACK = "stop requested: runs stop after their current batch; press Ctrl-C again to kill them now"
 
 
@@ -57,6 +64,7 @@ class _Followed:
     status: str = "queued"
     seen_states: set = field(default_factory=set)
     asked: float = -ASK_S  # when its launcher was last asked (time.monotonic)
+    pace_from: dict | None = None  # the first progress record seen of the current epoch
 
 
 class Interrupts:
@@ -67,8 +75,9 @@ class Interrupts:
     handler. The follow loop, which looks every POLL_S, sends the stop requests.
     """
 
-    def __init__(self, runs: list[Run]):
+    def __init__(self, runs: list[Run], console: Console):
         self.runs = runs
+        self.console = console
         self.count = 0
         self.requested = False
         self.previous: dict[int, object] = {}
@@ -85,8 +94,8 @@ class Interrupts:
     def _handle(self, signum, frame) -> None:
         self.count += 1
         if self.count == 1:
-            os.write(2, (STOP_ACK + "\n").encode())
-            return
+            return  # send_stops acknowledges it, from the follow loop, within POLL_S
+        os.write(2, b"\n")  # the live bar's line has no newline yet; the shell's prompt comes next
         for run in self.runs:  # the second signal: no more waiting; the stopper records the end
             elsewhere = run.meta.get("cluster") or run.meta.get("slurm")  # their schedulers kill them
             if not elsewhere and (ident := run.pid()):
@@ -99,6 +108,7 @@ class Interrupts:
         if not self.count or self.requested:
             return
         self.requested = True
+        self.console.print(STOP_ACK, highlight=False, soft_wrap=True, markup=False)
         for run in self.runs:
             try:
                 launcher_of(run).request_stop(run)
@@ -133,10 +143,12 @@ def live_detail(followed: _Followed, now_epochs: int | None) -> tuple[str, float
         return f"queued: {waits}", 0, 1
     progress = log.progress
     if progress:
-        eta = _eta(log, now_epochs, progress)
+        if followed.pace_from is None or followed.pace_from["epoch"] != progress["epoch"]:
+            followed.pace_from = progress
+        eta = _eta(log, now_epochs, progress, followed.pace_from)
         text = (f"epoch {progress['epoch']}/{epochs}  loss {number(progress.get('loss'), '.4f')}  "
                 f"acc {number(progress.get('accuracy'), '.4f')}  "
-                f"{number(progress.get('samples_per_s'), ',.0f', ' img/s')}  ETA {eta}")
+                f"{number(progress.get('samples_per_s'), ',.0f', ' img/s')}{eta and f'  ETA {eta}'}")
         return text, progress["batch"], progress["batches"]
     if log.epochs:
         last = log.epochs[-1]
@@ -145,13 +157,26 @@ def live_detail(followed: _Followed, now_epochs: int | None) -> tuple[str, float
     return "starting: loading the backend, MNIST and the model", 0, 1
 
 
-def _eta(log: RunLog, epochs: int | None, progress: dict) -> str:
-    """Seconds left for the whole run, from the mean epoch so far and this epoch's pace."""
+def _eta(log: RunLog, epochs: int | None, progress: dict, pace_from: dict) -> str:
+    """Seconds left for the whole run, from the mean epoch so far and this epoch's pace; "" if unknown.
+
+    Before any epoch has ended, the pace is the batches timed since `pace_from` (an earlier
+    progress record of this epoch), never the first batch's, which includes compiling:
+    nothing is shown until ETA_MIN_BATCHES of them are timed.
+    """
     if not epochs or not progress.get("batch"):
-        return "?"
-    this_epoch = progress["epoch_s"] / progress["batch"] * progress["batches"]
+        return ""
     done = [e["epoch_time_s"] for e in log.epochs if e.get("epoch_time_s")]
-    per_epoch = sum(done) / len(done) if done else this_epoch
+    if done:
+        this_epoch = progress["epoch_s"] / progress["batch"] * progress["batches"]
+        per_epoch = sum(done) / len(done)
+    else:
+        timed = progress["batch"] - pace_from["batch"]
+        if timed < ETA_MIN_BATCHES:
+            return ""
+        per_batch = (progress["epoch_s"] - pace_from["epoch_s"]) / timed
+        per_epoch = per_batch * progress["batches"]
+        this_epoch = progress["epoch_s"] + per_batch * (progress["batches"] - progress["batch"])
     left = this_epoch - progress["epoch_s"] + per_epoch * (epochs - progress["epoch"])
     return f"{max(left, 0):,.0f} s"
 
@@ -195,7 +220,7 @@ def follow(runs: list[Run], verbose: bool = False, console: Console | None = Non
     followed = [_Followed(run, RunLog(run.metrics_path)) for run in runs]
     live = console.is_terminal
     bars = _progress(console) if live else None
-    with Interrupts(runs) as interrupts, (bars or _nothing()):
+    with Interrupts(runs, console) as interrupts, (bars or _nothing()):
         while True:
             interrupts.send_stops()
             for item in followed:
