@@ -1,4 +1,4 @@
-"""The command line: list, import, export, compare, stop, delete, bad ids.
+"""The command line: list, import, export, compare, stop, delete, bad ids, help and usage.
 
 Most tests call `main(argv)` in this process (conftest.run_cli); the first
 ones run the real `python -m training` once per command, as a user would.
@@ -9,10 +9,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import subprocess
+import sys
 
 import pytest
-from conftest import FIXTURES, cli, run_cli
+from conftest import FIXTURES, ROOT, cli, run_cli
 
+from training.cli.parser import build_parser, parse_args
 from training.imports.runs import REFERENCE_TEXT
 from training.store.logwriter import FORMAT_VERSION
 
@@ -154,3 +158,60 @@ def test_verbose_shows_what_was_skipped(runs_dir):
     assert "unreadable JSON" not in quiet.stderr
     assert f"DEBUG training.store.layout: unreadable JSON in {runs_dir / run_id / 'status.json'}" \
         in loud.stderr
+
+
+HIDDEN = ("work", "remote-work", "follow")  # started by the launchers, never typed
+
+
+def listed_commands(help_text: str) -> list[str]:
+    """The command names the help lists: the first word of each line indented by four spaces."""
+    return re.findall(r"^    (\S+)", help_text, flags=re.MULTILINE)
+
+
+def test_the_bare_command_exits_2_with_the_usage_and_the_main_commands():
+    result = subprocess.run([sys.executable, "-m", "training"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)  # the real command, once
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: python -m training")
+    listed = listed_commands(result.stderr)
+    assert {"run", "list", "compare", "import", "sweep", "report", "doctor"} <= set(listed)
+    assert not set(HIDDEN) & set(listed) and "SUPPRESS" not in result.stderr
+
+
+def test_help_and_usage_never_name_the_internal_commands(runs_dir):
+    shown = run_cli("--help", runs_dir=runs_dir)
+    assert shown.returncode == 0 and "SUPPRESS" not in shown.stdout
+    assert listed_commands(shown.stdout) == list(build_parser().commands)  # every typed command, once
+    usage = shown.stdout.split("\n\n")[0]
+    assert not any(re.search(rf"\b{name}\b", usage) for name in HIDDEN), usage
+
+
+def test_an_unknown_command_is_one_line_naming_only_the_typed_commands(runs_dir):
+    result = run_cli("trian", runs_dir=runs_dir)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "invalid choice: 'trian'" in result.stderr and "'run'" in result.stderr
+    assert "SUPPRESS" not in result.stderr
+    assert not any(f"'{name}'" in result.stderr for name in HIDDEN), result.stderr
+
+
+def test_the_internal_commands_still_parse_for_the_launchers():
+    args = parse_args(["work", "20261125-213432-275867-35eca8", "--slurm", "--runs-dir", "runs"])
+    assert (args.command, args.run_id, args.slurm) == ("work", "20261125-213432-275867-35eca8", True)
+    args = parse_args(["remote-work", "x", "--config", "{}"])
+    assert (args.command, args.config) == ("remote-work", "{}")
+    assert parse_args(["follow", "x"]).command == "follow"
+
+
+def value_columns(text: str) -> list[int]:
+    """Where the value starts on each indented row: after the label and its run of spaces."""
+    return [match.start(2) for line in text.splitlines()
+            if (match := re.match(r"   (\S.*?)\s{2,}(\S)", line))]
+
+
+@pytest.mark.parametrize("ids", [("ref-keras-cpu", "ref-tensorflow-gpu"),
+                                 ("ref-keras-cpu", "ref-tensorflow-gpu", "ref-keras-cpu")])
+def test_compare_rows_line_up_whatever_the_target_label(runs_dir, ids):
+    text = run_cli("compare", *ids, "--target", "0.985", runs_dir=runs_dir).stdout
+    columns = value_columns(text)
+    assert "time to 98.50%" in text and len(columns) >= 14, text  # two blocks of rows
+    assert len(set(columns)) == 1, text

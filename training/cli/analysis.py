@@ -63,20 +63,26 @@ def flop_rate(value: float | None) -> str:
     return number(None if value is None else value / 1e9, ",.1f", " GFLOP/s")
 
 
-def efficiency_lines(run: dict) -> str:
-    """The FLOPs, achieved FLOP/s, peak and utilisation lines of one run, for the terminal."""
+def aligned(rows: list[tuple[str, str]]) -> str:
+    """A run's or a group's rows, indented, every value starting in one column (the widest label's)."""
+    width = max(len(label) for label, _ in rows) + 3
+    return "\n".join(f"   {label:<{width}}{value}" for label, value in rows)
+
+
+def efficiency_rows(run: dict) -> list[tuple[str, str]]:
+    """The FLOPs, achieved FLOP/s, peak and utilisation rows of one run, for the terminal."""
     if run["flops_per_train_image"] is None:
         why = run["flops_error"] or "the log has no model layers"
-        return f"   FLOPs per image      unknown ({why})"
+        return [("FLOPs per image", f"unknown ({why})")]
     sheet = ""
     if run["datasheet_peak_flops_per_s"]:
         sheet = (f"; datasheet {flop_rate(run['datasheet_peak_flops_per_s'])}, "
                  f"{number(run['datasheet_utilisation'], '.2%')} of it")
-    return (f"   FLOPs per image      {run['flops_per_train_image'] / 1e6:.2f} M trained, "
-            f"{run['flops_per_eval_image'] / 1e6:.2f} M evaluated\n"
-            f"   achieved             {flop_rate(run['achieved_train_flops_per_s'])} training, "
-            f"{flop_rate(run['achieved_epoch_flops_per_s'])} whole epoch\n"
-            f"   utilisation          {utilisation_text(run)}{sheet}")
+    return [("FLOPs per image", f"{run['flops_per_train_image'] / 1e6:.2f} M trained, "
+                                f"{run['flops_per_eval_image'] / 1e6:.2f} M evaluated"),
+            ("achieved", f"{flop_rate(run['achieved_train_flops_per_s'])} training, "
+                         f"{flop_rate(run['achieved_epoch_flops_per_s'])} whole epoch"),
+            ("utilisation", f"{utilisation_text(run)}{sheet}")]
 
 
 def utilisation_text(run: dict) -> str:
@@ -105,15 +111,16 @@ def cmd_compare(store: RunStore, args) -> int:
     for label, run in zip("AB", result["runs"]):
         reached = ("not reached" if run["time_to_target_s"] is None else
                    f"{run['time_to_target_s']:.2f} s (epoch {run['time_to_target_epoch']})")
-        print(f"{label}: {run['name']} [{run['id']}]\n"
-              f"   steady-state epoch   {number(run['steady_epoch_s'], '.2f', ' s')}\n"
-              f"   images/s             {number(run['train_images_per_s'], ',.0f')} training, "
-              f"{number(run['epoch_images_per_s'], ',.0f')} per epoch second (evaluation included)\n"
-              f"   time to {args.target:.2%}     {reached}\n"
-              f"   best val accuracy    {number(run['best_val_accuracy'], '.4f')} "
-              f"(epoch {run['best_epoch']})\n"
-              f"   total                {number(run['total_s'], '.2f', ' s')}\n"
-              f"{efficiency_lines(run)}")
+        rows = [("steady-state epoch", number(run['steady_epoch_s'], '.2f', ' s')),
+                ("images/s", f"{number(run['train_images_per_s'], ',.0f')} training, "
+                             f"{number(run['epoch_images_per_s'], ',.0f')} per epoch second "
+                             "(evaluation included)"),
+                (f"time to {args.target:.2%}", reached),
+                ("best val accuracy", f"{number(run['best_val_accuracy'], '.4f')} "
+                                      f"(epoch {run['best_epoch']})"),
+                ("total", number(run['total_s'], '.2f', ' s')),
+                *efficiency_rows(run)]
+        print(f"{label}: {run['name']} [{run['id']}]\n{aligned(rows)}")
     if result["protocol_note"]:
         print(result["protocol_note"])
     print(speedup_sentence(result["speedup"]))
@@ -176,17 +183,16 @@ def cmd_compare_groups(store: RunStore, args) -> int:
     for index, entry in enumerate(result["groups"]):
         ttt = entry["time_to_target_s"]
         reached = "not reached by any run" if ttt["min"] is None else spread_sentence(ttt, ",.2f", " s")
-        print(f"{_letter(index)}: {entry['name']} [{entry['id']}] n={entry['n']}\n"
-              f"   steady-state epoch   {spread_sentence(entry['steady_epoch_s'], ',.2f', ' s')}\n"
-              f"   training images/s    {spread_sentence(entry['train_images_per_s'], ',.0f')}\n"
-              f"   epoch images/s       {spread_sentence(entry['epoch_images_per_s'], ',.0f')} "
-              "(evaluation included)\n"
-              f"   time to {args.target:.2%}     {reached}; {entry['not_reached']} of {entry['n']} "
-              "did not reach it\n"
-              f"   cores kept busy      {spread_sentence(entry['cores_busy'], '.2f')}\n"
-              f"   achieved             {spread_sentence(_giga(entry['achieved_flops_per_s']), ',.1f')} "
-              "GFLOP/s\n"
-              f"   utilisation          {group_utilisation(entry)}")
+        rows = [("steady-state epoch", spread_sentence(entry['steady_epoch_s'], ',.2f', ' s')),
+                ("training images/s", spread_sentence(entry['train_images_per_s'], ',.0f')),
+                ("epoch images/s", f"{spread_sentence(entry['epoch_images_per_s'], ',.0f')} "
+                                   "(evaluation included)"),
+                (f"time to {args.target:.2%}", f"{reached}; {entry['not_reached']} of {entry['n']} "
+                                                "did not reach it"),
+                ("cores kept busy", spread_sentence(entry['cores_busy'], '.2f')),
+                ("achieved", f"{spread_sentence(_giga(entry['achieved_flops_per_s']), ',.1f')} GFLOP/s"),
+                ("utilisation", group_utilisation(entry))]
+        print(f"{_letter(index)}: {entry['name']} [{entry['id']}] n={entry['n']}\n{aligned(rows)}")
     if result["protocol_note"]:
         print(result["protocol_note"])
     for index, speed in enumerate(result["speedups"], start=1):
