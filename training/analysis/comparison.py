@@ -18,7 +18,7 @@ Definitions (docs/architecture.md):
                            precision, optimiser; `protocol_note` says in one line where they differ
   cores kept busy          mean of cpu_s / epoch_time_s over the steady epochs (1.0 = one core)
 FLOPs per image, achieved FLOP/s and utilisation are `training/analysis/flops.py`.
-Groups of repeated runs (median, spread, olympic mean) are `training/stats.py`.
+Groups of repeated runs (median, spread, olympic mean) are `training/analysis/stats.py`.
 Pure functions over epoch records: no I/O.
 """
 

@@ -38,7 +38,7 @@ def create_local(store: RunStore, config: RunConfig, run_id: str | None = None,
 
     Refused with `RunError`, before anything is written, when the runs folder
     is read-only or its disk has less than `MIN_FREE_MB` free. `extra` goes into
-    config.json beside the settings (a group's id: training/groups.py; a cluster run's
+    config.json beside the settings (a group's id: training/analysis/groups.py; a cluster run's
     address: launch/cluster.py); `run_id` fixes the id; `files` are written with the
     folder, by layout name (a Slurm run's batch script: launch/slurm.py).
     """

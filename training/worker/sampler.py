@@ -5,7 +5,7 @@ CPU utilisation of the training process and of the whole machine (percent of
 one core and of all cores), process RSS, and, through NVML when a driver is
 present, per-GPU utilisation, memory, power and temperature. Without NVML the
 GPU fields are simply absent. Where Linux RAPL is readable
-(`training/power.py`), each sample also carries the CPU packages' energy since
+(`training/system/power.py`), each sample also carries the CPU packages' energy since
 sampling began and their mean power over the last interval. The thread sleeps between samples; one sample
 costs well under a millisecond of CPU (see docs/benchmarks.md).
 """
