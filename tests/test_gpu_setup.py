@@ -134,10 +134,10 @@ def test_the_nvidia_proc_folder_counts_as_a_driver(tmp_path):
     assert "requirements-gpu.txt" in installs(done.stdout)
 
 
-def test_readme_gpu_section_matches_the_makefile():
-    readme = (ROOT / "README.md").read_text()
+def test_the_guides_gpu_section_matches_the_makefile():
+    guide = (ROOT / "docs" / "guide.md").read_text()
     makefile = (ROOT / "Makefile").read_text()
-    section = readme.split("## Backends, precision and GPUs", 1)[1].split("\n## ", 1)[0]
+    section = guide.split("## Installing, backends and GPUs", 1)[1].split("\n## ", 1)[0]
     named = set(re.findall(r"requirements[-\w]*\.txt", section))
     assert {"requirements-gpu.txt", "requirements-backends-gpu.txt"} <= named
     for name in named:

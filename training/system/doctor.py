@@ -39,7 +39,7 @@ def nvidia_wheels() -> dict[str, str]:
 
 
 def report(backends: tuple[str, ...] | None = None, probe=None) -> dict:
-    """Everything `doctor` prints, as one JSON-ready dict (its keys: KEYS, README).
+    """Everything `doctor` prints, as one JSON-ready dict (its keys: KEYS, docs/guide.md).
 
     Each backend is asked afresh (`probe`, default `gpucheck.run_probe`), not from the cache.
     """
