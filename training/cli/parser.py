@@ -177,31 +177,12 @@ def _top_parser() -> tuple[Parser, argparse.Action]:
     return parser, commands
 
 
-def build_internal_parser() -> Parser:
-    """`work`, `remote-work` and `follow`: what the launchers start (INTERNAL_COMMANDS)."""
-    parser, commands = _top_parser()
-    work = commands.add_parser("work", help="a detached worker: train RUN_ID")
-    work.add_argument("run_id")
-    work.add_argument("--slurm", action="store_true",
-                      help="a Slurm job: record its node, stop on SIGTERM only when a stop was asked")
-    add_common(work)
-
-    remote = commands.add_parser("remote-work", help="a Ray job's entrypoint: train RUN_ID on the node")
-    remote.add_argument("run_id")
-    remote.add_argument("--config", required=True, help="the RunConfig as JSON")
-    add_common(remote)
-
-    follow = commands.add_parser("follow", help="copy a Ray job's records into its local run folder")
-    follow.add_argument("run_id")
-    add_common(follow)
-    return parser
-
-
 def build_parser(internal: bool = False) -> Parser:
     """Every command people type (with `internal=True`: build_internal_parser's instead)."""
     if internal:
         return build_internal_parser()
     parser, commands = _top_parser()
+
     run = commands.add_parser("run", help="train one run, showing its progress (or --detach)")
     add_config_options(run)
     add_follow_options(run, "the run")
@@ -297,3 +278,22 @@ def build_parser(internal: bool = False) -> Parser:
     add_common(peaking)
     return parser
 
+
+def build_internal_parser() -> Parser:
+    """`work`, `remote-work` and `follow`: what the launchers start (INTERNAL_COMMANDS)."""
+    parser, commands = _top_parser()
+    work = commands.add_parser("work", help="a detached worker: train RUN_ID")
+    work.add_argument("run_id")
+    work.add_argument("--slurm", action="store_true",
+                      help="a Slurm job: record its node, stop on SIGTERM only when a stop was asked")
+    add_common(work)
+
+    remote = commands.add_parser("remote-work", help="a Ray job's entrypoint: train RUN_ID on the node")
+    remote.add_argument("run_id")
+    remote.add_argument("--config", required=True, help="the RunConfig as JSON")
+    add_common(remote)
+
+    follow = commands.add_parser("follow", help="copy a Ray job's records into its local run folder")
+    follow.add_argument("run_id")
+    add_common(follow)
+    return parser
