@@ -16,8 +16,8 @@ import time
 import types
 
 import pytest
-
 from conftest import FIXTURES
+
 from training.analysis import contention as words
 from training.store.logwriter import LogWriter
 from training.system import contention, nvml
@@ -242,8 +242,8 @@ def _epochs(shares: list[float | None], steal: float = 0.0) -> list[dict]:
 
 
 def test_contention_in_words():
-    found = words.summary(_epochs([0.5, 0.36, 0.38, 0.40, 0.02]))
-    assert found["text"] == ("other processes took 41% of the CPUs during epochs 1–4 "  # mean of 50, 36, 38, 40
+    found = words.summary(_epochs([0.5, 0.36, 0.38, 0.40, 0.02]))  # 41%: the mean of 50, 36, 38, 40
+    assert found["text"] == ("other processes took 41% of the CPUs during epochs 1–4 "
                              "(3 of 4 steady epochs contended)")
     assert found["contended_epochs"] == [1, 2, 3, 4] and found["steady_contended"] == 3
     assert words.summary(_epochs([0.5, 0.02, 0.03]))["text"] == (
