@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from training.analysis import comparison, stats, uncertainty
+from training.analysis import comparison, grouping, report, stats, tables, uncertainty
+from training.analysis.series import RunSeries
 
 
 def around(centre: float, n: int, spread: float, seed: int) -> list[float]:
@@ -132,3 +133,45 @@ def test_group_intervals_are_over_the_runs():
     assert speed["verdict"].startswith("B is ")
     few = stats.rate_speedup(cell([2.0, 2.1]), fast)
     assert few["ci_low"] is None and "not enough runs for an interval" in few["verdict"]
+
+
+# -- where people read them: the Compare table, the group table, the report -----------------------
+def _series(run_id: str, seconds: list[float], others: list[float | None], **meta) -> RunSeries:
+    epochs = _epochs(seconds)
+    for record, share in zip(epochs, others):
+        if share is not None:
+            record.update(others_cpu_share=share, steal_share=0.0, contended=share >= 0.10,
+                          contended_by=["others_cpu"] if share >= 0.10 else [])
+    return RunSeries(run_id, run_id, "#000", epochs, meta={"name": run_id, "device": "cpu", **meta})
+
+
+def test_the_compare_table_shows_interval_verdict_and_contention():
+    base = _series("cpu", [3.0, 2.0, 2.1, 1.9, 2.0], [0.5, 0.02, 0.03, 0.01, 0.02])
+    fast = _series("fast", [1.0, 0.50, 0.52, 0.49, 0.51], [0.0, 0.38, 0.40, 0.36, 0.01])
+    one = _series("one", [3.0], [None])
+    rows = {row["Run"]: row for row in tables.comparison_rows([base, fast, one], "cpu", 0.99)}
+    speed = comparison.speedup_verdict(base.epochs, fast.epochs, names=("cpu", "fast"))
+    assert rows["fast"]["Speedup 95% CI"] == f"{speed.ci_low:.3g}–{speed.ci_high:.3g}×"
+    assert rows["fast"]["Speedup verdict"] == speed.text and speed.text.startswith("fast is 3.96× faster")
+    assert rows["cpu"]["Speedup verdict"] == "baseline"
+    assert rows["fast"]["Contention"] == ("other processes took 38% of the CPUs during epochs 2–4 "
+                                          "(3 of 4 steady epochs contended)")
+    assert rows["cpu"]["Contention"].startswith("other processes took 50% of the CPUs during epoch 1 (0 of 4")
+    assert rows["one"]["Contention"] == "not recorded" and rows["one"]["Speedup 95% CI"] == "—"
+    assert rows["one"]["Speedup verdict"].startswith("not enough epochs: one has no steady epoch")
+
+
+def test_the_group_table_and_the_report_show_them_too():
+    def cell(name: str, seconds: list[float], share: float) -> list[RunSeries]:
+        return [_series(f"{name}{i}", [s * 1.5, s, s, s], [0.0, share, share, share], group=f"g-{name}",
+                        group_kind="repeats", repeat=i) for i, s in enumerate(seconds)]
+
+    series = cell("slow", [2.0, 2.1, 1.9, 2.05], 0.02) + cell("quick", [0.5, 0.52, 0.49, 0.51], 0.3)
+    cells = grouping.group_series(series)
+    slow, quick = grouping.group_rows(cells, 0.99)
+    assert slow["Speedup verdict"] == "baseline" and quick["Speedup 95% CI"] != "—"
+    assert " is 4" in quick["Speedup verdict"] and "95% CI" in quick["Speedup verdict"]
+    assert quick["Contention"].startswith("4 of 4 runs had contended steady epochs")
+    assert slow["Contention"].startswith("not contended")
+    page = report.build_report(series, 0.99)
+    assert "Speedup 95% CI" in page and "4 of 4 runs had contended steady epochs" in page
