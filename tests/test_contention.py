@@ -141,7 +141,19 @@ def answers() -> dict:
 def test_throttle_bits_have_names():
     assert nvml.throttle_names(0) == []
     assert nvml.throttle_names(0x4 | 0x20) == ["sw_power_cap", "sw_thermal"]
-    assert nvml.throttle_names(0x1FF) == list(nvml.THROTTLE_BITS.values())
+    assert nvml.throttle_names(0x7FF) == list(nvml.THROTTLE_BITS.values())
+
+
+def test_throttle_bits_are_the_installed_bindings_own():
+    pynvml = pytest.importorskip("pynvml")  # the real nvidia-ml-py: its constants need no driver
+    names = {"gpu_idle": "GpuIdle", "applications_clocks": "ApplicationsClocksSetting",
+             "sw_power_cap": "SwPowerCap", "hw_slowdown": "HwSlowdown", "sync_boost": "SyncBoost",
+             "sw_thermal": "SwThermalSlowdown", "hw_thermal": "HwThermalSlowdown",
+             "hw_power_brake": "HwPowerBrakeSlowdown", "display_clocks": "DisplayClockSetting",
+             "board_limit": "BoardLimit", "reliability": "Reliability"}
+    for bit, name in nvml.THROTTLE_BITS.items():
+        assert getattr(pynvml, f"nvmlClocksThrottleReason{names[name]}") == bit, name
+    assert pynvml.NVML_CLOCK_SM == nvml.NVML_CLOCK_SM
 
 
 @pytest.mark.parametrize("event_reasons", [True, False])

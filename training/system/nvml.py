@@ -58,7 +58,7 @@ def text(value) -> str:
 # nvmlClocksEventReasons / nvmlClocksThrottleReasons bits (nvml.h; the names are ours, the bits NVIDIA's).
 THROTTLE_BITS = {0x1: "gpu_idle", 0x2: "applications_clocks", 0x4: "sw_power_cap", 0x8: "hw_slowdown",
                  0x10: "sync_boost", 0x20: "sw_thermal", 0x40: "hw_thermal", 0x80: "hw_power_brake",
-                 0x100: "display_clocks"}
+                 0x100: "display_clocks", 0x200: "board_limit", 0x400: "reliability"}
 # The reasons that slow a run for causes outside it (heat, the board's power brake, an external
 # slowdown signal). Not sw_power_cap: a GPU at full load normally runs at its power limit, which is
 # that device's speed, not interference; not gpu_idle (between epochs), nor clock settings.
