@@ -33,7 +33,8 @@ from training.analysis import contention, flops, uncertainty
 
 DEFAULT_TARGET = 0.99
 EXPORT_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "train_s", "eval_s",
-                  "epoch_time_s", "samples_per_s", "elapsed_s", "cpu_s")
+                  "epoch_time_s", "samples_per_s", "elapsed_s", "cpu_s",
+                  "others_cpu_share", "steal_share", "cpu_mhz", "contended")  # empty: not recorded
 
 
 steady_epochs = flops.steady_epochs  # not epoch 1 (warm-up), not a profiled one: one rule, in flops.py
