@@ -23,11 +23,14 @@ the picture, and tests/test_layout.py enforces it):
         stats.py, energy.py, display.py, groups.py, listing.py, series.py
         figures.py, grouping.py, scaling.py, tables.py, report.py
         timesplit.py     where the time goes: steps, first-step wait, evaluation, the rest
+        uncertainty.py   bootstrap 95% intervals of speedups, their verdicts, pyperf's "how many more"
+        contention.py    which epochs other processes slowed, in words
     imports/         runs trained elsewhere: log parsers, TensorBoard event files (tensorboard.py),
                      and the run folders made from them; archive.py adds whole run folders
                      from another machine (import-runs)
     exports/         mlflow.py: runs and groups to an MLflow server, and `run --mlflow`'s live stream
-    system/          the machine: hardware, nvml (one session), power (RAPL), gpucheck, doctor
+    system/          the machine: hardware, nvml (one session), power (RAPL), gpucheck, doctor,
+                     contention (/proc/stat: the share other processes took; the threshold)
     store/           disk is the truth: RunStore and Run (runs.py), state, space, debris, layout,
                      process, queue, logwriter, logreader, runlog, peaks (the peak cache);
                      builtin/ reference runs
@@ -38,7 +41,7 @@ the picture, and tests/test_layout.py enforces it):
         peak.py          `peak`: the device's measured peak FLOP/s (a matrix product), cached
         engines.py       EpochClock and the two engines, Keras `fit` and a TensorFlow loop
         profiler.py      --profile-steps: the backend's own profiler, its trace in the run folder
-        model.py, mnist.py, sampler.py (CPU/GPU samples about once a second)
+        model.py, mnist.py, sampler.py (CPU/GPU samples about once a second; per-epoch contention)
     config.py        RunConfig: every setting, its range and help, validated in one place
 """
 

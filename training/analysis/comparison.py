@@ -17,6 +17,9 @@ Definitions (docs/architecture.md):
   protocol                 what a run trained on: images per epoch, test images, batch size,
                            precision, optimiser; `protocol_note` says in one line where they differ
   cores kept busy          mean of cpu_s / epoch_time_s over the steady epochs (1.0 = one core)
+  speedup interval         bootstrap 95% CI of the ratio of medians over each run's steady epochs'
+                           images/s, and a verdict in words (`speedup_verdict`, analysis/uncertainty.py)
+  contention               which epochs other processes slowed (analysis/contention.py)
 FLOPs per image, achieved FLOP/s and utilisation are `training/analysis/flops.py`.
 Groups of repeated runs (median, spread, olympic mean) are `training/analysis/stats.py`.
 Pure functions over epoch records: no I/O.
@@ -26,11 +29,12 @@ from __future__ import annotations
 
 import statistics
 
-from training.analysis import flops
+from training.analysis import contention, flops, uncertainty
 
 DEFAULT_TARGET = 0.99
 EXPORT_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "train_s", "eval_s",
-                  "epoch_time_s", "samples_per_s", "elapsed_s", "cpu_s")
+                  "epoch_time_s", "samples_per_s", "elapsed_s", "cpu_s",
+                  "others_cpu_share", "steal_share", "cpu_mhz", "contended")  # empty: not recorded
 
 
 steady_epochs = flops.steady_epochs  # not epoch 1 (warm-up), not a profiled one: one rule, in flops.py
@@ -50,20 +54,27 @@ def steady_samples_per_s(epochs: list[dict]) -> float | None:
     return _steady(epochs, "samples_per_s")
 
 
-def _steady_rate(epochs: list[dict], seconds_key: str) -> float | None:
-    values = [flops.trained_images(e) / e[seconds_key] for e in steady_epochs(epochs)
-              if flops.trained_images(e) and e.get(seconds_key)]
+def steady_rates(epochs: list[dict], basis: str) -> list[float]:
+    """Each steady epoch's images/s on `basis` ("training": per training second, "epoch": per
+    epoch second): the samples a speedup's interval is bootstrapped from."""
+    seconds_key = RATE_SECONDS[basis]
+    return [flops.trained_images(e) / e[seconds_key] for e in steady_epochs(epochs)
+            if flops.trained_images(e) and e.get(seconds_key)]
+
+
+def _steady_rate(epochs: list[dict], basis: str) -> float | None:
+    values = steady_rates(epochs, basis)
     return float(statistics.median(values)) if values else None
 
 
 def train_images_per_s(epochs: list[dict]) -> float | None:
     """Training images per training second, steady state; None where training is not timed alone."""
-    return _steady_rate(epochs, "train_s")
+    return _steady_rate(epochs, "training")
 
 
 def epoch_images_per_s(epochs: list[dict]) -> float | None:
     """Training images per epoch second, evaluation included, steady state."""
-    return _steady_rate(epochs, "epoch_time_s")
+    return _steady_rate(epochs, "epoch")
 
 
 def cores_busy(epochs: list[dict]) -> float | None:
@@ -107,6 +118,9 @@ def measure(epochs: list[dict], target: float = DEFAULT_TARGET) -> dict:
         "best_epoch": best[1] if best else None,
         "total_s": last.get("elapsed_s"),
         "cores_busy": cores_busy(epochs),
+        # The per-epoch samples behind the images/s medians, for the speedup's interval.
+        "steady_rates": {basis: steady_rates(epochs, basis) for basis in RATE_SECONDS},
+        "contention": contention.summary(epochs),
     }
 
 
@@ -118,6 +132,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 RATE_BASES = {"training": "train_images_per_s", "epoch": "epoch_images_per_s"}
+RATE_SECONDS = {"training": "train_s", "epoch": "epoch_time_s"}
 RATE_LABELS = {"training": "training images per training second",
                "epoch": "training images per epoch second, evaluation included"}
 
@@ -128,23 +143,53 @@ def rate_basis(measures: list[dict]) -> str:
 
 
 def speedup(measures_a: dict, measures_b: dict, protocol_a: dict | None = None,
-            protocol_b: dict | None = None) -> dict:
+            protocol_b: dict | None = None, basis: str | None = None,
+            names: tuple[str, str] = ("A", "B")) -> dict:
     """How much faster B is than A, from their `measure()`s: >1 means B is faster.
 
-    `images_per_s` is the ratio of work per second on `basis` (see `rate_basis`). The
-    time-to-target ratio is None with `time_to_target_note` saying why where the two
-    protocols (`protocol`) trained different images per epoch or batch sizes.
+    `images_per_s` is the ratio of work per second on `basis` (see `rate_basis`; a table
+    passes one basis for all its rows). `ci_low`, `ci_high`, `verdict`, `more_needed`
+    (`more_unit`) and `n` are its bootstrap interval over the two runs' steady epochs and
+    what it means (`speedup_verdict`). The time-to-target ratio is None with
+    `time_to_target_note` saying why where the two protocols (`protocol`) trained different
+    images per epoch or batch sizes.
     """
-    basis = rate_basis([measures_a, measures_b])
+    basis = basis or rate_basis([measures_a, measures_b])
     key = RATE_BASES[basis]
     note = time_to_target_blocker(protocol_a, protocol_b) if protocol_a and protocol_b else None
+    found = uncertainty.verdict(measures_a["steady_rates"][basis], measures_b["steady_rates"][basis],
+                                basis, "epochs", names)
     return {
         "images_per_s": ratio(measures_b[key], measures_a[key]),
         "basis": basis,
+        **interval_fields(found),
         "time_to_target": None if note else ratio(measures_a["time_to_target_s"],
                                                   measures_b["time_to_target_s"]),
         "time_to_target_note": note,
     }
+
+
+def interval_fields(found: uncertainty.SpeedupVerdict) -> dict:
+    """A verdict as the `speedup` fields of --json (docs/log-format.md, "Speedup intervals")."""
+    return {"ci_low": found.ci_low, "ci_high": found.ci_high, "verdict": found.text,
+            "more_needed": found.more_needed, "more_unit": found.unit, "n": list(found.n),
+            "kind": found.kind}
+
+
+def speedup_verdict(base_epochs: list[dict], other_epochs: list[dict], basis: str | None = None,
+                    names: tuple[str, str] = ("A", "B")) -> uncertainty.SpeedupVerdict:
+    """The speedup of one run over another from their epoch records, with its 95% interval.
+
+    A bootstrap over each run's steady epochs' images/s (ratio of medians), on training
+    images/s where both runs time training alone, else on epoch images/s (a published run,
+    from its printed epoch times). `SpeedupVerdict(ratio, ci_low, ci_high, basis, text,
+    more_needed, ...)`; a one-epoch run has no steady epoch: "not enough epochs".
+    """
+    if basis is None:
+        timed = all(steady_rates(e, "training") for e in (base_epochs, other_epochs))
+        basis = "training" if timed else "epoch"
+    return uncertainty.verdict(steady_rates(base_epochs, basis), steady_rates(other_epochs, basis),
+                               basis, "epochs", names)
 
 
 # What a run trained on, in the order `protocol_note` names differences.

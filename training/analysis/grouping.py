@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 from plotly.colors import hex_to_rgb, unlabel_rgb
 
-from training.analysis import energy, groups, stats
+from training.analysis import energy, groups, stats, tables
 from training.analysis.display import MISSING, number, spread_cells
 from training.analysis.figures import LABELS, X_AXES, layout
 from training.analysis.series import PALETTE, RunSeries
@@ -154,8 +154,9 @@ def group_rows(groups_: list[GroupSeries], target: float, baseline: int = 0,
         rate, rate_range = spread_cells(summary["train_images_per_s"], ",.0f")
         whole, _ = spread_cells(summary["epoch_images_per_s"], ",.0f")
         ttt, ttt_range = _time(summary["time_to_target_s"], n, missing)
-        speed = (stats.rate_speedup(base, summary, basis) if base
-                 else {"median": None, "low": None, "high": None, "basis": basis})
+        speed = (stats.rate_speedup(base, summary, basis, (groups_[baseline].label, group.label)) if base
+                 else {"median": None, "low": None, "high": None, "basis": basis, "ci_low": None,
+                       "verdict": MISSING})
         used_rate = "epoch images/s (eval incl.)" if speed.get("basis") == "epoch" else "training images/s"
         used = summary["energy"]
         price = (prices or {}).get(group.key) or (prices or {}).get(group.device)
@@ -172,6 +173,9 @@ def group_rows(groups_: list[GroupSeries], target: float, baseline: int = 0,
             "Speedup (median)": number(speed["median"], ".2f", "×"), "Speedup from": used_rate,
             "Speedup (range)": MISSING if speed["low"] is None else
             f"{speed['low']:.2f}–{speed['high']:.2f}×",
+            "Speedup 95% CI": tables.interval_cell(speed),
+            "Speedup verdict": "baseline" if group is groups_[baseline] else speed["verdict"],
+            "Contention": summary["contention"]["text"],
             "Cores busy": number(summary["cores_busy"]["median"], ".2f"),
             "GFLOP/s (median)": number(_giga(summary["achieved_flops_per_s"]["median"]), ",.1f"),
             "Utilisation (median)": number(summary["utilisation"]["median"], ".1%"),

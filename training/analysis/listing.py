@@ -7,6 +7,7 @@ them into the fields people read. Where the run trained comes from its launcher
 
 from __future__ import annotations
 
+from training.analysis import contention
 from training.store import Run, RunLog
 
 
@@ -19,11 +20,14 @@ def row(run: Run, where: str, run_log: RunLog | None = None, status: str | None 
         run_log: its log, if the caller follows it already (the dashboard's cache).
         status: its status, if the caller worked it out already (once per page rerun).
     `error` is why the log cannot be read, or why the run failed or was lost.
+    `contention` says in words which epochs other processes slowed ("not recorded" for logs
+    without the fields), `contended_epochs` lists them (None: not recorded).
     """
     meta = run.meta
     run_log = run_log or run.log()
     config = meta.get("config") or {}
     status = status or run.status()
+    busy = contention.summary(run_log.epochs)
     return {
         "id": run.id,
         "name": run.name,
@@ -44,4 +48,6 @@ def row(run: Run, where: str, run_log: RunLog | None = None, status: str | None 
         "created": meta.get("created"),
         "group": meta.get("group"),  # repeats and sweeps (training/analysis/groups.py)
         "error": run_log.format_error or run.cause(status, run_log),
+        "contention": busy["text"],
+        "contended_epochs": busy["contended_epochs"] if busy["recorded"] else None,
     }

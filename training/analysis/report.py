@@ -40,6 +40,18 @@ DEFINITIONS = [
                             "A's fastest to B's fastest / A's slowest). The time-to-target ratio is shown "
                             "only where both trained the same images per epoch at the same batch size; "
                             "otherwise it is not comparable."),
+    ("Speedup 95% CI", "a percentile bootstrap of the ratio of medians (2,000 resamples, fixed seed): over "
+                       "each run's steady epochs' images/s for single runs (a published run's from its "
+                       "printed epoch times), over the runs' steady images/s for groups. The verdict says "
+                       "\"no difference this data can detect\" when the interval holds 1 or lies within "
+                       "±2%, \"not enough epochs\" (or runs) below 3 a side, and, where the interval is "
+                       "wider than ±5%, about how many more epochs or runs a side would narrow it to ±5% "
+                       "(pyperf: n = 4·Z²·σ²/W² from the observed spread)."),
+    ("Contention", "the worker's reading, per epoch, of /proc/stat against its own CPU time: an epoch is "
+                   "contended when other processes took 10% or more of all the CPUs' time, the hypervisor "
+                   "withheld 5% or more (steal), another process used the run's GPU, or the GPU's clocks "
+                   "were slowed by heat or a hardware signal. \"not recorded\" for logs before format 4 and "
+                   "for published and imported runs."),
     ("Protocol", "what a run trained on: training images per epoch, test images, batch size, precision and "
                  "optimiser; a line above the tables names every difference."),
     ("FLOPs per image", "counted from the model's layer shapes (a multiply-add is 2 FLOPs; batch norm 2, "
@@ -118,6 +130,7 @@ def _run_rows(series: list[RunSeries], target: float) -> list[dict]:
             "Versions": ", ".join(f"{k} {v}" for k, v in versions.items() if v) or "—",
             "Settings": ", ".join(f"{k}={v}" for k, v in config.items()) or "—",
             "Steady epoch": f"{measured['steady_epoch_s']:.3f} s" if measured["steady_epoch_s"] else "—",
+            "Contention": measured["contention"]["text"],
             "Measured peak": number(efficiency["peak_flops_per_s"] and efficiency["peak_flops_per_s"] / 1e9,
                                     ",.1f", " GFLOP/s"),
         })

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from training.analysis import comparison, energy
+from training.analysis import comparison, contention, energy, uncertainty
 from training.analysis.comparison import ratio
 
 # The measures a group summarises, and whether a larger value is better.
@@ -62,6 +62,9 @@ def summarize(measures: list[dict]) -> dict:
             values = [m[key] for m in measures if m.get(key) is not None]
         summary[key] = spread(values)
     summary["not_reached"] = sum(1 for m in measures if m.get("time_to_target_s") is None)
+    # Each run's steady images/s: the samples a group speedup's interval is bootstrapped from.
+    summary["run_rates"] = {basis: [m[key] for m in measures if m.get(key) is not None]
+                            for basis, key in comparison.RATE_BASES.items()}
     return summary
 
 
@@ -71,18 +74,30 @@ def rate_basis(summaries: list[dict]) -> str:
     return "training" if known else "epoch"
 
 
-def rate_speedup(a: dict, b: dict, basis: str | None = None) -> dict:
+def rate_speedup(a: dict, b: dict, basis: str | None = None, names: tuple[str, str] = ("A", "B")) -> dict:
     """How much more work per second group B does than A: B / A of the median images/s.
 
     On training images/s where both groups time training alone, else on epoch images/s
     (`comparison.rate_basis`); `low` is B's slowest over A's fastest, `high` B's fastest
     over A's slowest. `basis` makes one table use one basis (`rate_basis` of all its groups).
+    `ci_low`, `ci_high`, `verdict`, `more_needed` (in runs) and `n`: the bootstrap 95%
+    interval over the runs (each run's steady images/s is one sample), `group_verdict`.
     """
     basis = basis or rate_basis([a, b])
     key = comparison.RATE_BASES[basis]
     sa, sb = a[key], b[key]
     return {"median": ratio(sb["median"], sa["median"]), "low": ratio(sb["min"], sa["max"]),
-            "high": ratio(sb["max"], sa["min"]), "basis": basis}
+            "high": ratio(sb["max"], sa["min"]), "basis": basis,
+            **comparison.interval_fields(group_verdict(a, b, basis, names))}
+
+
+def group_verdict(a: dict, b: dict, basis: str,
+                  names: tuple[str, str] = ("A", "B")) -> uncertainty.SpeedupVerdict:
+    """The speedup of cell B over cell A with its bootstrap 95% interval over their runs."""
+    def rates(summary: dict) -> list[float]:
+        return (summary.get("run_rates") or {}).get(basis) or []
+
+    return uncertainty.verdict(rates(a), rates(b), basis, "runs", names)
 
 
 def speedup(a: dict, b: dict, key: str = "steady_epoch_s") -> dict:
@@ -127,6 +142,7 @@ def summarize_runs(logs: list[tuple[list[dict], list[dict]]], target: float,
     else:
         measures = [comparison.measure(epochs, target) for epochs, _ in logs]
     summary = summarize(measures)
+    summary["contention"] = contention.group_summary([epochs for epochs, _ in logs])
     if contexts:
         summary["protocol"] = measures[0]["protocol"]
     used = [energy.run_energy(epochs, system, target) for epochs, system in logs]

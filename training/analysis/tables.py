@@ -21,6 +21,9 @@ def comparison_rows(runs: list[RunSeries], baseline_id: str | None, target: floa
 
     The speedup is the ratio of images/s, its basis in "Speedup from"; a time-to-target
     speedup across different training data or batch sizes reads "not comparable".
+    "Speedup 95% CI" and "Speedup verdict" are its bootstrap interval over the two runs'
+    steady epochs and what it means (`comparison.speedup_verdict`); "Contention" says which
+    epochs other processes slowed ("not recorded" for older and published logs).
     """
     measures = {run.id: comparison.describe(run.epochs, run.meta, run.start, target) for run in runs}
     base = measures.get(baseline_id)
@@ -28,10 +31,10 @@ def comparison_rows(runs: list[RunSeries], baseline_id: str | None, target: floa
     rows = []
     for run in runs:
         m = measures[run.id]
-        speed = comparison.speedup(base, m, base["protocol"], m["protocol"]) if base else None
-        if speed and speed["basis"] != basis:  # the whole table uses one basis
-            speed["images_per_s"] = comparison.ratio(m[comparison.RATE_BASES[basis]],
-                                                     base[comparison.RATE_BASES[basis]])
+        # The whole table uses one basis; the baseline's own row reads "baseline", not "1×".
+        speed = (comparison.speedup(base, m, base["protocol"], m["protocol"], basis=basis,
+                                    names=(_short(runs, baseline_id), _short(runs, run.id)))
+                 if base else None)
         reached = ("not reached" if m["time_to_target_s"] is None
                    else f"{m['time_to_target_s']:,.2f} s (epoch {m['time_to_target_epoch']})")
         best = m["best_val_accuracy"]
@@ -44,13 +47,30 @@ def comparison_rows(runs: list[RunSeries], baseline_id: str | None, target: floa
             "Speedup": number(speed and speed["images_per_s"], ".2f", "×"),
             "Speedup from": SPEEDUP_FROM[basis],
             f"Time to {target:.2%}": reached,
+            "Speedup 95% CI": interval_cell(speed),
+            "Speedup verdict": MISSING if speed is None else
+            "baseline" if run.id == baseline_id else speed["verdict"],
             "Time-to-target speedup": time_to_target_cell(speed),
             "GFLOP/s": number(m["achieved_flops_per_s"] and m["achieved_flops_per_s"] / 1e9, ",.1f"),
             "Utilisation": utilisation_cell(m),
             "Total": number(m["total_s"], ",.2f", " s"),
             "Best val acc": MISSING if best is None else f"{best:.4f} (epoch {m['best_epoch']})",
+            "Contention": m["contention"]["text"],
         })
     return rows
+
+
+def _short(runs: list[RunSeries], run_id: str | None) -> str:
+    """How a verdict names a run: its name, else its id."""
+    run = next((r for r in runs if r.id == run_id), None)
+    return (run.meta.get("name") or run.id) if run else "A"
+
+
+def interval_cell(speed: dict | None) -> str:
+    """"3.9–4.5×" from a speedup's `ci_low`/`ci_high`, "—" without an interval."""
+    if not speed or speed.get("ci_low") is None:
+        return MISSING
+    return f"{speed['ci_low']:.3g}–{speed['ci_high']:.3g}×"
 
 
 SPEEDUP_FROM = {"training": "training images/s", "epoch": "epoch images/s (eval incl.)"}

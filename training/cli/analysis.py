@@ -1,7 +1,8 @@
 """`compare`, `export` and `report`: the Definitions' numbers on the terminal and in files.
 
-    compare A B        two runs: steady state, images/s, time to target, FLOP/s and utilisation, speedup
-    compare ID...      run and group ids: n, median, min, max, olympic mean per cell
+    compare A B        two runs: steady state, images/s, time to target, FLOP/s and utilisation, contention,
+                       speedup with its bootstrap 95% interval and verdict
+    compare ID...      run and group ids: n, median, min, max, olympic mean per cell; intervals over runs
     export RUN         the per-epoch table as CSV or JSON; RUN|GROUP --mlflow URI: to MLflow (cli/exports.py)
     report ID... -o    one self-contained HTML file (training/analysis/report.py)
 """
@@ -98,7 +99,8 @@ def speedup_sentence(speed: dict, over: str = "B over A") -> str:
     ttt = (f"not comparable ({speed['time_to_target_note']})" if speed["time_to_target_note"]
            else number(speed["time_to_target"], ".2f", "x"))
     return (f"speedup of {over}: {number(speed['images_per_s'], '.2f', 'x')} in "
-            f"{comparison.RATE_LABELS[speed['basis']]}; time to target {ttt}")
+            f"{comparison.RATE_LABELS[speed['basis']]}; time to target {ttt}\n"
+            f"verdict: {speed['verdict']}")
 
 
 def cmd_compare(store: RunStore, args) -> int:
@@ -119,6 +121,7 @@ def cmd_compare(store: RunStore, args) -> int:
                 ("best val accuracy", f"{number(run['best_val_accuracy'], '.4f')} "
                                       f"(epoch {run['best_epoch']})"),
                 ("total", number(run['total_s'], '.2f', ' s')),
+                ("contention", run['contention']['text']),
                 *efficiency_rows(run)]
         print(f"{label}: {run['name']} [{run['id']}]\n{aligned(rows)}")
     if result["protocol_note"]:
@@ -154,7 +157,9 @@ def compare_groups(store: RunStore, ids: list[str], target: float) -> dict:
         note = comparison.time_to_target_blocker(entries[0]["protocol"], entry["protocol"])
         ttt = None if note else stats.speedup(entries[0], entry, "time_to_target_s")
         speedups.append({"a": entries[0]["runs"], "b": entry["runs"],
-                         "images_per_s": stats.rate_speedup(entries[0], entry, basis), "time_to_target": ttt,
+                         "images_per_s": stats.rate_speedup(entries[0], entry, basis,
+                                                            ("A", _letter(len(speedups) + 1))),
+                         "time_to_target": ttt,
                          "time_to_target_note": note})
     note = comparison.protocol_note([(_letter(i), e["protocol"]) for i, e in enumerate(entries)])
     return stats.public({"target": target, "groups": entries, "speedups": speedups, "protocol_note": note})
@@ -190,6 +195,7 @@ def cmd_compare_groups(store: RunStore, args) -> int:
                 (f"time to {args.target:.2%}", f"{reached}; {entry['not_reached']} of {entry['n']} "
                                                 "did not reach it"),
                 ("cores kept busy", spread_sentence(entry['cores_busy'], '.2f')),
+                ("contention", entry['contention']['text']),
                 ("achieved", f"{spread_sentence(_giga(entry['achieved_flops_per_s']), ',.1f')} GFLOP/s"),
                 ("utilisation", group_utilisation(entry))]
         print(f"{_letter(index)}: {entry['name']} [{entry['id']}] n={entry['n']}\n{aligned(rows)}")
@@ -202,7 +208,8 @@ def cmd_compare_groups(store: RunStore, args) -> int:
         print(f"speedup of {_letter(index)} over A: "
               f"{number(rate['median'], '.2f', 'x')} in {comparison.RATE_LABELS[rate['basis']]} "
               f"(range {number(rate['low'], '.2f')}-{number(rate['high'], '.2f', 'x')}); "
-              f"time to target {ttt_text}")
+              f"time to target {ttt_text}\n"
+              f"verdict: {rate['verdict']}")
     return 0
 
 

@@ -21,8 +21,9 @@ from training.store.layout import END_SCAN_BYTES
 # Version of the log format (docs/log-format.md). Every start record carries it;
 # readers refuse a newer one rather than guess. 1: no version field; 2: the field;
 # 3: the start record's `layers` and `peak` (what FLOPs and utilisation come from), and new epoch
-#    fields (where the time goes, the profiled epoch); older logs read as before.
-FORMAT_VERSION = 3
+#    fields (where the time goes, the profiled epoch); older logs read as before;
+# 4: epoch records say who else used the machine (contention fields); older logs: "not recorded".
+FORMAT_VERSION = 4
 log = logging.getLogger(__name__)
 
 

@@ -88,8 +88,9 @@ class EpochClock:
     """
 
     def __init__(self, writer: LogWriter, config: RunConfig, stop: StopFlag,
-                 tensorboard=None, profiler=None):
+                 tensorboard=None, profiler=None, contention=None):
         self.writer = writer
+        self.contention = contention  # sampler.ContentionMeter.lap: who else used the machine, per epoch
         self.config = config
         self.stop = stop
         self.tensorboard = tensorboard
@@ -214,6 +215,7 @@ class EpochClock:
             # CPU seconds the whole process used this epoch: cpu_s / epoch_time_s = cores kept busy.
             "cpu_s": round(time.process_time() - self.epoch_cpu0, 4),
             **self.split(self.epoch_t0 + self.train_s),
+            **(self.contention() if self.contention else {}),
         })
         if self.profile_s is not None:  # the profiled epoch: not a steady one
             record.update({"profiled": True, "profile_s": round(self.profile_s, 6)})

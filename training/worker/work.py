@@ -78,14 +78,15 @@ def train(config: RunConfig, run: Run, writer: LogWriter, stop: StopFlag, echo: 
     if config.profile_steps:
         from training.worker.profiler import TraceProfiler
         profiler = TraceProfiler(config.backend, config.device, run.profile_dir, run.torch_trace_path)
-    clock = EpochClock(writer, config, stop, tensorboard, profiler)
+    from training.worker.sampler import ContentionMeter, SystemSampler
+    meter = ContentionMeter()  # from here: each epoch record says who else used the machine
+    clock = EpochClock(writer, config, stop, tensorboard, profiler, contention=meter.lap)
     engine = train_fit if config.engine == "fit" else train_loop
     try:
         if config.system_metrics:
-            from training.worker.sampler import SystemSampler
             with SystemSampler(run.system_path, use_gpus=config.device == "gpu",
                                on_error=lambda message: clock.warn_later("system", message),
-                               echo="system" if echo else None):
+                               echo="system" if echo else None, contention=meter):
                 engine(model, data, config, clock)
         else:
             engine(model, data, config, clock)
