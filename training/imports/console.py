@@ -60,7 +60,7 @@ _PER_STEP = re.compile(rf"^{_TIME}/(?:step|sample)$")
 _PER_EPOCH = re.compile(rf"^{_TIME}/epoch$")
 _ETA = re.compile(r"^ETA:\s*\S+$")
 _METRIC = re.compile(r"^(?P<name>[A-Za-z_][\w-]*):\s*(?P<value>\S+)$")
-_LOOKS_LIKE_METRICS = re.compile(r"\b[A-Za-z_][\w-]*(?:loss|acc|accuracy):\s*[-+.\d]")
+_LOOKS_LIKE_METRICS = re.compile(r"\b(?:[A-Za-z_][\w-]*)?(?:loss|acc|accuracy):\s*[-+.\d]")
 _TF_LINE = re.compile(
     r"^loss:\s*(?P<loss>\S+)\s*/\s*(?P<val_loss>\S+)\s+(?:accuracy:\s*(?P<acc>\S+)\s*/\s*(?P<val_acc>\S+)\s+)?"
     r"step\s+(?P<step>\d+)\s+(?P<sec>[0-9.]+)\s*sec\s*$")
@@ -155,10 +155,11 @@ class _Reader:
     def close_header(self, ending: str) -> None:
         header = self.header
         if header is not None and not header.has_line:
-            reason = (f"the epoch stops at `{shown(header.partial, 40)}`" if header.partial
-                      else "no epoch line after it") + f" ({ending})"
-            self.miss(header.line, header.text, f"epoch {header.epoch} has {reason}"
-                      if header.partial else f"an epoch header with {reason}")
+            if header.partial:
+                reason = f"epoch {header.epoch} stops at `{shown(header.partial, 40)}`, unfinished ({ending})"
+            else:
+                reason = f"an epoch header with no epoch line after it ({ending})"
+            self.miss(header.line, header.text, reason)
         self.header = None if header is None or not header.has_line else header
         if self.header is not None:
             self.header.open = False
@@ -197,8 +198,9 @@ def _without_quotes(logs: list[ParsedLog]) -> list[ParsedLog]:
         if log.epochs[0]["epoch"] != 1 and all(sources):
             lines = ", ".join(str(record["_line"]) for record in log.epochs)
             epochs = ", ".join(str(record["epoch"]) for record in log.epochs)
-            sources[0].notes.append(f"lines {lines} quote epochs {epochs} of this run again; "
-                                    "not read as another run")
+            several = len(log.epochs) > 1
+            sources[0].notes.append(f"line{'s' * several} {lines} quote{'' if several else 's'} epoch"
+                                    f"{'s' * several} {epochs} of this run again; not read as another run")
         else:
             kept.append(log)
     return kept
@@ -271,6 +273,7 @@ def _same_steps(log: ParsedLog, progress: Progress) -> bool:
 
 def _record(epoch: int, number: int, progress: Progress) -> dict:
     seconds = progress.per_epoch if progress.per_epoch is not None else progress.seconds
+    seconds = None if seconds is None else round(seconds, 6)  # 358ms -> 0.358, not 0.35800000000000004
     if seconds == 0 and progress.per_step and isinstance(progress.done, int):
         # "- 0s 11ms/step": under half a second, rounded to 0; the steps times their
         # time is the same clock with more digits (never 0, which no epoch takes).

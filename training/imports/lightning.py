@@ -8,8 +8,9 @@ its last finished bar (`16/16`), its time the bar's elapsed `[00:33<...` (the ba
 reset each epoch and keeps running through validation). Epochs count from 0 and are
 stored from 1. The bar shows every metric logged with `prog_bar=True` at its latest
 value: a `val_*` value is kept only for an epoch during which a validation bar ran,
-since on the others it repeats an earlier epoch's. `v_num` and per-step values
-(`*_step`) are not epoch values and are left out; `train_loss` / `train_acc` (and their
+since on the others it repeats an earlier epoch's (a validation bar drawn at all
+counts: Lightning clears it when done, often before it fills). `v_num` and per-step
+values (`*_step`) are not epoch values and are left out; `train_loss` / `train_acc` (and their
 `_epoch` forms) are loss and accuracy. Values are as the bar prints them: three
 significant digits.
 """
@@ -88,8 +89,7 @@ def parse_lightning(text: str) -> list[ParsedLog]:
             epoch = number
             if match["done"] == match["total"] and match["total"] != "?":
                 finals[number] = (_seconds(match["elapsed"]), _values(match["post"]), line)
-        elif match["label"].startswith("Validation") and epoch is not None \
-                and match["done"] == match["total"] and match["total"] != "?":
-            validated.add(epoch)
+        elif match["label"].startswith("Validation") and epoch is not None:
+            validated.add(epoch)  # a validation bar drawn at all: it may be cleared before it fills
     close()
     return logs

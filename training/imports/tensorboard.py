@@ -107,6 +107,9 @@ class _Root:
     notes: list[str] = field(default_factory=list)
     last_wall: float | None = None
     files: list[str] = field(default_factory=list)  # the event files (as notes name them) read into it
+    # Its first event is no training's start: a file made on first use (add_scalars), or a
+    # fit that began again inside a file. Epoch 1's time and elapsed seconds are then unknown.
+    unknown_start: bool = False
 
 
 def event_files(path: Path) -> list[Path]:
@@ -160,7 +163,7 @@ def _read_file(file: Path, prefix: str, folder: Path, label: str) -> list[_Root]
             values = _scalars_of(event, prefix, tensor_util)
             current = segments[-1]
             if any(tag in current.scalars and event.step < current.scalars[tag][-1][0] for tag, _ in values):
-                current = _Root(folder, files=[f"{label} (from record {count})"])  # fit called again
+                current = _Root(folder, files=[f"{label} (from record {count})"], unknown_start=True)
                 segments.append(current)
             _take_event(event, values, prefix, current)
     finally:
@@ -218,6 +221,7 @@ def _add_scalars_layout(segments: list[_Root], folder: Path, base: Path) -> bool
     for segment in segments:
         segment.scalars = {f"{tag}/{key}": values for tag, values in segment.scalars.items()}
         segment.folder = folder.parent
+        segment.unknown_start = True  # add_scalars makes this file at its first value
     return True
 
 
@@ -239,6 +243,7 @@ def _fits(streams: list[_Root]) -> list[_Root]:
     for group in groups:
         root = _Root(group[0].folder, first_wall=min(s.first_wall or 0 for s in group) or None,
                      keras_layout=any(s.keras_layout for s in group),
+                     unknown_start=all(s.unknown_start for s in group),
                      files=[f for s in group for f in s.files])
         for stream in group:
             root.scalars.update(stream.scalars)
@@ -303,15 +308,15 @@ def _to_log(root: _Root, name: str, maps: dict[str, str]) -> ParsedLog | None:
     for record in epochs:
         record["type"] = "epoch"
     notes = list(root.notes)
-    if epochs and epochs[0]["epoch_time_s"] <= 0:
-        # The log's first event is epoch 1's own value (a writer made on first use, as
-        # add_scalars does): when training began is not in it, so neither are epoch 1's
-        # time nor the seconds elapsed since the start.
+    if epochs and (root.unknown_start or epochs[0]["epoch_time_s"] <= 0):
+        # The log's first event is no start of training (a writer made on first use, as
+        # add_scalars does; a fit begun again in the same file; epoch 1's own value): when
+        # training began is not in it, so neither are epoch 1's time nor elapsed seconds.
         epochs[0]["epoch_time_s"] = None
         for record in epochs:
             record["elapsed_s"] = None
-        notes.append("the log starts with epoch 1's own values, not before them: epoch 1's time and the "
-                     "elapsed seconds are unknown")
+        notes.append("the log does not say when this training began (its first event is no start): "
+                     "epoch 1's time and the elapsed seconds are unknown")
     if skipped:
         notes.append(f"skipped scalar tags it does not recognise: {', '.join(skipped)} "
                      "(import again with --map TAG=field to use one; fields: " + ", ".join(METRIC_KEYS) + ")")
