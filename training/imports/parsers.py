@@ -179,8 +179,9 @@ def _gap_notes(log: ParsedLog) -> None:
     numbers = [record["epoch"] for record in log.epochs]
     for before, after in zip(numbers, numbers[1:]):
         if after > before + 1:
-            missing = f"{before + 1}" if after == before + 2 else f"{before + 1}-{after - 1}"
-            log.notes.append(f"epochs {missing} are not in the log (it goes from epoch {before} to {after})")
+            first, last = before + 1, after - 1
+            missing = f"epoch {first} is" if first == last else f"epochs {first}-{last} are"
+            log.notes.append(f"{missing} not in the log (it goes from epoch {before} to {after})")
     if log.epochs and numbers[0] > 1:
         log.notes.append(f"the log starts at epoch {numbers[0]}; the epochs before it are not in it")
 
