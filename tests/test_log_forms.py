@@ -239,6 +239,20 @@ def test_lightning_console_one_epoch_per_finished_bar():
     assert any("ran no validation" in note for note in logs[0].notes)
 
 
+def test_lightning_1_bar_with_validation_inside_and_a_running_loss():
+    # Lightning 1.x: one bar holds training and validation steps, "Validating" below it, and
+    # `loss=` is a running mean of recent steps (said in a note, as no train_loss is shown).
+    text = ("Epoch 0: 100%|##########| 20/20 [00:05<00:00,  3.9it/s, loss=0.512, v_num=1]\r"
+            "Validating: 100%|####| 4/4 [00:01<00:00]\r"
+            "Epoch 0: 100%|##########| 20/20 [00:06<00:00,  3.3it/s, loss=0.512, v_num=1, val_loss=0.44]\n"
+            "Epoch 1: 100%|##########| 20/20 [01:05<00:00,  3.9it/s, loss=0.401, v_num=1, val_loss=0.44]\n")
+    [log] = parse(text, "lightning.log")
+    assert column(log, "loss") == [0.512, 0.401] and column(log, "val_loss") == [0.44, None]
+    assert column(log, "epoch_time_s") == [6, 65]  # tqdm's MM:SS
+    assert any("running mean" in note for note in log.notes)
+    assert any("1 epoch ran no validation (e.g. epoch 2)" in note for note in log.notes)
+
+
 # Every refusal says why.
 
 @pytest.mark.parametrize(("text", "message"), [

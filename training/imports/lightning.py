@@ -22,10 +22,13 @@ import re
 from training.imports.parsers import ANSI_CODES, LIGHTNING_CONSOLE, ParsedLog, to_number
 
 _BAR = re.compile(
-    r"(?P<label>Epoch (?P<epoch>\d+)|Validation(?: DataLoader \d+)?|Sanity Checking(?: DataLoader \d+)?)"
+    r"(?P<label>Epoch (?P<epoch>\d+)|Validati(?:on|ng)(?: DataLoader \d+)?|"
+    r"Sanity Checking(?: DataLoader \d+)?)"
     r":\s+(?:\d+%)?\|[^|\n\r]*\|\s*(?P<done>\d+|\?)/(?P<total>\d+|\?)\s*"
     r"\[(?P<elapsed>[\d:]+)(?:<[^,\]]*)?(?P<post>[^\]\n\r]*)\]")
+_NAMED_LOSS = re.compile(r"[ ,]train_loss(?:_epoch)?=")
 _FIELD = re.compile(r"([A-Za-z_][\w/.-]*)=([^,\s]+)")
+_RUNNING_LOSS = "loss"  # Lightning 1.x's bar: the running mean of the last steps' losses
 _NAMES = {"train_loss": "loss", "train_loss_epoch": "loss", "loss_epoch": "loss", "loss": "loss",
           "train_acc": "accuracy", "train_accuracy": "accuracy", "train_acc_epoch": "accuracy",
           "acc": "accuracy", "accuracy": "accuracy", "val_loss": "val_loss", "val_loss_epoch": "val_loss",
@@ -45,9 +48,13 @@ def _seconds(clock: str) -> float:
 
 
 def _values(post: str) -> dict:
-    values = {}
-    for name, text in _FIELD.findall(post):
+    """The bar's postfix as fields; a bare `loss` (Lightning 1.x) is kept under the key "loss"
+    only when no `train_loss` gives the epoch's own."""
+    values, fields = {}, dict(_FIELD.findall(post))
+    for name, text in fields.items():
         if name == "v_num" or name.endswith("_step") or (number := to_number(text)) is None:
+            continue
+        if name == _RUNNING_LOSS and any(_NAMES.get(other) == "loss" for other in fields if other != name):
             continue
         values[_NAMES.get(name, name)] = number
     return values
@@ -62,6 +69,7 @@ def parse_lightning(text: str) -> list[ParsedLog]:
     clean = ANSI_CODES.sub("", text)
 
     def close() -> None:
+        named_loss = _NAMED_LOSS.search(clean) is not None
         if finals:
             log = ParsedLog(name=None, format=LIGHTNING_CONSOLE, engine="loop",
                             first_line=min(line for _, _, line in finals.values()))
@@ -72,9 +80,13 @@ def parse_lightning(text: str) -> list[ParsedLog]:
                     stale.append(number + 1)
                     values = {k: v for k, v in values.items() if not k.startswith("val_")}
                 log.epochs.append({"epoch": number + 1, "epoch_time_s": seconds, **values, "_line": line})
+            if any(_RUNNING_LOSS in values for _, values, _ in finals.values()) and not named_loss:
+                log.notes.append("`loss` on these bars is Lightning 1.x's running mean of the last steps' "
+                                 "training losses at the epoch's end, not the epoch's mean")
             if stale:
-                log.notes.append(f"{len(stale)} epochs ran no validation (e.g. epoch {stale[0]}): their bars "
-                                 "repeat an earlier epoch's val_* values, which are not kept for them")
+                count = f"{len(stale)} epochs" if len(stale) > 1 else "1 epoch"
+                log.notes.append(f"{count} ran no validation (e.g. epoch {stale[0]}): their bars repeat an "
+                                 "earlier epoch's val_* values, which are not kept for them")
             logs.append(log)
         finals.clear()
         validated.clear()
@@ -89,7 +101,7 @@ def parse_lightning(text: str) -> list[ParsedLog]:
             epoch = number
             if match["done"] == match["total"] and match["total"] != "?":
                 finals[number] = (_seconds(match["elapsed"]), _values(match["post"]), line)
-        elif match["label"].startswith("Validation") and epoch is not None:
+        elif match["label"].startswith("Validati") and epoch is not None:
             validated.add(epoch)  # a validation bar drawn at all: it may be cleared before it fills
     close()
     return logs

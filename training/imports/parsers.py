@@ -230,7 +230,9 @@ def parse_csv(text: str) -> list[ParsedLog]:
     `CSVLogger(append=True)` writes every fit into one file under one header: where the
     `epoch` column starts again, a new run begins.
     """
-    reader = csv.DictReader(io.StringIO(text.replace("\r\n", "\n")))
+    first = text.split("\n", 1)[0]
+    delimiter = "," if "," in first else ";" if ";" in first else "\t"  # CSVLogger(separator=...)
+    reader = csv.DictReader(io.StringIO(text.replace("\r\n", "\n")), delimiter=delimiter)
     if not reader.fieldnames or "epoch" not in [name.strip() for name in reader.fieldnames]:
         return []
     logs: list[ParsedLog] = []
@@ -251,7 +253,8 @@ def parse_csv(text: str) -> list[ParsedLog]:
 
 def _is_csv(text: str) -> bool:
     first = text.split("\n", 1)[0]
-    return "," in first and "epoch" in [cell.strip().strip('"') for cell in first.split(",")]
+    return any(sep in first and "epoch" in [cell.strip().strip('"') for cell in first.split(sep)]
+               for sep in (",", ";", "\t"))
 
 
 def _read(text: str, origin: str | None) -> tuple[list[ParsedLog], list[Miss]]:
