@@ -219,6 +219,24 @@ def test_callback_lines_keep_the_epoch_open_and_quotes_are_no_new_run():
     assert any("line 20 quotes epoch 2 of this run again" in n for n in log.notes)
 
 
+def test_a_multi_line_warning_inside_an_epoch_does_not_lose_it_and_a_crash_never_gives_an_epoch():
+    text = ("Epoch 1/2\n"
+            "WARNING:tensorflow:AutoGraph could not transform <function f> and will run it as-is.\n"
+            "Please report this to the TensorFlow team.\n"
+            "1875/1875 [====] - 5s 2ms/step - loss: 0.30 - accuracy: 0.91 - val_loss: 0.15 - "
+            "val_accuracy: 0.95\n"
+            "Epoch 2/2\n"
+            "/site-packages/keras/x.py:12: UserWarning: something\n"
+            "  warnings.warn(\n"
+            "1875/1875 [====] - 4s 2ms/step - loss: 0.14 - accuracy: 0.96\n")
+    [log] = parse(text, "x.txt")
+    assert column(log, "loss") == [0.30, 0.14] and column(log, "val_loss") == [0.15, None]
+    crashed = ("Epoch 1/10\nTraceback (most recent call last):\n"
+               "313/313 - 0s - loss: 0.0954 - accuracy: 0.9702\n")
+    with pytest.raises(ImportFormatError, match="line 3: .*not read as epoch 1's line"):
+        parse(crashed, "y.txt")
+
+
 # 13. PyTorch Lightning's console: one epoch per finished bar.
 
 def test_lightning_console_one_epoch_per_finished_bar():

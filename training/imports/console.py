@@ -126,6 +126,7 @@ class _Header:
     has_line: bool = False
     open: bool = True
     partial: str | None = None  # the last unfinished progress line seen, for the report
+    after_text: bool = False  # other text came after the header before any epoch line
 
 
 @dataclass
@@ -224,7 +225,10 @@ def _take_line(reader: _Reader, number: int, line: str) -> None:
     else:
         if _LOOKS_LIKE_METRICS.search(line) and reader.header is not None and reader.header.open:
             reader.miss(number, line, "metrics in a line of no form this reader knows")
-        reader.close_header("other text follows")
+        if reader.header is not None and not reader.header.has_line:
+            reader.header.after_text = True  # a multi-line warning, say: the epoch's line may follow
+        else:
+            reader.close_header("other text follows")
 
 
 def _take_header(reader: _Reader, number: int, line: str, epoch: int, total: int) -> None:
@@ -251,6 +255,10 @@ def _take_progress(reader: _Reader, number: int, line: str, progress: Progress) 
         return
     record = _record(header.epoch if header else 0, number, progress)
     if header is not None and log is not None and not header.has_line:
+        if header.after_text and not _belongs_after_text(log, progress):
+            reader.miss(number, line, f"after other text, with no validation values and no earlier epoch "
+                                      f"of the same steps: not read as epoch {header.epoch}'s line")
+            return
         if _same_steps(log, progress):
             log.epochs.append(record)
             header.has_line = True
@@ -264,6 +272,14 @@ def _take_progress(reader: _Reader, number: int, line: str, progress: Progress) 
         _take_test(reader, log, number, line, progress)
     else:
         reader.miss(number, line, "a progress line with no `Epoch N/M` header before it")
+
+
+def _belongs_after_text(log: ParsedLog, progress: Progress) -> bool:
+    """Whether a line that came after other text is still the open epoch's own: it has
+    validation values (an evaluate line has none) or the step total of the epoch before."""
+    if any(key.startswith("val_") for key in progress.metrics):
+        return True
+    return bool(log.epochs) and log.epochs[-1].get("_steps") == progress.total
 
 
 def _same_steps(log: ParsedLog, progress: Progress) -> bool:
