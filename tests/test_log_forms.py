@@ -59,6 +59,15 @@ def test_evaluate_with_the_same_step_total_right_after_the_last_epoch_does_not_r
     assert any("line 6" in note and "not read" in note for note in log.notes)
 
 
+def test_an_evaluate_line_between_epochs_is_no_test_result():
+    text = ("Epoch 1/2\n469/469 - 4s - loss: 0.44 - val_loss: 0.27\n"
+            "79/79 - 0s - loss: 0.30 - accuracy: 0.91\n"
+            "Epoch 2/2\n469/469 - 3s - loss: 0.26 - val_loss: 0.22\n")
+    [log] = parse(text, "x.txt")
+    assert column(log, "loss") == [0.44, 0.26] and log.test is None
+    assert any("line 3: an evaluate line between epochs" in note for note in log.notes)
+
+
 # 2. CSVLogger(append=True): where the epoch column starts again, a new run begins.
 
 def test_csvlogger_append_gives_one_run_per_fit(tmp_path):

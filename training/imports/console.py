@@ -238,6 +238,10 @@ def _take_header(reader: _Reader, number: int, line: str, epoch: int, total: int
     if log is None or log.format != KERAS_CONSOLE or epoch == 1 or (last is not None and epoch <= last):
         log = reader.start(KERAS_CONSOLE, number)
         log.samples, reader.samples_hint = reader.samples_hint, None
+    elif log.test is not None:  # more epochs came after it: an evaluate between epochs, no test result
+        log.notes.append(f"line {log.test['line']}: an evaluate line between epochs (a callback's?), "
+                         "not after the last one: not kept as the test result")
+        log.test = None
     reader.header = _Header(epoch, total, number, line)
 
 
