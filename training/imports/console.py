@@ -193,8 +193,8 @@ def _values(record: dict) -> tuple:
 def _without_quotes(logs: list[ParsedLog]) -> list[ParsedLog]:
     """Logs less those that only quote epochs of an earlier one (a README citing its own output)."""
     kept: list[ParsedLog] = []
+    earlier: dict[tuple, ParsedLog] = {}  # every kept epoch's values -> its log
     for log in logs:
-        earlier = {_values(record): other for other in kept for record in other.epochs}
         sources = [earlier.get(_values(record)) for record in log.epochs]
         if log.epochs[0]["epoch"] != 1 and all(sources):
             lines = ", ".join(str(record["_line"]) for record in log.epochs)
@@ -204,6 +204,8 @@ def _without_quotes(logs: list[ParsedLog]) -> list[ParsedLog]:
                                     f"{'s' * several} {epochs} of this run again; not read as another run")
         else:
             kept.append(log)
+            for record in log.epochs:
+                earlier.setdefault(_values(record), log)
     return kept
 
 
