@@ -109,8 +109,10 @@ def test_one_event_file_given_alone(tmp_path):
 def test_a_folder_of_log_roots_is_one_run_per_root(tmp_path):
     store, ids = imported(tmp_path, LOGS, name="mine")
     names = sorted(store.open(i).name for i in ids)
-    assert names == [f"mine – {n}" for n in ("keras3-acc", "keras3-callback", "pytorch-summarywriter",
-                                              "pytorch-truncated", "tf-summary-batches")]
+    assert names == [f"mine – {n}" for n in (
+        "keras3-2fits-samedir fit 1", "keras3-2fits-samedir fit 2", "keras3-acc", "keras3-callback",
+        "pytorch-add-scalars", "pytorch-restart fit 1", "pytorch-restart fit 2", "pytorch-summarywriter",
+        "pytorch-truncated", "tf-summary-batches")]
 
 
 def test_truncated_event_file_imports_the_epochs_before_the_damage_and_says_so(tmp_path):
@@ -273,3 +275,85 @@ def test_map_on_the_command_line(tmp_path):
     epochs = RunStore(runs_dir).open(run_id).log().epochs
     assert [e["loss"] for e in epochs] == pytest.approx([0.1] * 3)  # what lr held, as asked
     assert "Loss/train (also means loss, taken from lr)" in good.stderr
+
+
+def fits(name: str) -> list[list[dict]]:
+    return json.loads((LOGS / f"{name}.expected.json").read_text())["fits"]
+
+
+def assert_fit_matches(log, truth_rows):
+    assert [e["epoch"] for e in log.epochs] == [row["epoch"] for row in truth_rows]
+    for record, row in zip(log.epochs, truth_rows):
+        for key in FIELDS:
+            assert record[key] == pytest.approx(truth(row, key), rel=1e-6), (key, record["epoch"])
+
+
+def test_two_fits_into_one_keras_log_folder_are_two_runs_with_their_own_times(tmp_path):
+    store, ids = imported(tmp_path, LOGS / "keras3-2fits-samedir")
+    assert [store.open(i).name for i in ids] == ["keras3-2fits-samedir fit 1", "keras3-2fits-samedir fit 2"]
+    for run_id, truth_rows in zip(ids, fits("keras3-2fits-samedir")):
+        log = store.open(run_id).log()
+        assert_fit_matches(log, truth_rows)
+        start = log.start["time"]
+        # Each fit's times count from its own start: the first epoch ended when the loop said.
+        assert log.epochs[0]["time"] == pytest.approx(truth_rows[0]["time"], abs=0.5)
+        assert 0 < log.epochs[0]["epoch_time_s"] < 30 and start <= log.epochs[0]["time"]
+        assert any("each fit is its own run" in w["message"] for w in log.warnings)
+
+
+def test_a_step_counter_that_goes_back_inside_one_file_starts_a_new_run(tmp_path):
+    store, ids = imported(tmp_path, LOGS / "pytorch-restart")
+    [first, second] = [store.open(i).log() for i in ids]
+    truth_fits = fits("pytorch-restart")
+    assert_fit_matches(first, truth_fits[0])
+    assert_fit_matches(second, truth_fits[1])
+    assert first.epochs[0]["epoch_time_s"] > 0
+    # The second training's start is not in the file: its epoch 1 time is unknown, not 0.
+    assert second.epochs[0]["epoch_time_s"] is None and second.epochs[-1]["elapsed_s"] is None
+    assert second.epochs[1]["epoch_time_s"] == pytest.approx(
+        truth_fits[1][1]["time"] - truth_fits[1][0]["time"], abs=0.5)
+
+
+def test_add_scalars_subfolders_are_one_run_with_loss_and_val_loss(tmp_path):
+    store, [run_id] = imported(tmp_path, LOGS / "pytorch-add-scalars")
+    log = store.open(run_id).log()
+    assert store.open(run_id).name == "pytorch-add-scalars"
+    assert_fit_matches(log, expected("pytorch-add-scalars"))
+    # add_scalars makes its files at the first value: when training began is not in the log.
+    assert log.epochs[0]["epoch_time_s"] is None and all(e["elapsed_s"] is None for e in log.epochs)
+    assert log.epochs[1]["epoch_time_s"] > 0
+    assert any("does not say when this training began" in w["message"] for w in log.warnings)
+
+
+def write_events(folder, scalars: dict[str, list[float]]) -> None:
+    """An event file written by tensorboard's own writer: tag -> a value per step from 0."""
+    import time
+
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    writer = EventFileWriter(str(folder))
+    started = time.time()
+    for step in range(max(len(values) for values in scalars.values())):
+        values = [summary_pb2.Summary.Value(tag=tag, simple_value=v[step]) for tag, v in scalars.items()
+                  if step < len(v)]
+        writer.add_event(event_pb2.Event(step=step, wall_time=started + step + 1,
+                                         summary=summary_pb2.Summary(value=values)))
+    writer.close()
+
+
+def test_tensorboard_values_no_training_produces_are_refused(tmp_path):
+    folder = tmp_path / "log"
+    folder.mkdir()
+    write_events(folder, {"loss": [0.9, 0.7, 0.5], "accuracy": [0.6, 99.0, 0.8]})
+    store, [run_id] = imported(tmp_path, folder)
+    log = store.open(run_id).log()
+    assert [e["accuracy"] for e in log.epochs] == [pytest.approx(0.6), None, pytest.approx(0.8)]
+    assert [e["loss"] for e in log.epochs] == [pytest.approx(0.9), pytest.approx(0.7), pytest.approx(0.5)]
+    assert any("accuracy 99 is outside 0-1" in w["message"] for w in log.warnings)
+    only_bad = tmp_path / "bad"
+    only_bad.mkdir()
+    write_events(only_bad, {"accuracy": [55.0, 61.0]})
+    with pytest.raises(ImportFormatError, match="nothing sane left"):
+        import_file(RunStore(tmp_path / "runs2"), only_bad)
+    assert not (tmp_path / "runs2").exists()

@@ -91,6 +91,8 @@ def _log_bytes(log: ParsedLog, origin: str, start_extra: dict | None = None) -> 
     start = {"type": "start", "imported": True, "format": log.format, "origin": origin,
              "train_samples": log.samples, **(start_extra or {})}
     end = {"type": "end", "status": FINISHED, "error": None}
+    if log.test:  # an evaluate line after the last epoch: the run's test result, never an epoch
+        end["test"] = log.test
     if log.started is not None:
         start["time"] = log.started
         end["time"] = log.epochs[-1].get("time", log.started) if log.epochs else log.started
@@ -136,7 +138,7 @@ def import_text(store: RunStore, text: str, origin: str, name: str | None = None
     if device not in (None, "cpu", "gpu"):
         raise ConfigError("device", f"must be cpu or gpu, got {device!r}")
     check_samples(samples)
-    logs = parse(text)  # raises ImportFormatError before anything is written
+    logs = parse(text, origin)  # raises ImportFormatError before anything is written
     if samples:
         for log in logs:
             set_samples(log, samples)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from training.config import ConfigError
-from training.imports.parsers import METRIC_KEYS, ImportFormatError, ParsedLog
+from training.imports.parsers import METRIC_KEYS, ImportFormatError, ParsedLog, check_values, has_values
 
 TENSORBOARD = "tensorboard"
 EVENT_MARK = "tfevents"  # events.out.tfevents.<time>.<host>...
@@ -105,6 +105,11 @@ class _Root:
     first_wall: float | None = None
     keras_layout: bool = False
     notes: list[str] = field(default_factory=list)
+    last_wall: float | None = None
+    files: list[str] = field(default_factory=list)  # the event files (as notes name them) read into it
+    # Its first event is no training's start: a file made on first use (add_scalars), or a
+    # fit that began again inside a file. Epoch 1's time and elapsed seconds are then unknown.
+    unknown_start: bool = False
 
 
 def event_files(path: Path) -> list[Path]:
@@ -128,13 +133,15 @@ def _root_and_prefix(file: Path, base: Path) -> tuple[Path, str]:
     return parent, ""
 
 
-def _read_file(file: Path, prefix: str, root: _Root, label: str) -> None:
+def _read_file(file: Path, prefix: str, folder: Path, label: str) -> list[_Root]:
+    """The file's scalars, one `_Root` per fit: a step counter that goes back starts another."""
     event_pb2, errors, pywrap, tensor_util = _reader()
+    segments = [_Root(folder, files=[label])]
     try:
         reader = pywrap.PyRecordReader_New(str(file))
     except errors.OpError as error:
-        root.notes.append(f"{label}: could not be opened ({error.message})")
-        return
+        segments[0].notes.append(f"{label}: could not be opened ({error.message})")
+        return segments
     count = 0
     try:
         while True:
@@ -145,26 +152,32 @@ def _read_file(file: Path, prefix: str, root: _Root, label: str) -> None:
                 break
             except errors.DataLossError as error:
                 damage = "truncated" if "truncated" in str(error.message) else "fails its checksum"
-                root.notes.append(f"{label} is damaged after {count} records (a record {damage}); "
-                                  "imported what came before the damage")
+                segments[-1].notes.append(f"{label} is damaged after {count} records (a record {damage}); "
+                                          "imported what came before the damage")
                 break
             except Exception as error:  # protobuf's DecodeError: not an Event
-                root.notes.append(f"{label} is damaged after {count} records (not an event: "
-                                  f"{type(error).__name__}); imported what came before the damage")
+                segments[-1].notes.append(f"{label} is damaged after {count} records (not an event: "
+                                          f"{type(error).__name__}); imported what came before the damage")
                 break
             count += 1
-            _take_event(event, prefix, root, tensor_util)
+            values = _scalars_of(event, prefix, tensor_util)
+            current = segments[-1]
+            if any(tag in current.scalars and event.step < current.scalars[tag][-1][0] for tag, _ in values):
+                current = _Root(folder, files=[f"{label} (from record {count})"], unknown_start=True)
+                segments.append(current)
+            _take_event(event, values, prefix, current)
     finally:
         handle = getattr(reader, "file_handle", None)
         if handle is not None:
             handle.close()
+    return segments
 
 
-def _take_event(event, prefix: str, root: _Root, tensor_util) -> None:
-    if event.wall_time and (root.first_wall is None or event.wall_time < root.first_wall):
-        root.first_wall = event.wall_time
+def _scalars_of(event, prefix: str, tensor_util) -> list[tuple[str, float]]:
+    """The event's scalar values as (tag with its split prefix, number)."""
     if not event.HasField("summary"):
-        return
+        return []
+    found = []
     for value in event.summary.value:
         kind = value.WhichOneof("value")
         if kind == "simple_value":
@@ -179,10 +192,64 @@ def _take_event(event, prefix: str, root: _Root, tensor_util) -> None:
             number = float(array)
         else:
             continue
-        tag = prefix + value.tag
+        found.append((prefix + value.tag, number))
+    return found
+
+
+def _take_event(event, values: list[tuple[str, float]], prefix: str, root: _Root) -> None:
+    if event.wall_time and (root.first_wall is None or event.wall_time < root.first_wall):
+        root.first_wall = event.wall_time
+    if event.wall_time:
+        root.last_wall = max(root.last_wall or event.wall_time, event.wall_time)
+    for tag, number in values:
         root.scalars.setdefault(tag, []).append((int(event.step), float(event.wall_time), number))
-        if prefix and value.tag.startswith("epoch_"):
+        if prefix and tag[len(prefix):].startswith("epoch_"):
             root.keras_layout = True
+
+
+def _add_scalars_layout(segments: list[_Root], folder: Path, base: Path) -> bool:
+    """`SummaryWriter.add_scalars('loss', {'training': ...})` writes `loss_training/` with tag `loss`:
+    read it as tag `loss/training` of the folder above. True when the segments were so renamed."""
+    tags = {tag for segment in segments for tag in segment.scalars}
+    if folder == base or len(tags) != 1:
+        return False
+    [tag] = tags
+    stem = tag.replace("/", "_") + "_"
+    if not folder.name.startswith(stem) or folder.name == stem:
+        return False
+    key = folder.name[len(stem):]
+    for segment in segments:
+        segment.scalars = {f"{tag}/{key}": values for tag, values in segment.scalars.items()}
+        segment.folder = folder.parent
+        segment.unknown_start = True  # add_scalars makes this file at its first value
+    return True
+
+
+def _fits(streams: list[_Root]) -> list[_Root]:
+    """Streams of one log root grouped into fits: those that ran at the same time and share no
+    tag (a Keras fit's train/ and validation/ files) are one; the others each their own."""
+    groups: list[list[_Root]] = []
+    for stream in sorted(streams, key=lambda s: (s.first_wall or 0, s.files)):
+        for group in groups:
+            start = min(s.first_wall or 0 for s in group)
+            end = max(s.last_wall or 0 for s in group)
+            shared = any(tag in s.scalars for s in group for tag in stream.scalars)
+            if not shared and (stream.first_wall or 0) <= end and (stream.last_wall or 0) >= start:
+                group.append(stream)
+                break
+        else:
+            groups.append([stream])
+    merged = []
+    for group in groups:
+        root = _Root(group[0].folder, first_wall=min(s.first_wall or 0 for s in group) or None,
+                     keras_layout=any(s.keras_layout for s in group),
+                     unknown_start=all(s.unknown_start for s in group),
+                     files=[f for s in group for f in s.files])
+        for stream in group:
+            root.scalars.update(stream.scalars)
+            root.notes.extend(stream.notes)
+        merged.append(root)
+    return merged
 
 
 def _assign(root: _Root, maps: dict[str, str]) -> tuple[dict[str, str], str | None, list[str]]:
@@ -241,6 +308,15 @@ def _to_log(root: _Root, name: str, maps: dict[str, str]) -> ParsedLog | None:
     for record in epochs:
         record["type"] = "epoch"
     notes = list(root.notes)
+    if epochs and (root.unknown_start or epochs[0]["epoch_time_s"] <= 0):
+        # The log's first event is no start of training (a writer made on first use, as
+        # add_scalars does; a fit begun again in the same file; epoch 1's own value): when
+        # training began is not in it, so neither are epoch 1's time nor elapsed seconds.
+        epochs[0]["epoch_time_s"] = None
+        for record in epochs:
+            record["elapsed_s"] = None
+        notes.append("the log does not say when this training began (its first event is no start): "
+                     "epoch 1's time and the elapsed seconds are unknown")
     if skipped:
         notes.append(f"skipped scalar tags it does not recognise: {', '.join(skipped)} "
                      "(import again with --map TAG=field to use one; fields: " + ", ".join(METRIC_KEYS) + ")")
@@ -248,6 +324,7 @@ def _to_log(root: _Root, name: str, maps: dict[str, str]) -> ParsedLog | None:
     log.engine = "fit" if root.keras_layout else "loop"
     log.started = start
     log.notes = notes
+    check_values(log)  # an accuracy outside 0-1 is refused here as in any log
     return log
 
 
@@ -285,26 +362,46 @@ def parse_events(path: Path | str, maps: dict[str, str] | None = None, label: st
     base = path if path.is_dir() else path.parent
     if base != path and base.name.lower() in SPLIT_FOLDERS:
         base = base.parent  # logs/train/events...: the run is logs
-    roots: dict[Path, _Root] = {}
+    streams: dict[Path, list[_Root]] = {}
+    empty: list[str] = []
     for file in files:
         folder, prefix = _root_and_prefix(file, base)
-        root = roots.setdefault(folder, _Root(folder))
         shown = (label or path.name) + ("" if file == path else f"/{file.relative_to(path)}")
-        _read_file(file, prefix, root, shown)
-    tags = sorted({tag.lower() for root in roots.values() for tag in root.scalars})
+        segments = _read_file(file, prefix, folder, shown)
+        if not prefix and _add_scalars_layout(segments, folder, base):
+            folder = segments[0].folder
+        if not any(segment.scalars for segment in segments) and prefix:
+            empty.append(shown)  # a Keras fit that logged nothing (or only its graph)
+        streams.setdefault(folder, []).extend(segments)
+    tags = sorted({tag.lower() for segments in streams.values() for s in segments for tag in s.scalars})
     if not tags:
-        notes = "; ".join(note for root in roots.values() for note in root.notes)
+        notes = "; ".join(note for segments in streams.values() for s in segments for note in s.notes)
         raise ImportFormatError(f"no scalars in the TensorBoard log at {label or path}; nothing imported"
                                 + (f" ({notes})" if notes else ""))
     if unknown := sorted(set(maps) - set(tags)):
         raise ConfigError("map", f"no scalar tag {', '.join(unknown)} in the log; "
                                  f"its tags: {', '.join(tags)}")
-    logs = []
-    for folder, root in sorted(roots.items()):
+    runs = [(folder, number, len(fits), fit) for folder, segments in sorted(streams.items())
+            for fits in [_fits([s for s in segments if s.scalars])] for number, fit in enumerate(fits, 1)]
+    logs, insane = [], []
+    for folder, number, count, root in runs:
         own = str(folder.relative_to(base)) if folder != base else Path(label).stem if label else folder.name
-        run_name = (name if len(roots) == 1 else f"{name} – {own}") if name else own
-        if log := _to_log(root, run_name, maps):
+        own = f"{own} fit {number}" if count > 1 else own
+        run_name = (name if len(runs) == 1 else f"{name} – {own}") if name else own
+        if count > 1:
+            root.notes.append(f"fit {number} of {count} written into {folder.name}/ "
+                              f"({', '.join(root.files)}); each fit is its own run")
+        if (log := _to_log(root, run_name, maps)) and has_values(log):
             logs.append(log)
+        elif log:
+            insane.append(f"{run_name}: nothing sane left ({'; '.join(log.notes)})")
+    if not logs and insane:
+        raise ImportFormatError(f"the TensorBoard log at {label or path}: {insane[0]}; nothing imported")
+    if logs and insane:
+        logs[0].notes.extend(f"not imported: {reason}" for reason in insane)
+    if logs and empty:
+        logs[0].notes.append(f"{', '.join(empty)}: no scalars (a fit that logged none, or only its graph); "
+                             "nothing read from it")
     if not logs:
         raise ImportFormatError(
             f"no scalar tag in the TensorBoard log at {label or path} means loss or accuracy; its tags: "
