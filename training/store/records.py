@@ -140,7 +140,7 @@ def record_problem(record: dict) -> str | None:
     why = problem(record, RECORDS[kind], REQUIRED.get(kind, ()))
     if why is None and kind in ("epoch", "progress") and record["epoch"] < 1:
         why = f"epoch must be 1 or more, got {record['epoch']}"
-    return f"a {kind} record's {why}" if why else None
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} record's {why}" if why else None
 
 
 def file_problem(what: str, data) -> str | None:
