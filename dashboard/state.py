@@ -58,8 +58,10 @@ def series(runs: list[Run]) -> list[RunSeries]:
 
 
 def statuses(store: RunStore, runs: list[Run]) -> dict[str, str]:
-    """Each run's status, once per rerun; a cluster run whose follower died gets a new one."""
-    return launch.reattach(runs, store.statuses(runs))
+    """Each run's status, once per rerun (read only), then the one explicit step that asks the
+    launchers about runs that look lost (`launch.reconcile`: a new follower for a dead one, one
+    squeue for every Slurm run), which asks each run at most every 10 s."""
+    return launch.reconcile(runs, store.statuses(runs))
 
 
 def gpu_availability(backend: str) -> tuple[bool, str]:

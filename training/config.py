@@ -204,5 +204,20 @@ def validate(config: RunConfig) -> None:
         _check_profile(config)
     if not isinstance(config.name, str) or len(config.name) > MAX_NAME_LENGTH:
         raise ConfigError("name", f"must be text of at most {MAX_NAME_LENGTH} characters")
-    if any(not ch.isprintable() for ch in config.name):
-        raise ConfigError("name", "must not contain control characters")
+    check_name("name", config.name)
+
+
+def check_name(option: str, name: str) -> None:
+    """The one name rule for `run --name` and `import --name`: printable text, nothing else.
+
+    A name is shown in tables, terminals and HTML: an ESC or a newline would redraw a
+    terminal, and a byte that is not UTF-8 (a surrogate) cannot even be encoded."""
+    if any(not ch.isprintable() for ch in name):
+        raise ConfigError(option, "must not contain control characters or bytes that are not UTF-8")
+
+
+def clean_name(text: str) -> str:
+    """A name taken from a file or a folder from elsewhere, made fit to show: each character
+    `check_name` refuses (control characters; a byte that was not UTF-8, which Python holds as a
+    surrogate) becomes U+FFFD."""
+    return "".join(ch if ch.isprintable() else "\ufffd" for ch in text)

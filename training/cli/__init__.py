@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
     store = RunStore(args.runs_dir)
+    if problem := store.folder_problem():  # checked once, here: one clear line, not an odd errno later
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         if args.command in WRITING_COMMANDS:
             store.sweep_debris()

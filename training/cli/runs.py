@@ -23,6 +23,8 @@ from training.config import RunConfig
 from training.launch import local
 from training.store import ACTIVE_STATES, RunError, RunStore
 
+WORKER_EXIT_WAIT_S = 30  # after its end record a worker closes its files and exits: a second or two
+
 
 def cmd_run(store: RunStore, args) -> int:
     config = config_from_args(args)  # ConfigError -> exit 2 before anything is written
@@ -37,6 +39,8 @@ def cmd_run(store: RunStore, args) -> int:
         return 0
     print(f"run {run.id}: {run.folder} ({launcher.where})", file=sys.stderr, flush=True)
     code = exports.follow_runs([run], args)
+    if not run.wait_for_exit(WORKER_EXIT_WAIT_S):  # so nothing holds the run folder once this returns
+        print(f"run {run.id}: its worker still runs {WORKER_EXIT_WAIT_S} s after its end", file=sys.stderr)
     print(run.id)
     return code
 
@@ -74,7 +78,7 @@ def cmd_follow(store: RunStore, args) -> int:
 
 def cmd_list(store: RunStore, args) -> int:
     runs = store.runs()
-    statuses = launch.reattach(runs, store.statuses(runs))  # a cluster run's follower may have died
+    statuses = launch.reconcile(runs, store.statuses(runs))  # a cluster run's follower may have died
     rows = [listing.row(run, launch.describe(run), status=statuses[run.id]) for run in runs]
     if args.json:
         json.dump(rows, sys.stdout, indent=1)
@@ -101,6 +105,6 @@ def cmd_delete(store: RunStore, args) -> int:
     run = store.open(args.run_id)
     if (status := launch.current_status(run)) in ACTIVE_STATES:  # a Slurm job on another node too
         raise RunError(f"run {run.id} is {status}; stop it before deleting it")
-    store.delete(args.run_id)
+    store.delete(args.run_id)  # a delete that lost a race says "already deleted"
     print(f"{args.run_id}: deleted")
     return 0

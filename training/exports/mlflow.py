@@ -32,7 +32,6 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
 import tempfile
 import threading
 import time
@@ -363,13 +362,7 @@ class Exporter:
         with tempfile.TemporaryDirectory(prefix="training-mlflow-") as tmp:
             folder = Path(tmp, "run")
             folder.mkdir()
-            for path in sorted(run.folder.iterdir()):
-                if path.name.startswith("."):
-                    continue  # the space reserve, temp files
-                if path.is_dir():
-                    shutil.copytree(path, folder / path.name)
-                elif path.is_file():
-                    shutil.copy2(path, folder / path.name)
+            run.copy_files(folder)  # plain files only: no link is followed out of the run folder
             self.client.log_artifacts(mlflow_id, str(folder), artifact_path="run")
             if report:
                 self.client.log_artifact(mlflow_id, str(write_report([run], Path(tmp, "report.html"),

@@ -11,12 +11,14 @@ ships is what this module builds; `python -m training.imports.runs` rebuilds it.
 from __future__ import annotations
 
 import io
+import os
 import shutil
+import stat
 import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from training.config import MNIST_TRAIN_SIZE, ConfigError
+from training.config import MNIST_TRAIN_SIZE, ConfigError, check_name, clean_name
 from training.imports.parsers import (
     KERAS_CONSOLE,
     TENSORFLOW_LOOP,
@@ -36,7 +38,7 @@ from training.imports.tensorboard import (
     parse_maps,
 )
 from training.store import FINISHED, RunError, RunStore
-from training.store.layout import METRICS_FILE
+from training.store.layout import METRICS_FILE, kind_of
 from training.store.logwriter import encode
 
 REFERENCE_TEXT = Path(__file__).resolve().parent / "reference" / "published-results.md"
@@ -80,6 +82,7 @@ MAX_IMPORT_BYTES = 20 * 2**20
 MAX_SAMPLES = 10**9  # training images per epoch an imported log may claim
 MAX_ZIP_ENTRIES = 10_000  # files in an uploaded zip, event files or not
 BINARY_SNIFF_BYTES = 8192  # a NUL byte in these makes a file binary, not a text log
+MAX_IMPORT_RUNS = 1000  # runs one import may add (one file may hold many logs)
 
 
 def _engine_of(log: ParsedLog) -> str:
@@ -104,6 +107,7 @@ def _log_bytes(log: ParsedLog, origin: str, start_extra: dict | None = None) -> 
 def write_log(store: RunStore, log: ParsedLog, name: str, device: str | None, origin: str,
               source: str = "imported", run_id: str | None = None, start_extra: dict | None = None,
               **extra) -> str:
+    name, origin = clean_name(name or ""), clean_name(origin)  # names from files: no control characters
     meta = {**extra,
         "name": name, "source": source, "origin": origin, "format": log.format,
         "device": device or guess_device(name) or guess_device(log.name),
@@ -143,21 +147,31 @@ def import_text(store: RunStore, text: str, origin: str, name: str | None = None
         for log in logs:
             set_samples(log, samples)
     stem = Path(origin).stem or "imported"
-    run_ids = []
+    labels = []
     for number, log in enumerate(logs, start=1):
         label = log.name or (stem if len(logs) == 1 else f"{stem} #{number}")
         if name:
             label = name if len(logs) == 1 else f"{name} – {label}"
-        run_ids.append(write_log(store, log, label, device, origin))
-    return run_ids
+        labels.append(label)
+    return _write_all(store, logs, device, origin, labels)
 
 
-def _write_all(store: RunStore, logs: list[ParsedLog], device: str | None, origin: str) -> list[str]:
-    """Every log as a run, or none: a run already written is removed if a later one fails."""
+def _write_all(store: RunStore, logs: list[ParsedLog], device: str | None, origin: str,
+               labels: list[str] | None = None) -> list[str]:
+    """Every log as a run, or none: a run already written is removed if a later one fails.
+
+    At most MAX_IMPORT_RUNS, and the store's free-space rule (MIN_FREE_MB) is checked
+    before every run, so an import never fills the disk: it stops and takes back what it made."""
+    if len(logs) > MAX_IMPORT_RUNS:
+        raise RunError(f"{origin} holds {len(logs):,} logs; one import adds at most {MAX_IMPORT_RUNS:,} runs "
+                       "(MAX_IMPORT_RUNS); nothing imported")
     made: list[str] = []
     try:
-        for log in logs:
-            made.append(write_log(store, log, log.name, device, origin))
+        for log, label in zip(logs, labels or [log.name for log in logs]):
+            if problem := store.start_problem():
+                raise RunError(f"cannot import {origin}: {problem}; nothing imported (the {len(made)} "
+                               "runs it had written are removed)")
+            made.append(write_log(store, log, label, device, origin))
     except BaseException:
         for run_id in made:
             shutil.rmtree(store.root / run_id, ignore_errors=True)
@@ -249,21 +263,36 @@ def _import_log_bytes(store: RunStore, data: bytes, origin: str, name: str | Non
 
 def import_file(store: RunStore, path: Path | str, name: str | None = None, device: str | None = None,
                 samples: int | None = None, maps: list[str] | None = None) -> list[str]:
-    """`python -m training import PATH`: a text log, a TensorBoard event file or log folder, or a zip."""
+    """`python -m training import PATH`: a text log, a TensorBoard event file or log folder, or a zip.
+
+    A FIFO, a device or a socket is refused from `stat`, before anything opens it (a FIFO
+    would block, /dev/zero never end); a file is read no further than the size cap."""
     path = Path(path)
+    if name is not None:
+        check_name("name", name)
+    mode = os.stat(path).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise RunError(f"{clean_name(str(path))} is {kind_of(mode)}, not a log file or folder; "
+                       "nothing imported")
     if path.is_dir() or looks_like_event_file(path):
         return import_events(store, path, name, device, samples, maps)
     if zipfile.is_zipfile(path):
         return import_zip(store, path, path.name, name, device, samples, maps)
     if path.stat().st_size > MAX_IMPORT_BYTES:
         raise RunError(f"{path} is larger than {MAX_IMPORT_BYTES // 2**20} MiB; not a training log")
-    return _import_log_bytes(store, path.read_bytes(), path.name, name, device, samples, maps)
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_IMPORT_BYTES + 1)  # a file that grows meanwhile is still capped
+    if len(data) > MAX_IMPORT_BYTES:
+        raise RunError(f"{path} is larger than {MAX_IMPORT_BYTES // 2**20} MiB; not a training log")
+    return _import_log_bytes(store, data, path.name, name, device, samples, maps)
 
 
 def import_upload(store: RunStore, data: bytes, filename: str, name: str | None = None,
                   device: str | None = None, samples: int | None = None,
                   maps: list[str] | None = None) -> list[str]:
     """The Runs page's upload: a zip of a TensorBoard log folder, or a text log."""
+    if name is not None:
+        check_name("name", name)
     if zipfile.is_zipfile(io.BytesIO(data)):
         return import_zip(store, io.BytesIO(data), filename, name, device, samples, maps)
     if len(data) > MAX_IMPORT_BYTES:

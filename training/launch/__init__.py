@@ -124,24 +124,59 @@ def describe(run: Run) -> str:
     return launcher_of(run).describe(run)
 
 
-def reattach(runs: list[Run], statuses: dict[str, str]) -> dict[str, str]:
-    """Each `lost` run whose launcher can pick it up again gets reattached; the statuses, updated.
+RECONCILE_S = 10.0  # a run that looks lost is asked of its launcher at most this often (per process)
+_asked: dict[tuple[str, str], tuple[float, str]] = {}  # (runs folder, run id) -> (monotonic time, status)
 
-    A cluster run whose follower died looks `lost`; a new follower re-syncs it. Skipped
-    on a read-only runs folder, where nothing could be written anyway.
+
+def reconcile(runs: list[Run], statuses: dict[str, str], max_age_s: float = RECONCILE_S) -> dict[str, str]:
+    """The one step that writes what launchers know and the folders cannot; the statuses, updated.
+
+    Reading a status never writes (`Run.status`); this step does, and only for runs that
+    look `lost`: a cluster run whose follower died gets a new one (it re-syncs), and every
+    Slurm run is settled from one `squeue` call for all of them (a pending job is `queued`,
+    a running one `running`, an ended one gets its end record with Slurm's cause). A run
+    asked about less than `max_age_s` ago keeps the answer it got then, so a page that
+    refreshes every second asks Slurm at most every 10 s. The pages (`dashboard.state.statuses`),
+    `list`, `delete` and a followed run call it. Nothing is asked on a read-only runs folder.
     """
+    statuses = dict(statuses)
+    now = time.monotonic()
+    due = []
     for run in runs:
-        if statuses.get(run.id) == LOST and not run.store.read_only_reason():
-            try:
-                statuses[run.id] = launcher_of(run).reattach(run)
-            except RunError as error:  # squeue missing or slow: say `lost` now, ask again next look
-                log.debug("run %s: its launcher could not be asked: %s", run.id, error)
-    return statuses
+        if statuses.get(run.id) != LOST:
+            continue
+        asked = _asked.get((str(run.store.root), run.id))
+        if asked and now - asked[0] < max_age_s:
+            statuses[run.id] = asked[1]
+        elif not run.store.read_only_reason():
+            due.append(run)
+    slurm_runs = [run for run in due if run.source == "local" and run.meta.get("slurm")]
+    found = {}
+    if slurm_runs:
+        from training.launch import slurm
+
+        try:
+            found.update(slurm.reconcile(slurm_runs))
+        except RunError as error:  # squeue missing or slow: say `lost` now, ask again next time
+            log.debug("Slurm could not be asked about %d runs: %s", len(slurm_runs), error)
+    for run in (run for run in due if run not in slurm_runs):
+        try:
+            found[run.id] = launcher_of(run).reattach(run)
+        except RunError as error:
+            log.debug("run %s: its launcher could not be asked: %s", run.id, error)
+    for run in due:
+        _asked[(str(run.store.root), run.id)] = (now, found.get(run.id, LOST))
+    return {**statuses, **found}
+
+
+def reattach(runs: list[Run], statuses: dict[str, str]) -> dict[str, str]:
+    """`reconcile` without its cache: every `lost` run's launcher is asked now."""
+    return reconcile(runs, statuses, max_age_s=0)
 
 
 def current_status(run: Run) -> str:
     """The run's status, asking its launcher when it looks `lost` (a Slurm job still pending)."""
-    return reattach([run], {run.id: run.status()})[run.id]
+    return reconcile([run], {run.id: run.status()})[run.id]
 
 
 def slurm_partitions() -> list[dict]:

@@ -21,8 +21,9 @@ asks for its own CPUs (`--cpus-per-task`, its --threads or one node's worth) and
 The worker of a Slurm job stops on SIGTERM only when the folder says `stopping`; any
 other SIGTERM (a time limit, a `scancel` from outside) is left to Slurm's kill, and
 whoever looks next (`reattach`, through `list`, the pages or a followed run) writes
-the end record with Slurm's cause. Slurm is asked with `squeue` and `scontrol show
-job`, not `sacct`: without an accounting database (slurmdbd) sacct answers nothing,
+the end record with Slurm's cause. Slurm is asked with one `squeue` for all the runs
+that look lost (`reconcile`), and `scontrol show job` only for a job that has left it, not
+`sacct`: without an accounting database (slurmdbd) sacct answers nothing,
 and scontrol remembers an ended job for MinJobAge (300 s by default); a job Slurm
 has forgotten with no end record in its folder ends `failed`, saying so.
 """
@@ -285,6 +286,36 @@ def job_id_of(run: Run) -> str | None:
     return run.job().get("job_id")
 
 
+def queue_states(job_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """(state, node) of each of the jobs squeue still lists: one squeue call for all of them."""
+    if not job_ids:
+        return {}
+    result = slurm("squeue", "--noheader", f"--jobs={','.join(job_ids)}", "--format=%i|%T|%N", check=False)
+    if result.returncode != 0:
+        if "Invalid job id" not in message(result):
+            raise RunError(f"`squeue` failed: {message(result)}")
+        if len(job_ids) == 1:
+            return {}
+        # Some Slurm versions refuse a whole list for one job they forgot: ask each, as before.
+        return {job: (state, "") for job in job_ids if (state := queue_state(job)) is not None}
+    found = {}
+    for line in result.stdout.splitlines():
+        job, _, rest = line.strip().partition("|")
+        state, _, node = rest.partition("|")
+        if job and state:
+            found[job] = (state, node)
+    return found
+
+
+def reconcile(runs: list[Run]) -> dict[str, str]:
+    """What Slurm says of these runs (each looks `lost` here), asking squeue once for all of them;
+    their statuses, with an end recorded for a job that ended without one (`SlurmLauncher.settle`)."""
+    jobs = {run.id: job_id_of(run) for run in runs}
+    queued = queue_states(sorted({job for job in jobs.values() if job}))
+    return {run.id: launcher_of_run(run).settle(run, jobs[run.id], queued.get(jobs[run.id] or ""))
+            if jobs[run.id] else run.status() for run in runs}
+
+
 def queue_state(job_id: str) -> str | None:
     """The job's state while squeue lists it (PENDING, RUNNING, COMPLETING...), else None."""
     result = slurm("squeue", "--noheader", f"--jobs={job_id}", "--format=%T|%N", check=False)
@@ -464,15 +495,18 @@ class SlurmLauncher:
         job_id = job_id_of(run)
         if not job_id:
             return run.status()  # queued a moment ago (sbatch answering), or lost
+        return self.settle(run, job_id, queue_states([job_id]).get(job_id))
+
+    def settle(self, run: Run, job_id: str, queued: tuple[str, str] | None) -> str:
+        """The run's status from squeue's (state, node) of its job (None: squeue no longer lists it),
+        recording what only Slurm knew: the node it started on, or why it ended."""
         recorded = run.recorded_state()
-        state = queue_state(job_id)
+        state, node = queued or (None, "")
         if state in PENDING_STATES:
             return recorded if recorded == STOPPING else QUEUED
         if state is not None:  # RUNNING, COMPLETING, SUSPENDED...: the worker lives on its node
-            if state == "RUNNING" and not run.job().get("node"):
-                node = (job_info(job_id) or {}).get("NodeList")
-                if node and node != "(null)":
-                    run.write_job(node=node)
+            if state == "RUNNING" and not run.job().get("node") and node and node != "(null)":
+                run.write_job(node=node)
             return recorded if recorded == STOPPING else RUNNING
         end = run.end_record()
         if end is None:  # the job is over and nobody recorded it: say what Slurm says

@@ -5,6 +5,7 @@ The rest of the project reaches the store through what this package exports:
 log, end record), the lifecycle states and the errors. The modules behind them:
 
     runs.py       RunStore and Run
+    records.py    one schema per record type and JSON file, checked where read
     state.py      the lifecycle states and how a state is derived from disk
     space.py      read-only and free-space checks, the worker's space reserve
     debris.py     sweeping what dead writers left
@@ -41,8 +42,9 @@ from training.store.state import (
     RUNNING,
     STOPPED,
     STOPPING,
+    UNREADABLE,
 )
 
 __all__ = ["ACTIVE_STATES", "END_SCAN_BYTES", "END_STATES", "FAILED", "FINISHED", "LOST", "MIN_FREE_MB",
-           "QUEUED", "RUNNING", "STOPPED", "STOPPING", "InvalidRunId", "NewerLogFormat", "Run", "RunError",
-           "RunLog", "RunNotFound", "RunStore", "default_runs_dir", "new_run_id"]
+           "QUEUED", "RUNNING", "STOPPED", "STOPPING", "UNREADABLE", "InvalidRunId", "NewerLogFormat", "Run",
+           "RunError", "RunLog", "RunNotFound", "RunStore", "default_runs_dir", "new_run_id"]

@@ -4,7 +4,9 @@ A run folder is built under a `.tmp-` name and renamed into place, a deleted
 one is renamed to `.deleted-` first, and JSON files are rewritten through a
 `.<name>.<pid>.<hex>.tmp` beside them. A writer killed mid-way leaves those;
 only what is older than `DEBRIS_AGE_S` is removed, so a write in progress in
-another process is never touched.
+another process is never touched. The sweep never goes through a symbolic link:
+a run folder that is a link is not looked into, and a link is removed, never
+what it points to.
 """
 
 from __future__ import annotations
@@ -35,13 +37,15 @@ def sweep(root: Path, max_age_s: float = DEBRIS_AGE_S) -> list[Path]:
     cutoff = time.time() - max_age_s
     removed = []
     for entry in os.scandir(root):
+        if entry.is_symlink():
+            continue  # never through a link: what it points to is not this store's
         if entry.name.startswith((TMP_PREFIX, DELETED_PREFIX)) and _stale(entry, cutoff):
-            shutil.rmtree(entry.path, ignore_errors=True)
+            shutil.rmtree(entry.path, ignore_errors=True)  # removes links inside, never their targets
             removed.append(Path(entry.path))
-        elif not entry.name.startswith(".") and entry.is_dir():
+        elif not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
             for item in os.scandir(entry.path):
                 temp = item.name.startswith(".") and item.name.endswith(layout.TEMP_SUFFIX)
-                if temp and _stale(item, cutoff):
+                if temp and not item.is_dir(follow_symlinks=False) and _stale(item, cutoff):
                     try:
                         os.unlink(item.path)
                         removed.append(Path(item.path))

@@ -20,10 +20,12 @@ temp file from /tmp instead, which is not atomic across file systems).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import secrets
+import stat
 from pathlib import Path
 
 CONFIG_FILE = "config.json"
@@ -41,6 +43,7 @@ BATCH_SCRIPT_FILE = "slurm-job.sh"
 JOB_FILE = "job.json"
 TEMP_SUFFIX = ".tmp"  # write_json_atomic's temp files: ".<name>.<pid>.<hex>.tmp"
 END_SCAN_BYTES = 65536  # a log's last line is in its last 64 KiB: readers of the end never read more
+MAX_JSON_BYTES = 4 * 2**20  # config.json and the others are a few KiB; a bigger one is not read whole
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +61,65 @@ def write_json_atomic(path: Path, data: dict) -> None:
         raise
 
 
-def read_json(path: Path) -> dict | None:
-    """A JSON object from disk, or None if the file is missing or not an object."""
+class NotAPlainFile(OSError):
+    """A name in a run folder that is a link, a folder, a FIFO or a device where a file belongs."""
+
+
+def kind_of(mode: int) -> str:
+    """What a `stat` mode is, in words: "a folder", "a FIFO", "a character device"..."""
+    for test, word in ((stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a symbolic link"),
+                       (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return word
+    return "a plain file" if stat.S_ISREG(mode) else "not a file"
+
+
+def open_plain(path: Path | str):
+    """Open a run folder's file for reading only if it is a plain file: never through a symbolic
+    link (O_NOFOLLOW), never a FIFO, device or folder (checked on the open file, so a FIFO
+    cannot block: O_NONBLOCK). Raises FileNotFoundError, or `NotAPlainFile` naming what it is."""
     try:
-        with open(path) as handle:
-            data = json.load(handle)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise NotAPlainFile(errno.ELOOP, "is a symbolic link, not a plain file", str(path)) from None
+        raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise NotAPlainFile(errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL,
+                            f"is {kind_of(mode)}, not a plain file", str(path))
+    return os.fdopen(fd, "rb")
+
+
+class Unreadable(Exception):
+    """A run folder's JSON file that is there but cannot be taken: the message says why."""
+
+
+def load_json(path: Path) -> dict | None:
+    """A run folder's JSON object; None if the file is missing, `Unreadable` naming what is wrong
+    (a folder or link where the file belongs, not JSON, not an object)."""
+    try:
+        with open_plain(path) as handle:
+            data = json.loads(handle.read(MAX_JSON_BYTES + 1))
     except FileNotFoundError:
         return None
-    except ValueError as error:
+    except NotAPlainFile as error:
+        raise Unreadable(f"{path.name} {error.strerror}") from error
+    except (ValueError, RecursionError) as error:
+        raise Unreadable(f"{path.name} is not JSON ({error})") from error
+    except OSError as error:
+        raise Unreadable(f"{path.name} cannot be read ({error.strerror or error})") from error
+    if not isinstance(data, dict):
+        raise Unreadable(f"{path.name} holds {type(data).__name__}, not an object")
+    return data
+
+
+def read_json(path: Path) -> dict | None:
+    """A JSON object from disk, or None if the file is missing, not an object or not a plain file."""
+    try:
+        return load_json(path)
+    except Unreadable as error:
         log.debug("unreadable JSON in %s: %s", path, error)
         return None
-    return data if isinstance(data, dict) else None

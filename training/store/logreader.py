@@ -5,14 +5,21 @@ complete record exactly once. A truncated last line means "not yet" and is
 left for the next call; a corrupt line is skipped and counted; a file that is
 replaced or shrinks is read again from the start (and the caller is told, so
 it can drop what it had). One poll costs in proportion to the new bytes.
+The file is opened only if it is a plain file (never through a link, never a
+FIFO or a folder); anything else reads as empty, and `problem` says what it is.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from training.store.layout import NotAPlainFile, open_plain
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -28,6 +35,7 @@ class LogReader:
         self.path = Path(path)
         self.offset = 0
         self.corrupt_lines = 0
+        self.problem: str | None = None  # the path is a link, a folder, a FIFO...: nothing is read
         self._file_id: tuple[int, int] | None = None
 
     def _restart(self) -> None:
@@ -37,7 +45,13 @@ class LogReader:
     def read(self) -> ReadResult:
         result = ReadResult()
         try:
-            handle = open(self.path, "rb")
+            handle = open_plain(self.path)
+            self.problem = None
+        except NotAPlainFile as error:
+            if self.problem is None:
+                log.debug("%s not read: %s", self.path, error.strerror)
+            self.problem = f"{self.path.name} {error.strerror}"
+            return result
         except FileNotFoundError:
             if self._file_id is not None:  # it existed and was deleted
                 self._file_id = None
@@ -71,7 +85,7 @@ class LogReader:
             return None
         try:
             record = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; a 10,000-deep nest
             self.corrupt_lines += 1
             return None
         if not isinstance(record, dict):

@@ -121,8 +121,9 @@ class LogWriter:
         self._echo = f"{ECHO_PREFIX}{echo} ".encode() if echo else None
         try:
             repair_torn_tail(self.path)
-            # Unbuffered binary append: each write() is one write(2) of a whole line.
-            self._file = open(self.path, "ab", buffering=0)
+            # Unbuffered binary append: each write() is one write(2) of a whole line. Opened for
+            # reading too, to see whether the file still ends in a newline (`_on_a_new_line`).
+            self._file = open(self.path, "a+b", buffering=0)
         except OSError as error:
             raise LogWriteError(self.path, error) from error
 
@@ -133,7 +134,8 @@ class LogWriter:
             record["seq"] = self.seq
         line = encode(record)
         try:
-            self._file.write(line)
+            # A writer that died mid-line left a torn tail: it stays one corrupt line of its own.
+            self._file.write(line if self._on_a_new_line() else b"\n" + line)
             if sync:
                 os.fsync(self._file.fileno())
         except OSError as error:
@@ -141,6 +143,12 @@ class LogWriter:
         if self._echo:
             os.write(1, self._echo + line)  # one write(2): lines from two threads never interleave
 
+
+    def _on_a_new_line(self) -> bool:
+        """Whether the file is empty or ends in a newline: one fstat and a one-byte pread a record."""
+        fd = self._file.fileno()
+        size = os.fstat(fd).st_size
+        return size == 0 or os.pread(fd, 1, size - 1) == b"\n"
 
     def close(self) -> None:
         if self._file.closed:

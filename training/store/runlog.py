@@ -4,14 +4,21 @@ A `RunLog` follows `metrics.jsonl` (and, when asked, `system.jsonl`) through
 `LogReader`s, so calling `update()` on every dashboard refresh costs only the
 new bytes. A log written by a newer version of this tool than the reader
 knows is not guessed at: `format_error` says so and no record is taken.
+Every record is checked against its type's schema (records.py) as it is taken:
+one with a wrong type (`"val_accuracy": "0.99"`) is skipped and counted
+(`skipped`), and the debug log (`--verbose`) names the line and the field.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from training.store.logreader import LogReader
 from training.store.logwriter import FORMAT_VERSION
+from training.store.records import record_problem
+
+log = logging.getLogger(__name__)
 
 
 class NewerLogFormat(Exception):
@@ -44,10 +51,27 @@ class RunLog:
         self.end: dict | None = None
         self.warnings: list[dict] = []  # problems that did not stop training (a TensorBoard write)
         self.format_error: str | None = None
+        self.skipped = 0  # records that broke their type's schema (records.py)
 
     @property
     def corrupt_lines(self) -> int:
         return self._metrics.corrupt_lines
+
+    @property
+    def problem(self) -> str | None:
+        """Why metrics.jsonl cannot be read at all (it is a folder, a link...), or None."""
+        return self._metrics.problem
+
+    def _checked(self, records: list[dict], path: Path) -> list[dict]:
+        """The records that keep their schema; the others counted in `skipped` and named in the debug log."""
+        kept = []
+        for record in records:
+            if why := record_problem(record):
+                self.skipped += 1
+                log.debug("%s: record skipped: %s", path, why)
+            else:
+                kept.append(record)
+        return kept
 
     def update(self, system: bool = False) -> bool:
         """Take in whatever was appended since the last call; True if anything was.
@@ -59,15 +83,16 @@ class RunLog:
         if result.reset:
             self._clear()
             changed = True
-        for record in result.records:
+        for record in self._checked(result.records, self._metrics.path):
             if self.format_error is None:
                 self._take(record)
-            changed = True
+        changed = changed or bool(result.records)
         if system and self._system:
             samples = self._system.read()
             if samples.reset:
                 self.system = []
-            self.system.extend(r for r in samples.records if r.get("type") == "system")
+            self.system.extend(r for r in self._checked(samples.records, self._system.path)
+                               if r.get("type") == "system")
             changed = changed or bool(samples.records) or samples.reset
         return changed
 

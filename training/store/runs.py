@@ -23,19 +23,30 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import time
 from pathlib import Path
 
 from training import PROJECT_ROOT
-from training.store import debris, layout, process, space
-from training.store.layout import END_SCAN_BYTES, read_json, write_json_atomic
+from training.config import clean_name
+from training.store import debris, layout, process, records, space
+from training.store.layout import (
+    END_SCAN_BYTES,
+    NotAPlainFile,
+    Unreadable,
+    load_json,
+    open_plain,
+    write_json_atomic,
+)
 from training.store.logwriter import append_record
 from training.store.runlog import RunLog
-from training.store.state import ACTIVE_STATES, END_STATES, FAILED, LOST, QUEUED, derive
+from training.store.state import ACTIVE_STATES, END_STATES, FAILED, LOST, QUEUED, UNREADABLE, derive
 
 STDERR_LINE_BYTES = 200  # a generous average line length, for reading only the stderr tail
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"  # the shipped reference runs
 
+_JSON_FILES = {"config": layout.CONFIG_FILE, "status": layout.STATUS_FILE, "pid": layout.PID_FILE,
+               "job": layout.JOB_FILE}
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 log = logging.getLogger(__name__)
 
@@ -78,6 +89,7 @@ class Run:
         self.id = run_id
         self.folder = folder or store.root / run_id
         self._meta: dict | None = None
+        self._meta_problem: str | None = None
 
     def __repr__(self) -> str:
         return f"Run({self.id!r})"
@@ -110,9 +122,49 @@ class Run:
         TensorFlow and JAX: `profile/plugins/profile/<stamp>/<host>.xplane.pb` (JAX also
         `perfetto_trace.json.gz` and `<host>.trace.json.gz`); torch: `profile/torch_trace.json`.
         """
-        if not self.profile_dir.is_dir():
+        found = []
+        # os.walk descends through no link, and a link to a file is left out: nothing outside the
+        # run folder is listed (a profile/ that is itself a link is not walked at all).
+        if self.profile_dir.is_symlink():
             return []
-        return sorted(p for p in self.profile_dir.rglob("*") if p.is_file() and p.stat().st_size > 0)
+        for folder, _, files in os.walk(self.profile_dir):
+            for name in files:
+                try:
+                    info = os.lstat(os.path.join(folder, name))
+                except OSError:
+                    continue
+                if stat.S_ISREG(info.st_mode) and info.st_size > 0:
+                    found.append(Path(folder, name))
+        return sorted(found)
+
+    def copy_files(self, into: Path) -> list[str]:
+        """Copy the run's plain files and folders into the folder `into`; returns what was left out.
+
+        Only what is inside the run folder leaves it: a link (to a file or a folder), a FIFO or a
+        device is never followed or opened, and dot-files (the space reserve, temp files) stay.
+        The MLflow export uploads what this copies."""
+        left_out = []
+        for folder, dirs, files in os.walk(self.folder):  # os.walk descends through no link
+            here = Path(folder)
+            target = into / here.relative_to(self.folder)
+            for name in sorted([*dirs, *files]):
+                path = here / name
+                if here == self.folder and name.startswith("."):
+                    dirs[:] = [d for d in dirs if d != name]
+                    continue
+                mode = os.lstat(path).st_mode
+                if stat.S_ISDIR(mode):
+                    (target / name).mkdir(parents=True, exist_ok=True)
+                    continue
+                if name in dirs:
+                    dirs.remove(name)  # a link to a folder: not walked
+                try:
+                    with open_plain(path) as source, open(target / name, "wb") as copy:
+                        shutil.copyfileobj(source, copy)
+                except NotAPlainFile as error:
+                    left_out.append(str(path.relative_to(self.folder)))
+                    log.debug("run %s: %s not copied: %s", self.id, name, error.strerror)
+        return left_out
 
     @property
     def stdout_path(self) -> Path:
@@ -134,10 +186,54 @@ class Run:
     # -- what it is ------------------------------------------------------------
     @property
     def meta(self) -> dict:
-        """config.json: written once at creation, so read once per handle."""
+        """config.json: written once at creation, so read once per handle.
+
+        Checked against its schema (records.py): a config.json that is a folder, not JSON or of
+        the wrong types gives {} and makes the run unreadable (`problem`). Names are cleaned of
+        control characters and bytes that were not UTF-8, whoever wrote them."""
         if self._meta is None:
-            self._meta = read_json(self.folder / layout.CONFIG_FILE) or {}
+            meta, self._meta_problem = self._load("config")
+            for key in ("name", "group_name"):
+                if isinstance(meta.get(key), str):
+                    meta[key] = clean_name(meta[key])
+            self._meta = meta
         return self._meta
+
+    def _load(self, what: str) -> tuple[dict, str | None]:
+        """One of the run's JSON files (records.FILES), checked: (its object, None), or ({}, why not)."""
+        path = self.folder / _JSON_FILES[what]
+        try:
+            data = load_json(path) or {}
+        except Unreadable as error:
+            log.debug("run %s: %s", self.id, error)
+            return {}, str(error)
+        if why := records.file_problem(what, data):
+            log.debug("run %s: %s: %s", self.id, path.name, why)
+            return {}, f"{path.name}: {why}"
+        return data, None
+
+    def problem(self) -> str | None:
+        """Why this run folder cannot be read as a run (its status is then `unreadable`), or None:
+        a file that is a folder, a link or not of its schema. Such a run is listed, shown and
+        can be deleted."""
+        return self._state_files()[2]
+
+    def _state_files(self) -> tuple[dict, dict, str | None]:
+        """status.json and pid.json as read (each {} when missing or bad), and the run's problem."""
+        self.meta  # noqa: B018 - reads config.json once, noting its problem
+        recorded, why_status = self._load("status")
+        ident, why_pid = self._load("pid")
+        why = self._meta_problem or why_status or why_pid
+        for name in (layout.METRICS_FILE, layout.SYSTEM_FILE, layout.JOB_FILE):
+            if why:
+                break
+            try:
+                mode = os.lstat(self.folder / name).st_mode
+            except OSError:
+                continue
+            if not stat.S_ISREG(mode):
+                why = f"{name} is {layout.kind_of(mode)}, not a plain file"
+        return recorded, ident, why
 
     @property
     def name(self) -> str:
@@ -156,41 +252,61 @@ class Run:
     def end_record(self) -> dict | None:
         """The log's end record, if any; reads only the file's last END_SCAN_BYTES."""
         try:
-            with open(self.metrics_path, "rb") as handle:
+            with open_plain(self.metrics_path) as handle:
                 handle.seek(max(0, os.fstat(handle.fileno()).st_size - END_SCAN_BYTES))
                 tail = handle.read()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotAPlainFile):
             return None
         for line in reversed(tail.splitlines()):
             if b'"type":"end"' in line:
                 try:
-                    return json.loads(line)
-                except ValueError as error:
+                    end = json.loads(line)
+                except (ValueError, RecursionError) as error:
                     log.debug("run %s: torn end record skipped: %s", self.id, error)
                     return None
+                if not isinstance(end, dict) or (why := records.record_problem(end)):
+                    log.debug("run %s: end record skipped: %s", self.id, why or end)
+                    return None
+                return end
         return None
 
     def pid(self) -> dict | None:
-        return read_json(self.folder / layout.PID_FILE)
+        return self._load("pid")[0] or None
+
+    def wait_for_exit(self, timeout: float) -> bool:
+        """Wait until the run's recorded process (its worker, or a cluster run's follower) has exited,
+        so its files are closed; False if it still lives after `timeout` seconds."""
+        ident = self.pid()
+        deadline = time.monotonic() + timeout
+        while process.is_alive(ident):
+            if time.monotonic() > deadline:
+                return False
+            process.reap_children()
+            time.sleep(0.05)
+        return True
 
     def job(self) -> dict:
         """job.json: a scheduler's job (Slurm's id, partition, node); {} for a run without one."""
-        return read_json(self.folder / layout.JOB_FILE) or {}
+        return self._load("job")[0]
 
     def write_job(self, **fields) -> None:
         """Add to job.json (atomically): the launcher writes the job id, the job itself its node."""
         write_json_atomic(self.folder / layout.JOB_FILE, {**self.job(), **fields})
 
     def recorded_state(self) -> str:
-        return (read_json(self.folder / layout.STATUS_FILE) or {}).get("state", QUEUED)
+        return self._load("status")[0].get("state", QUEUED)
 
     def status(self) -> str:
         """The run's state, derived from its files and whether its process lives (state.derive).
 
-        The end record is read only when the recorded process is gone.
+        The end record is read only when the recorded process is gone; a run whose files
+        cannot be read (`problem`) is `unreadable`.
         """
-        recorded = self.recorded_state()
-        ident = None if recorded in END_STATES else self.pid()
+        recorded_file, ident_file, why = self._state_files()
+        if why:
+            return UNREADABLE
+        recorded = recorded_file.get("state", QUEUED)
+        ident = None if recorded in END_STATES else ident_file or None
         alive = recorded not in END_STATES and process.is_alive(ident)
         end = None if recorded in END_STATES or alive else self.end_record()
         return derive(recorded, alive, ident is not None, end, self.meta.get("created"))
@@ -198,18 +314,21 @@ class Run:
     def stderr_tail(self, lines: int = 40) -> str:
         """The last lines the worker printed to stderr ('' if none)."""
         try:
-            with open(self.stderr_path, "rb") as handle:
+            with open_plain(self.stderr_path) as handle:
                 handle.seek(max(0, os.fstat(handle.fileno()).st_size - STDERR_LINE_BYTES * lines))
                 text = handle.read().decode(errors="replace")
-        except FileNotFoundError:
+        except (FileNotFoundError, NotAPlainFile) as error:
+            log.debug("run %s: no stderr to show: %s", self.id, error)
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
     def cause(self, status: str, run_log: RunLog | None = None) -> str | None:
         """Why a run failed or was lost, as far as its files and its disk can tell."""
+        if status == UNREADABLE:
+            return f"unreadable: {self.problem()}"
         if status == FAILED:
             end = (run_log.end if run_log else None) or self.end_record() or {}
-            return end.get("error") or (read_json(self.folder / layout.STATUS_FILE) or {}).get("error")
+            return end.get("error") or self._load("status")[0].get("error")
         if status == LOST and space.free_mb(self.folder) < space.FULL_MB:
             # It died without an end record; a full disk is the one cause we can still see.
             return f"no space left on device on {self.folder} (the disk is full; it could not record why)"
@@ -249,7 +368,7 @@ class RunStore:
         check_run_id(run_id)
         if run_id in builtin_ids():
             return Run(self, run_id, BUILTIN_DIR / run_id)
-        if not (self.root / run_id / layout.CONFIG_FILE).is_file():
+        if not _is_run_folder(self.root / run_id):
             raise RunNotFound(f"no run {run_id!r} in {self.root}")
         return Run(self, run_id)
 
@@ -271,6 +390,10 @@ class RunStore:
         """Why runs cannot be started, stopped or deleted here; None when they can."""
         why = space.read_only_reason(self.root)
         return f"the runs folder {self.root} is read-only: {why}" if why else None
+
+    def folder_problem(self) -> str | None:
+        """Why the runs folder cannot be one (a file, /proc, a path whose parent is missing), or None."""
+        return space.runs_folder_problem(self.root)
 
     def start_problem(self) -> str | None:
         """Why a new run cannot start here: a read-only folder or too little disk space."""
@@ -333,8 +456,11 @@ class RunStore:
         self.check_writable()
         # Rename first so that no reader ever sees a half-deleted run.
         doomed = self.root / f"{debris.DELETED_PREFIX}{run_id}-{secrets.token_hex(3)}"
-        os.rename(run.folder, doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
+        try:
+            os.rename(run.folder, doomed)
+        except FileNotFoundError:  # another delete renamed it a moment ago
+            raise RunNotFound(f"run {run_id} was already deleted") from None
+        shutil.rmtree(doomed, ignore_errors=True)  # rmtree removes links, never what they point to
 
 
 def check_run_id(run_id) -> None:
@@ -355,5 +481,14 @@ def _run_folders(root: Path) -> list[str]:
     except (FileNotFoundError, NotADirectoryError):
         return []  # a runs folder not made yet holds no runs
     return [entry.name for entry in entries
-            if entry.is_dir() and not entry.name.startswith(".")
-            and os.path.exists(os.path.join(entry.path, layout.CONFIG_FILE))]
+            if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False)
+            and os.path.lexists(os.path.join(entry.path, layout.CONFIG_FILE))]
+
+
+def _is_run_folder(folder: Path) -> bool:
+    """A real folder (not a link to one: its files could be anywhere) holding a config.json entry
+    of any kind; one that is a folder or a link makes the run unreadable, not missing."""
+    try:
+        return stat.S_ISDIR(os.lstat(folder).st_mode) and os.path.lexists(folder / layout.CONFIG_FILE)
+    except OSError:
+        return False

@@ -12,7 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import stat
 from pathlib import Path
+
+from training.store.layout import kind_of
 
 MIN_FREE_MB = 64  # a run writes well under 5 MiB; refuse to start one with less room than this
 FULL_MB = 1  # less free than this, and a run that died without an end record is blamed on it
@@ -39,6 +42,33 @@ def read_only_reason(folder: Path) -> str | None:
         return "its file system is mounted read-only"
     if not os.access(where, os.W_OK):
         return "this user may not write to it"
+    return None
+
+
+def runs_folder_problem(folder: Path) -> str | None:
+    """Why `folder` cannot be a runs folder, in one line, or None: checked once, where it is named.
+
+    A file where the folder should be; a missing folder whose parent is missing too (a typo:
+    only the last part of the path is made); a file system that holds no files of its own
+    (/proc, /sys: no blocks, and writes there fail in odd ways)."""
+    try:
+        info = os.stat(folder)
+    except FileNotFoundError:
+        parent = folder.absolute().parent
+        if not parent.is_dir():
+            return (f"the runs folder {folder} does not exist, and neither does {parent}: make it first "
+                    "(mkdir -p), or fix the path")
+        return None
+    except OSError as error:
+        return f"the runs folder {folder} cannot be looked at: {error.strerror or error}"
+    if not stat.S_ISDIR(info.st_mode):
+        return f"the runs folder {folder} is not a folder (it is {kind_of(info.st_mode)})"
+    try:
+        if os.statvfs(folder).f_blocks == 0:
+            return (f"the runs folder {folder} is on a file system that stores no files (like /proc or "
+                    "/sys); pick a folder on a disk")
+    except OSError as error:
+        return f"the runs folder {folder} cannot be looked at: {error.strerror or error}"
     return None
 
 

@@ -3,7 +3,7 @@
 Nothing is cached: the state is worked out each time from status.json, the
 log's end record and whether the recorded process still lives (pid and start
 time). `lost` is never written; it is what a dead process without an end
-record leaves.
+record leaves; nor is `unreadable`, what a folder with a broken file gives.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ import time
 
 QUEUED, RUNNING, STOPPING, FINISHED, STOPPED, FAILED, LOST = (
     "queued", "running", "stopping", "finished", "stopped", "failed", "lost")
+# A folder whose files cannot be read as a run (a config.json that is a folder, a record file of
+# the wrong types): never written, neither active nor ended; listed, shown and deletable.
+UNREADABLE = "unreadable"
 ACTIVE_STATES = (QUEUED, RUNNING, STOPPING)
 END_STATES = (FINISHED, STOPPED, FAILED)
 LAUNCH_GRACE_S = 60  # a queued folder with no pid yet is a launch in progress
