@@ -238,6 +238,17 @@ def _check_data(config: RunConfig) -> None:
                           f"{DATA_FILE_SUFFIX}, got {data!r}")
 
 
+def fitted_to_model(values: dict) -> dict:
+    """A sweep's settings for one of its models: --image-size only where the model takes one.
+
+    So `sweep --model mnist-cnn,keras:resnet50 --image-size 64` sizes the application and
+    leaves the published CNN at 28x28, instead of refusing the whole sweep.
+    """
+    takes = model_kind(values.get("model")) == "keras" or (
+        model_kind(values.get("model")) == "function" and data_kind(values.get("data")) == SYNTHETIC)
+    return values if takes else {**values, "image_size": None}
+
+
 def make_config(**values) -> RunConfig:
     """Build and validate a config; raises `ConfigError` naming the field."""
     config = RunConfig(**values)

@@ -91,8 +91,17 @@ def utilisation_text(run: dict) -> str:
 def speedup_sentence(speed: dict, over: str = "B over A") -> str:
     ttt = (f"not comparable ({speed['time_to_target_note']})" if speed["time_to_target_note"]
            else number(speed["time_to_target"], ".2f", "x"))
+    if speed.get("images_per_s_note"):  # different workloads: never divided
+        return f"speedup of {over}: {speed['images_per_s_note']}; time to target {ttt}"
     return (f"speedup of {over}: {number(speed['images_per_s'], '.2f', 'x')} in "
             f"{comparison.RATE_LABELS[speed['basis']]}; time to target {ttt}")
+
+
+def best_text(run: dict) -> str:
+    """The best validation accuracy and its epoch, or why there is none (synthetic data)."""
+    if run.get("accuracy_note"):
+        return run["accuracy_note"]
+    return f"{number(run['best_val_accuracy'], '.4f')} (epoch {run['best_epoch']})"
 
 
 def cmd_compare(store: RunStore, args) -> int:
@@ -103,15 +112,14 @@ def cmd_compare(store: RunStore, args) -> int:
         _print_json(result)
         return 0
     for label, run in zip("AB", result["runs"]):
-        reached = ("not reached" if run["time_to_target_s"] is None else
+        reached = (run["accuracy_note"] or "not reached" if run["time_to_target_s"] is None else
                    f"{run['time_to_target_s']:.2f} s (epoch {run['time_to_target_epoch']})")
-        print(f"{label}: {run['name']} [{run['id']}]\n"
+        print(f"{label}: {run['name']} [{run['id']}] {run['workload']}\n"
               f"   steady-state epoch   {number(run['steady_epoch_s'], '.2f', ' s')}\n"
               f"   images/s             {number(run['train_images_per_s'], ',.0f')} training, "
               f"{number(run['epoch_images_per_s'], ',.0f')} per epoch second (evaluation included)\n"
               f"   time to {args.target:.2%}     {reached}\n"
-              f"   best val accuracy    {number(run['best_val_accuracy'], '.4f')} "
-              f"(epoch {run['best_epoch']})\n"
+              f"   best val accuracy    {best_text(run)}\n"
               f"   total                {number(run['total_s'], '.2f', ' s')}\n"
               f"{efficiency_lines(run)}")
     if result["protocol_note"]:

@@ -173,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     remote.add_argument("--config", required=True, help="the RunConfig as JSON")
     add_common(remote)
 
+    checking = commands.add_parser("check-workload", help=argparse.SUPPRESS)  # launch/workload.py asks it
+    checking.add_argument("--config", required=True, help="the RunConfig as JSON")
+    checking.add_argument("--shape", default="", help="the data's image shape, e.g. 28,28,1")
+    checking.add_argument("--classes", type=int, default=0, help="the data's classes")
+    checking.add_argument("--search", action="append", help="a folder to import a model function from")
+    add_common(checking)
+
     follow = commands.add_parser("follow", help=argparse.SUPPRESS)  # copies a Ray job's records home
     follow.add_argument("run_id")
     add_common(follow)

@@ -16,6 +16,7 @@ import psutil
 
 from training import PROJECT_ROOT
 from training.config import RunConfig, validate
+from training.launch import workload
 from training.store import (
     ACTIVE_STATES,
     END_STATES,
@@ -43,6 +44,8 @@ def create_local(store: RunStore, config: RunConfig, run_id: str | None = None,
     folder, by layout name (a Slurm run's batch script: launch/slurm.py).
     """
     validate(config)
+    config = workload.resolve(config)  # the worker runs in the project's folder, not the caller's
+    checked = workload.check(config)  # a model or data that cannot train: refused before the folder
     if problem := store.start_problem():
         raise RunError(f"cannot start a run: {problem}")
     meta = {**extra,
@@ -52,8 +55,9 @@ def create_local(store: RunStore, config: RunConfig, run_id: str | None = None,
         "engine": config.engine,
         "backend": config.backend,
         "epochs": config.epochs,
-        "train_samples": config.train_samples,
+        "train_samples": config.train_samples or checked["train_samples"],
         "config": config.to_dict(),
+        "workload": checked,
     }
     return store.create(meta, QUEUED, files=files, run_id=run_id)
 
