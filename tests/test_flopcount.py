@@ -192,3 +192,27 @@ def test_layers_none_of_which_can_be_counted_give_no_figure_and_say_why():
     used = flops.efficiency([], {"layers": [LAYERS[1]]}, 10)
     assert used["flops_per_train_image"] is None
     assert used["flops_error"] == "layers[0].class: no FLOP count for 'LSTM'"
+
+
+# -- a real run records its backend's count, and the analysis uses it -------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_a_run_of_any_model_records_its_backends_count_and_compare_uses_it(runs_dir):
+    from conftest import cli, only_run, records
+
+    done = cli("run", "--backend", "jax", "--model", "keras:mobilenet_v2", "--data", "synthetic",
+               "--image-size", "32", "--epochs", "2", "--limit-train", "64", "--limit-test", "32",
+               "--batch-size", "32", "--no-system-metrics", runs_dir=runs_dir, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = only_run(runs_dir)
+    [start] = records(run_dir, "start")
+    recorded = start["flops"]
+    assert recorded["method"] == "xla-cost-analysis" and recorded["error"] is None
+    # MobileNetV2 at 32x32 is about 12.5 MFLOP an image: more than the published CNN, less than 10x it.
+    assert PUBLISHED_FORWARD < recorded["forward"] < 10 * PUBLISHED_FORWARD
+    compared = json.loads(cli("compare", "ref-keras-cpu", run_dir.name, "--json", runs_dir=runs_dir).stdout)
+    published, run = compared["runs"]
+    assert published["flops_per_eval_image"] == PUBLISHED_FORWARD and published["flops_method"] == "layers"
+    assert run["flops_per_eval_image"] == recorded["forward"] and run["flops_method"] == "xla-cost-analysis"
+    assert run["flops_per_train_image"] == 3 * recorded["forward"] and run["achieved_train_flops_per_s"] > 0

@@ -14,6 +14,7 @@ The layer count's conventions (the usual ones of MFU reports):
   MaxPool k x k     k*k - 1 comparisons per output;  AveragePool k x k  k*k per output
   DepthwiseConv2D   2 x kernel x outputs, + 1 per output for the bias
   GlobalAveragePool one per input element (the sums and one division per channel)
+  Add, Multiply     n - 1 per output for n inputs
   Flatten, Input, Dropout, Reshape, ZeroPadding2D   0
   training image    3 x forward (the backward pass is about 2 x forward: gradients of
                     activations and of weights), as in 6N-per-token counts
@@ -95,6 +96,8 @@ def layer_flops(layer: dict, index: int = 0) -> int:
         return activation
     if kind == "ReLU":
         return outputs
+    if kind in ("Add", "Multiply"):  # n inputs: n - 1 operations per output
+        return (len(layer.get("inputs") or [None, None]) - 1) * outputs
     if kind == "GlobalAveragePooling2D":
         return math.prod(_shape(layer, index, "input"))
     if kind == "AveragePooling2D":
@@ -116,8 +119,8 @@ def uncountable(layer: dict) -> bool:
     return not known or (layer.get("activation") or "linear") not in ACTIVATION_FLOPS
 
 
-COUNTED = ("Conv2D", "DepthwiseConv2D", "Dense", "BatchNormalization", "Activation", "ReLU",
-           "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D")
+COUNTED = ("Conv2D", "DepthwiseConv2D", "Dense", "BatchNormalization", "Activation", "ReLU", "Add",
+           "Multiply", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D")
 
 
 def count_layers(layers: list[dict]) -> tuple[int, list[str]]:

@@ -49,6 +49,7 @@ def train(config: RunConfig, run: Run, writer: LogWriter, stop: StopFlag, echo: 
     import keras
 
     from training.worker import data as datasets
+    from training.worker.flopcount import count_flops
     from training.worker.model import count_params, describe_layers, make_optimizer
     from training.worker.workload import io_of, materialise
 
@@ -70,6 +71,7 @@ def train(config: RunConfig, run: Run, writer: LogWriter, stop: StopFlag, echo: 
         "versions": versions(config, backend_version),
         "params": count_params(model),
         "layers": describe_layers(model), "peak": peak,
+        "flops": count_flops(model, images.shape, config.backend),  # the backend's own count, per image
         "train_samples": len(data[0]), "test_samples": len(data[2]),
         "batches_per_epoch": -(-len(data[0]) // config.batch_size),
         "workload": workload_record(config, input_shape, classes, images.shape),
