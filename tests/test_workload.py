@@ -250,7 +250,7 @@ def test_the_train_page_shows_a_bad_workload_under_its_widget_and_disables_start
     assert at.button(key="start_cpu").disabled is True
     at.radio(key="workload_model").set_value("cnn").run()
     at.radio(key="workload_data").set_value("file").run()
-    at.text_input(key="workload_npz").set_value(str(write_npz(tmp_path / "rgb.npz"))).run()
+    at.text_input(key="workload_npz").set_value(str(write_npz(tmp_path / "rgb.npz", train=256))).run()
     assert any("mnist-cnn takes images of 28x28x1" in e.value for e in at.error)
     assert at.button(key="start_cpu").disabled is True and run_folders(runs_dir) == []
 
