@@ -320,3 +320,17 @@ def test_a_ray_job_carries_the_model_and_data_files_and_refuses_one_over_the_cap
         cluster.carried(make_config(model=str(model)))
     assert refused.value.field == "model" and "m.keras is 64.0 MiB; a Ray job carries at most 64" in str(
         refused.value)
+
+
+def test_groups_of_different_workloads_are_not_divided(runs_dir):
+    store = RunStore(runs_dir)
+    for repeat in range(2):
+        for run in (finished_run(store, f"cnn {repeat}"),
+                    finished_run(store, f"mobile {repeat}", model="keras:mobilenet_v2", data="synthetic",
+                                 image_size=32)):
+            meta = json.loads((run.folder / "config.json").read_text())  # as sweeps.queue writes a group
+            meta.update(group="g-1", group_kind="sweep", group_name="", repeat=repeat)
+            (run.folder / "config.json").write_text(json.dumps(meta))
+    result = run_cli("compare", "g-1", runs_dir=runs_dir)
+    assert result.returncode == 0, result.stderr
+    assert "speedup of B over A: not comparable: different model" in result.stdout, result.stdout
