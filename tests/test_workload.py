@@ -250,7 +250,7 @@ def test_the_train_page_shows_a_bad_workload_under_its_widget_and_disables_start
     assert at.button(key="start_cpu").disabled is True
     at.radio(key="workload_model").set_value("cnn").run()
     at.radio(key="workload_data").set_value("file").run()
-    at.text_input(key="workload_npz").set_value(str(write_npz(tmp_path / "rgb.npz"))).run()
+    at.text_input(key="workload_npz").set_value(str(write_npz(tmp_path / "rgb.npz", train=256))).run()
     assert any("mnist-cnn takes images of 28x28x1" in e.value for e in at.error)
     assert at.button(key="start_cpu").disabled is True and run_folders(runs_dir) == []
 
@@ -278,3 +278,59 @@ def test_the_train_page_starts_mobilenet_on_synthetic_data(runs_dir):
     row = listed(runs_dir, folder.name)
     assert row["status"] == "finished", (folder / "stderr.log").read_text()[-2000:]
     assert row["workload"] == "keras:mobilenet_v2 on synthetic" and row["accuracy_note"]
+
+
+# -- tables, sweeps and clusters -------------------------------------------------------------------
+def test_the_compare_table_says_not_comparable_and_synthetic_instead_of_numbers(runs_dir):
+    from training.analysis import tables
+    from training.analysis.series import load_series
+
+    store = RunStore(runs_dir)
+    cnn = finished_run(store, "cnn")
+    mobile = finished_run(store, "mobile", model="keras:mobilenet_v2", data="synthetic", image_size=32)
+    rows = tables.comparison_rows(load_series([cnn, mobile]), cnn.id, 0.99)
+    assert rows[1]["Speedup"] == "not comparable: different model"
+    assert rows[1]["Best val acc"] == rows[1]["Time to 99.00%"] == "synthetic data: no accuracy"
+    assert rows[0]["Best val acc"].endswith("(epoch 3)")  # the published CNN's accuracy still shows
+    assert "keras:mobilenet_v2 on synthetic" in load_series([mobile])[0].label
+
+
+def test_a_sweep_over_models_sizes_only_the_applications_and_refuses_a_bad_model_before_any_folder(runs_dir):
+    dry = run_cli("sweep", "--model", "mnist-cnn,keras:mobilenet_v2", "--data", "synthetic", "--image-size",
+                  "32", "--dry-run", runs_dir=runs_dir)
+    assert dry.returncode == 0 and dry.stdout.splitlines() == ["repeat 1: mnist-cnn",
+                                                               "repeat 1: keras:mobilenet_v2"], dry
+    bad = run_cli("sweep", "--model", "mnist-cnn,missing.keras", "--detach", runs_dir=runs_dir)
+    assert bad.returncode == 2 and "--model: no such file" in bad.stderr and run_folders(runs_dir) == []
+
+
+def test_a_ray_job_carries_the_model_and_data_files_and_refuses_one_over_the_cap(tmp_path):
+    from training.config import ConfigError, make_config
+    from training.launch import cluster
+
+    data = write_npz(tmp_path / "d.npz")
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"k")
+    files, on_node = cluster.carried(make_config(model=str(model), data=str(data)))
+    assert files == {"workload/model-m.keras": model, "workload/data-d.npz": data}
+    assert (on_node.model, on_node.data) == ("workload/model-m.keras", "workload/data-d.npz")
+    with open(model, "wb") as handle:  # sparse: over the cap without writing 64 MiB
+        handle.truncate(cluster.MAX_CARRY_BYTES + 1)
+    with pytest.raises(ConfigError) as refused:
+        cluster.carried(make_config(model=str(model)))
+    assert refused.value.field == "model" and "m.keras is 64.0 MiB; a Ray job carries at most 64" in str(
+        refused.value)
+
+
+def test_groups_of_different_workloads_are_not_divided(runs_dir):
+    store = RunStore(runs_dir)
+    for repeat in range(2):
+        for run in (finished_run(store, f"cnn {repeat}"),
+                    finished_run(store, f"mobile {repeat}", model="keras:mobilenet_v2", data="synthetic",
+                                 image_size=32)):
+            meta = json.loads((run.folder / "config.json").read_text())  # as sweeps.queue writes a group
+            meta.update(group="g-1", group_kind="sweep", group_name="", repeat=repeat)
+            (run.folder / "config.json").write_text(json.dumps(meta))
+    result = run_cli("compare", "g-1", runs_dir=runs_dir)
+    assert result.returncode == 0, result.stderr
+    assert "speedup of B over A: not comparable: different model" in result.stdout, result.stdout

@@ -52,8 +52,9 @@ def legend_label(meta: dict) -> str:
         parts.append(f"jit {config['jit']}")
     if (config.get("steps_per_execution") or 1) != 1:  # absent in logs written before it existed
         parts.append(f"{config['steps_per_execution']} steps/call")
-    if not workload.is_default(meta):  # the published CNN on MNIST is the reference; others say what they ran
-        parts.append(workload.label(meta))
+    named = workload.label(meta)  # the published CNN on MNIST is the reference; others say what they ran
+    if not workload.is_default(meta) and named not in parts[0]:
+        parts.append(named)
     return " · ".join(parts)
 
 

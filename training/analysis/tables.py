@@ -32,7 +32,7 @@ def comparison_rows(runs: list[RunSeries], baseline_id: str | None, target: floa
         if speed and speed["basis"] != basis:  # the whole table uses one basis
             speed["images_per_s"] = comparison.ratio(m[comparison.RATE_BASES[basis]],
                                                      base[comparison.RATE_BASES[basis]])
-        reached = ("not reached" if m["time_to_target_s"] is None
+        reached = (m["accuracy_note"] or "not reached" if m["time_to_target_s"] is None
                    else f"{m['time_to_target_s']:,.2f} s (epoch {m['time_to_target_epoch']})")
         best = m["best_val_accuracy"]
         rows.append({
@@ -41,14 +41,16 @@ def comparison_rows(runs: list[RunSeries], baseline_id: str | None, target: floa
             "Steady epoch": number(m["steady_epoch_s"], ",.2f", " s"),
             "Images/s (training)": number(m["train_images_per_s"], ",.0f"),
             "Images/s (epoch, eval incl.)": number(m["epoch_images_per_s"], ",.0f"),
-            "Speedup": number(speed and speed["images_per_s"], ".2f", "×"),
+            "Speedup": (speed or {}).get("images_per_s_note")  # different workloads: never divided
+            or number(speed and speed["images_per_s"], ".2f", "×"),
             "Speedup from": SPEEDUP_FROM[basis],
             f"Time to {target:.2%}": reached,
             "Time-to-target speedup": time_to_target_cell(speed),
             "GFLOP/s": number(m["achieved_flops_per_s"] and m["achieved_flops_per_s"] / 1e9, ",.1f"),
             "Utilisation": utilisation_cell(m),
             "Total": number(m["total_s"], ",.2f", " s"),
-            "Best val acc": MISSING if best is None else f"{best:.4f} (epoch {m['best_epoch']})",
+            "Best val acc": m["accuracy_note"]
+            or (MISSING if best is None else f"{best:.4f} (epoch {m['best_epoch']})"),
         })
     return rows
 

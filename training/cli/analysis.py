@@ -12,7 +12,7 @@ import csv
 import json
 import sys
 
-from training.analysis import comparison, flops, groups, stats
+from training.analysis import comparison, flops, groups, stats, workload
 from training.analysis.display import number, spread_sentence
 from training.config import ConfigError
 from training.store import Run, RunStore
@@ -154,9 +154,11 @@ def compare_groups(store: RunStore, ids: list[str], target: float) -> dict:
     for entry in entries[1:]:
         note = comparison.time_to_target_blocker(entries[0]["protocol"], entry["protocol"])
         ttt = None if note else stats.speedup(entries[0], entry, "time_to_target_s")
-        speedups.append({"a": entries[0]["runs"], "b": entry["runs"],
-                         "images_per_s": stats.rate_speedup(entries[0], entry, basis), "time_to_target": ttt,
-                         "time_to_target_note": note})
+        different = workload.blocker(entries[0]["protocol"], entry["protocol"])  # never divided
+        rate = ({"median": None, "low": None, "high": None, "basis": basis} if different
+                else stats.rate_speedup(entries[0], entry, basis))
+        speedups.append({"a": entries[0]["runs"], "b": entry["runs"], "images_per_s": rate,
+                         "images_per_s_note": different, "time_to_target": ttt, "time_to_target_note": note})
     note = comparison.protocol_note([(_letter(i), e["protocol"]) for i, e in enumerate(entries)])
     return stats.public({"target": target, "groups": entries, "speedups": speedups, "protocol_note": note})
 
@@ -184,13 +186,15 @@ def cmd_compare_groups(store: RunStore, args) -> int:
     for index, entry in enumerate(result["groups"]):
         ttt = entry["time_to_target_s"]
         reached = "not reached by any run" if ttt["min"] is None else spread_sentence(ttt, ",.2f", " s")
+        reached += f"; {entry['not_reached']} of {entry['n']} did not reach it"
+        if (entry.get("protocol") or {}).get("data") == workload.SYNTHETIC:
+            reached = workload.SYNTHETIC_NOTE  # random labels: no accuracy to reach
         print(f"{_letter(index)}: {entry['name']} [{entry['id']}] n={entry['n']}\n"
               f"   steady-state epoch   {spread_sentence(entry['steady_epoch_s'], ',.2f', ' s')}\n"
               f"   training images/s    {spread_sentence(entry['train_images_per_s'], ',.0f')}\n"
               f"   epoch images/s       {spread_sentence(entry['epoch_images_per_s'], ',.0f')} "
               "(evaluation included)\n"
-              f"   time to {args.target:.2%}     {reached}; {entry['not_reached']} of {entry['n']} "
-              "did not reach it\n"
+              f"   time to {args.target:.2%}     {reached}\n"
               f"   cores kept busy      {spread_sentence(entry['cores_busy'], '.2f')}\n"
               f"   achieved             {spread_sentence(_giga(entry['achieved_flops_per_s']), ',.1f')} "
               "GFLOP/s\n"
@@ -201,6 +205,10 @@ def cmd_compare_groups(store: RunStore, args) -> int:
         rate, ttt = speed["images_per_s"], speed["time_to_target"]
         ttt_text = (f"not comparable ({speed['time_to_target_note']})" if speed["time_to_target_note"]
                     else number(ttt["median"], ".2f", "x"))
+        if speed["images_per_s_note"]:
+            print(f"speedup of {_letter(index)} over A: {speed['images_per_s_note']}; "
+                  f"time to target {ttt_text}")
+            continue
         print(f"speedup of {_letter(index)} over A: "
               f"{number(rate['median'], '.2f', 'x')} in {comparison.RATE_LABELS[rate['basis']]} "
               f"(range {number(rate['low'], '.2f')}-{number(rate['high'], '.2f', 'x')}); "

@@ -15,6 +15,7 @@ import os
 import psutil
 
 from training import PROJECT_ROOT
+from training.analysis import workload as workloads
 from training.config import RunConfig, validate
 from training.launch import workload
 from training.store import (
@@ -49,7 +50,7 @@ def create_local(store: RunStore, config: RunConfig, run_id: str | None = None,
     if problem := store.start_problem():
         raise RunError(f"cannot start a run: {problem}")
     meta = {**extra,
-        "name": config.name or f"{config.device.upper()} {config.engine} ({config.backend})",
+        "name": config.name or default_name(config),
         "source": "local",
         "device": config.device,
         "engine": config.engine,
@@ -60,6 +61,13 @@ def create_local(store: RunStore, config: RunConfig, run_id: str | None = None,
         "workload": checked,
     }
     return store.create(meta, QUEUED, files=files, run_id=run_id)
+
+
+def default_name(config: RunConfig) -> str:
+    """"CPU fit (tensorflow)", and what it trains unless that is the published CNN on MNIST."""
+    name = f"{config.device.upper()} {config.engine} ({config.backend})"
+    settings = {"config": config.to_dict()}
+    return name if workloads.is_default(settings) else f"{name} · {workloads.label(settings)}"
 
 
 def spawn_cli(run: Run, *args: str):
