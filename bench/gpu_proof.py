@@ -8,8 +8,11 @@ On one host, in one process tree, most important first:
      JAX on the GPU, then on this host's CPU;
   3. JAX on the GPU without per-step overhead: `--steps-per-execution 64 --jit on` (the same
      batches and updates; only the calls between steps change);
-  4. the published protocol with torch on the GPU, then on the CPU;
-  5. a GPU batch-size sweep (128, 512, 2048, 8192; repeats as time allows).
+  4. a larger workload, `keras:resnet50 --data synthetic --image-size 64` (about 100x the
+     CNN's FLOPs per image), with JAX on the GPU, then on the CPU, on 2,048 images: where
+     the GPU pulls away, beside the small CNN where it barely does;
+  5. the published protocol with torch on the GPU, then on the CPU;
+  6. a GPU batch-size sweep (128, 512, 2048, 8192; repeats as time allows).
 Every run keeps the system sampler on (NVML power, utilisation, memory: joules per epoch).
 Epochs are sized to fit `--budget-s` from rough priors, corrected by each finished run;
 a run that overruns its share is stopped (its finished epochs stay). The plan is printed
@@ -25,7 +28,8 @@ gpu_names), failed, or never started; the summary's `problems` say which and why
 
 `--smoke` runs the whole script on the CPU, on a 2,048-image subset, 2 epochs a run:
 every step, the sweep, the summary and the tarball, with the "GPU" steps on the CPU (the
-device check then expects the CPU). tests/test_gpu_proof.py runs it.
+device check then expects the CPU); the larger workload once, tiny. tests/test_gpu_proof.py
+runs it.
 """
 
 from __future__ import annotations
@@ -53,13 +57,25 @@ from training.store import END_STATES, RunStore  # noqa: E402
 from training.system import gpucheck  # noqa: E402
 
 SWEEP_BATCHES = (128, 512, 2048, 8192)
-STEP_KEYS = ("gpu-jax", "cpu-jax", "gpu-jax-fast", "gpu-torch", "cpu-torch", "sweep")  # in plan order
+STEP_KEYS = ("gpu-jax", "cpu-jax", "gpu-jax-fast", "gpu-resnet50", "cpu-resnet50", "gpu-torch", "cpu-torch",
+             "sweep")  # in plan order
 FAST_STEPS = 64  # steps per call of the overhead-free setting: 469 steps make 8 calls an epoch
 SMOKE_TRAIN, SMOKE_TEST = 2048, 512
 # Priors, seconds, for full MNIST (60,000 + 10,000 images), replaced by what each run measures.
 # Start-up: process, backend import, MNIST, model, first compile. Epoch: training + evaluation.
 PRIOR_STARTUP_S = {"gpu": 25.0, "cpu": 15.0}
 PRIOR_EPOCH_S = {("gpu", "jax"): 2.0, ("gpu", "torch"): 5.0, ("cpu", "jax"): 25.0, ("cpu", "torch"): 40.0}
+PUBLISHED_MODEL = "mnist-cnn"
+# The larger workload: ResNet-50 (0.55-0.63 GFLOP an image at 64x64, by backend) on synthetic images,
+# no download, no data in the kit. Its own small image count on both devices, so epochs compare; the
+# smoke uses the smallest side Keras allows and a handful of images.
+LARGE_MODEL, LARGE_SIDE, LARGE_SMOKE_SIDE = "keras:resnet50", 64, 32
+LARGE_IMAGES, LARGE_SMOKE_IMAGES = (2048, 512), (128, 64)  # (train, test)
+# Priors for it: compiling ResNet-50's train step dominates the start-up; an epoch of 2,048 images
+# is about 1 s on a recent GPU, 20 s on a 16-core CPU (about 100-200 images/s).
+PRIOR_LARGE_STARTUP_S = {"gpu": 60.0, "cpu": 45.0}
+PRIOR_LARGE_EPOCH_S = {("gpu", "jax"): 2.0, ("cpu", "jax"): 20.0}
+LARGE_EPOCHS = {"gpu": 4, "cpu": 2}  # the CPU's epochs are the slow ones: the least with a steady state
 RESERVE_S = 15.0  # kept back for the summary and the tarball
 OVERRUN = 1.5  # a run may take this times its estimate (plus SLACK_S) before it is stopped
 SLACK_S = 20.0
@@ -144,36 +160,44 @@ def affordable_repeats(one_pass_s: float, left_s: float, most: int) -> int:
 
 
 class Estimates:
-    """Start-up and per-epoch seconds by (device, backend, batch), learned from finished runs."""
+    """Start-up and per-epoch seconds by (device, backend, batch, model), learned from finished runs."""
 
     def __init__(self, scale: float):
         self.scale = scale  # the share of full MNIST a run trains on (smoke: a subset)
-        self.startup = dict(PRIOR_STARTUP_S)
+        self.startup = {(device, PUBLISHED_MODEL): s for device, s in PRIOR_STARTUP_S.items()}
+        self.startup.update({(device, LARGE_MODEL): s for device, s in PRIOR_LARGE_STARTUP_S.items()})
         self.epoch: dict[tuple, float] = {}
 
-    def epoch_s(self, device: str, backend: str, batch: int) -> float:
-        if (device, backend, batch) in self.epoch:
-            return self.epoch[(device, backend, batch)]
-        base = self.epoch.get((device, backend, 128), PRIOR_EPOCH_S[(device, backend)] * self.scale)
+    def startup_s(self, device: str, model: str = PUBLISHED_MODEL) -> float:
+        return self.startup[(device, model)]
+
+    def epoch_s(self, device: str, backend: str, batch: int, model: str = PUBLISHED_MODEL) -> float:
+        if (device, backend, batch, model) in self.epoch:
+            return self.epoch[(device, backend, batch, model)]
+        prior = PRIOR_EPOCH_S[(device, backend)] * self.scale if model == PUBLISHED_MODEL \
+            else PRIOR_LARGE_EPOCH_S[(device, backend)]
+        base = self.epoch.get((device, backend, 128, model), prior)
         # Bigger batches: fewer steps, so less per-step overhead; never below a quarter.
         return base * max(0.25, math.sqrt(128 / batch)) if batch > 128 else base
 
-    def run_s(self, device: str, backend: str, batch: int, epochs: int) -> float:
-        return self.startup[device] + epochs * self.epoch_s(device, backend, batch)
+    def run_s(self, device: str, backend: str, batch: int, epochs: int,
+              model: str = PUBLISHED_MODEL) -> float:
+        return self.startup_s(device, model) + epochs * self.epoch_s(device, backend, batch, model)
 
     def learn(self, store: RunStore, run_id: str, wall_s: float) -> None:
         """What the run took: its steady epoch, and the rest of its wall time as start-up."""
         run = store.open(run_id)
         config = run.meta.get("config") or {}
+        model = config.get("model") or PUBLISHED_MODEL
         run_log = run.log()
         steady = comparison.steady_epoch_s(run_log.epochs)
         if steady:
-            key = (config["device"], config["backend"], config["batch_size"])
+            key = (config["device"], config["backend"], config["batch_size"], model)
             self.epoch[key] = steady
-            self.startup[key[0]] = max(1.0, wall_s - steady * len(run_log.epochs))
+            self.startup[(key[0], model)] = max(1.0, wall_s - steady * len(run_log.epochs))
         elif run_log.start and run.meta.get("created"):  # stopped early: at least its start-up
-            self.startup[config["device"]] = max(self.startup[config["device"]],
-                                                 run_log.start["time"] - run.meta["created"])
+            key = (config["device"], model)
+            self.startup[key] = max(self.startup[key], run_log.start["time"] - run.meta["created"])
 
 
 def training(*args: str, runs: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -217,6 +241,7 @@ def make_steps(args, backends: list[str]) -> list[dict]:
             steps.append({"key": "gpu-jax-fast", "title": title, "device": gpu, "backend": "jax",
                           "epochs": args.epochs,
                           "args": ["--steps-per-execution", str(FAST_STEPS), "--jit", "on"]})
+            steps += large_steps(args, gpu)
     sweep_backend = "jax" if "jax" in backends else backends[0]
     batches = [b for b in SWEEP_BATCHES if not args.smoke or b <= SMOKE_TRAIN // 4]
     steps.append({"key": "sweep", "title": f"{sweep_backend} on the GPU, batch sizes {batches}",
@@ -225,9 +250,30 @@ def make_steps(args, backends: list[str]) -> list[dict]:
     return steps
 
 
+def large_steps(args, gpu: str) -> list[dict]:
+    """The larger workload with JAX, GPU then CPU, on the same synthetic images.
+
+    --smoke runs its "GPU" step alone, at 32x32 on 128 images: compiling ResNet-50 takes a
+    minute or two on a small CPU, and the CPU step walks the same path with another --device.
+    """
+    side = LARGE_SMOKE_SIDE if args.smoke else LARGE_SIDE
+    train, test = LARGE_SMOKE_IMAGES if args.smoke else LARGE_IMAGES
+    what = f"{LARGE_MODEL} at {side}x{side} on {train:,} synthetic images"
+    workload = ["--model", LARGE_MODEL, "--data", "synthetic", "--image-size", str(side),
+                "--limit-train", str(train), "--limit-test", str(test)]
+    common = {"model": LARGE_MODEL, "backend": "jax", "args": workload}
+    steps = [{"key": "gpu-resnet50", "title": f"jax on the GPU, {what}", "device": gpu,
+              "epochs": 2 if args.smoke else LARGE_EPOCHS["gpu"], **common},
+             {"key": "cpu-resnet50", "title": f"jax on this host's CPU, {what}", "device": "cpu",
+              "epochs": LARGE_EPOCHS["cpu"], **common}]
+    return steps[:1] if args.smoke else steps
+
+
 def estimate_step(step: dict, estimates: Estimates, repeats: int = 1) -> float:
     batches = step.get("batches", [128])
-    return repeats * sum(estimates.run_s(step["device"], step["backend"], b, step["epochs"]) for b in batches)
+    model = step.get("model", PUBLISHED_MODEL)
+    return repeats * sum(estimates.run_s(step["device"], step["backend"], b, step["epochs"], model)
+                         for b in batches)
 
 
 def print_plan(steps: list[dict], estimates: Estimates, clock: Clock) -> None:
@@ -258,24 +304,29 @@ def wait(store: RunStore, run_ids: list[str], runs: Path, deadline: float) -> No
         time.sleep(1.0)
 
 
-def subset(args) -> list[str]:
-    return ["--limit-train", str(SMOKE_TRAIN), "--limit-test", str(SMOKE_TEST)] if args.smoke else []
+def subset(args, step: dict | None = None) -> list[str]:
+    """The smoke's MNIST subset; none for a step that sets its own images (the larger workload)."""
+    if not args.smoke or (step and "--limit-train" in step["args"]):
+        return []
+    return ["--limit-train", str(SMOKE_TRAIN), "--limit-test", str(SMOKE_TEST)]
 
 
 def do_run(step: dict, args, store: RunStore, runs: Path, estimates: Estimates, clock: Clock) -> None:
     """One run of the step, its epochs cut to what the budget has left; skipped below 2 epochs."""
-    per_epoch = estimates.epoch_s(step["device"], step["backend"], 128)
-    epochs = affordable_epochs(step["epochs"], estimates.startup[step["device"]], per_epoch, clock.left())
+    model = step.get("model", PUBLISHED_MODEL)
+    per_epoch = estimates.epoch_s(step["device"], step["backend"], 128, model)
+    startup = estimates.startup_s(step["device"], model)
+    epochs = affordable_epochs(step["epochs"], startup, per_epoch, clock.left())
     if not epochs:
         step["skipped"] = f"budget: {clock.left():.0f} s left, {per_epoch:.1f} s an epoch"
         print(f"- skipped {step['title']}: {step['skipped']}", flush=True)
         return
     launched = training("run", "--device", step["device"], "--backend", step["backend"],
                         "--epochs", str(epochs), "--name", f"proof {step['key']}", *step["args"],
-                        *subset(args), "--detach", runs=runs)
+                        *subset(args, step), "--detach", runs=runs)
     run_id = launched.stdout.split()[-1]
     step["run_ids"], step["epochs_run"] = [run_id], epochs
-    expected = estimates.run_s(step["device"], step["backend"], 128, epochs)
+    expected = estimates.run_s(step["device"], step["backend"], 128, epochs, model)
     print(f"- {step['title']}: run {run_id}, {epochs} epochs, about {expected:.0f} s", flush=True)
     began = time.monotonic()
     wait(store, [run_id], runs, began + clock.share(expected))
@@ -283,7 +334,8 @@ def do_run(step: dict, args, store: RunStore, runs: Path, estimates: Estimates, 
     figures = proof_summary.run_figures(store, run_id, step)
     print(f"  {figures['status']}: steady epoch {figures['steady_epoch_s'] or float('nan'):.3f} s, "
           f"{figures['samples_per_s'] or 0:,.0f} images/s, best val {figures['best_val_accuracy'] or 0:.4f}, "
-          f"GPU J/epoch {figures['gpu_joules_per_epoch'] or '-'}", flush=True)
+          f"GPU J/epoch {figures['gpu_joules_per_epoch'] or '-'}, "
+          f"{(figures['flops_per_image'] or 0) / 1e6:,.1f} MFLOP/image", flush=True)
 
 
 def do_sweep(step: dict, args, store: RunStore, runs: Path, estimates: Estimates, clock: Clock) -> None:
@@ -349,6 +401,9 @@ def main(argv=None) -> int:
         epoch, ttt = speed["steady_epoch"], speed["time_to_99"]
         print(f"  {speed['what']}: {epoch or float('nan'):.2f}x steady epoch, "
               f"{'-' if ttt is None else f'{ttt:.2f}x'} time to 99%", flush=True)
+    for row in summary["by_model_size"]:
+        print(f"  GPU over CPU at {row['flops_per_image'] / 1e6:,.1f} MFLOP/image ({row['model']}): "
+              f"{row['speedup'] or float('nan'):.2f}x images/s", flush=True)
     for problem in problems:
         print(f"PROBLEM: {problem}", file=sys.stderr, flush=True)
     return 1 if problems else 0

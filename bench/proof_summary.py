@@ -13,7 +13,8 @@ import tarfile
 import time
 from pathlib import Path
 
-from training.analysis import comparison, energy
+from training.analysis import comparison, energy, flops
+from training.config import workload_of
 from training.store import RunStore
 
 TARGET = 0.99  # time to 99% validation accuracy, as the published comparison
@@ -30,8 +31,10 @@ def run_figures(store: RunStore, run_id: str, step: dict) -> dict:
     measures = comparison.measure(run_log.epochs, TARGET)
     joules = energy.run_energy(run_log.epochs, run_log.system, TARGET)
     config = run.meta.get("config") or {}
+    model, data = workload_of(config)
     return {
         "id": run.id, "step": step.get("key"), "name": run.name, "status": run.status(),
+        "model": model, "data": data, "image_size": config.get("image_size"), **model_size(start),
         "wanted_device": step.get("device"), "device": hardware.get("device"),
         "backend": config.get("backend"), "batch_size": config.get("batch_size"),
         "steps_per_execution": config.get("steps_per_execution", 1), "jit": config.get("jit"),
@@ -50,6 +53,16 @@ def run_figures(store: RunStore, run_id: str, step: dict) -> dict:
         "versions": versions, "jit_compile": start.get("jit_compile"), "error": run.cause(run.status()),
         "group": run.meta.get("group"),
     }
+
+
+def model_size(start: dict) -> dict:
+    """Forward FLOPs per image and how they were counted (the backend's counter, else the layers)."""
+    try:
+        counted = flops.model_flops(start)
+    except flops.FlopsError as error:
+        return {"flops_per_image": None, "flops_method": None, "flops_error": str(error)}
+    return {"flops_per_image": counted and counted["forward"], "flops_method": counted and counted["method"],
+            "flops_error": None}
 
 
 def gpu_use(system: list[dict]) -> dict:
@@ -79,11 +92,12 @@ def device_problems(runs: list[dict]) -> list[str]:
 
 
 def _speed(a: dict | None, b: dict | None, what: str) -> dict | None:
-    """How much faster B is than A (A / B) in steady epoch and time to 99%, or None."""
+    """How much faster B is than A (A / B) in steady epoch and time to 99%, B / A in images/s, or None."""
     if not a or not b:
         return None
     return {"what": what, "a": a["id"], "b": b["id"],
             "steady_epoch": comparison.ratio(a["steady_epoch_s"], b["steady_epoch_s"]),
+            "samples_per_s": comparison.ratio(b.get("samples_per_s"), a.get("samples_per_s")),
             "time_to_99": comparison.ratio(a["time_to_99_s"], b["time_to_99_s"])}
 
 
@@ -96,6 +110,8 @@ def speedups(runs: list[dict], store: RunStore) -> list[dict]:
                             f"{backend}: GPU over this host's CPU"))
     found.append(_speed(by_step.get("gpu-jax"), by_step.get("gpu-jax-fast"),
                         "jax GPU: steps_per_execution + jit over the published setting"))
+    found.append(_speed(by_step.get("cpu-resnet50"), by_step.get("gpu-resnet50"),
+                        "jax resnet50 (synthetic): GPU over this host's CPU"))
     for ref in PUBLISHED:
         published = comparison.measure(store.open(ref).log().epochs, TARGET)
         reference = {"id": ref, "steady_epoch_s": published["steady_epoch_s"],
@@ -105,6 +121,24 @@ def speedups(runs: list[dict], store: RunStore) -> list[dict]:
             if run and run["train_samples"] == FULL_MNIST:  # a subset's epoch is not the published one
                 found.append(_speed(reference, run, f"{key} over the published {ref}"))
     return [entry for entry in found if entry]
+
+
+def by_model_size(runs: list[dict]) -> list[dict]:
+    """GPU over CPU in steady images/s for each model both devices ran with JAX, by FLOPs per image.
+
+    What the Scaling page's model-size view draws: the small CNN, where the GPU barely wins (or
+    loses), against ResNet-50, where it pulls away.
+    """
+    pairs = (("cpu-jax", "gpu-jax"), ("cpu-resnet50", "gpu-resnet50"))
+    by_step = {run["step"]: run for run in runs if run["step"]}
+    rows = []
+    for cpu, gpu in pairs:
+        a, b = by_step.get(cpu), by_step.get(gpu)
+        if a and b and a["flops_per_image"]:
+            rows.append({"model": a["model"], "data": a["data"], "flops_per_image": a["flops_per_image"],
+                         "flops_method": a["flops_method"], "cpu": a["id"], "gpu": b["id"],
+                         "speedup": comparison.ratio(b["samples_per_s"], a["samples_per_s"])})
+    return sorted(rows, key=lambda row: row["flops_per_image"])
 
 
 def sweep_table(runs: list[dict]) -> list[dict]:
@@ -131,7 +165,8 @@ def write_summary(out: Path, store: RunStore, steps: list[dict], started: float,
     runs = [run_figures(store, run_id, step) for step in steps for run_id in step.get("run_ids", [])]
     summary = {"written": time.time(), "wall_s": round(time.monotonic() - started, 1), "target": TARGET,
                "steps": [{k: v for k, v in step.items() if k != "args"} for step in steps],
-               "runs": runs, "speedups": speedups(runs, store), "sweep": sweep_table(runs),
+               "runs": runs, "speedups": speedups(runs, store), "by_model_size": by_model_size(runs),
+               "sweep": sweep_table(runs),
                "problems": device_problems(runs), "notes": notes}
     tmp = out / ".summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1, default=str))

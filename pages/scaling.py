@@ -33,6 +33,11 @@ if scaling.speedup_lines(points):
     st.plotly_chart(scaling.make_speedup_figure(points), key="scaling_speedup")
 else:
     st.caption("GPU-over-CPU speedup: needs CPU and GPU runs at the same batch sizes.")
+if scaling.flops_speedup_lines(points):
+    st.plotly_chart(scaling.make_flops_speedup_figure(points), key="scaling_flops")
+else:
+    st.caption("GPU-over-CPU speedup against model size: needs CPU and GPU runs of two or more models at one "
+               "batch size (`sweep --model mnist-cnn,keras:mobilenet_v2,keras:resnet50 --device cpu,gpu`).")
 if scaling.has_utilisation(points):
     st.plotly_chart(scaling.make_efficiency_figure(points), key="scaling_efficiency")
 else:

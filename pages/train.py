@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import state, sweepform, widgets
+from dashboard import state, sweepform, widgets, workloadform
 from training.store import ACTIVE_STATES, RunError
 
 store = state.get_store()
@@ -11,6 +11,7 @@ st.caption("MNIST, the 2018 network (430,666 parameters), SGD with Nesterov mome
            "Each run trains in its own process; runs queue one at a time so timings stay fair.")
 
 config, error = widgets.settings_form()
+config = workloadform.workload_choice(config)  # the model and data; None if refused
 backend = config.backend if config else st.session_state.get("backend", "tensorflow")
 launcher, gpu_ok, gpu_reason = widgets.where_choice(backend)  # this machine or a Ray cluster
 cannot_start = store.start_problem()  # a read-only runs folder, or too little disk space

@@ -73,7 +73,8 @@ def test_flop_count_of_the_published_cnn_matches_a_hand_count():
     assert hand == 5_256_616  # ~5.2 MFLOP forward per image
     assert flops.forward_flops(PUBLISHED_LAYERS) == hand
     counted = flops.model_flops({"layers": PUBLISHED_LAYERS})
-    assert counted == {"forward": hand, "train_image": 3 * hand, "eval_image": hand}
+    assert counted == {"forward": hand, "train_image": 3 * hand, "eval_image": hand, "method": "layers",
+                       "uncounted": []}
 
 
 def test_a_layer_that_cannot_be_counted_names_itself():

@@ -36,13 +36,16 @@ def test_smoke_follows_every_step_and_its_tarball_imports(tmp_path, mnist_cached
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "plan, budget 150 s" in done.stdout
     summary = json.loads((out / "summary.json").read_text())
-    assert [s["key"] for s in summary["steps"]] == ["gpu-jax", "cpu-jax", "gpu-jax-fast", "sweep"]
+    assert [s["key"] for s in summary["steps"]] == ["gpu-jax", "cpu-jax", "gpu-jax-fast", "gpu-resnet50",
+                                                    "sweep"]  # the larger workload once: compiling it is slow
     assert not [s for s in summary["steps"] if s.get("skipped")], summary["steps"]
     assert summary["problems"] == []
     runs = {r["id"]: r for r in summary["runs"]}
     for run in runs.values():
         assert run["status"] == "finished" and run["epochs_done"] == 2 and run["device"] == "cpu"
-        assert run["steady_epoch_s"] > 0 and run["samples_per_s"] > 0 and run["train_samples"] == 2048
+        large = run["model"] == "keras:resnet50"
+        assert run["steady_epoch_s"] > 0 and run["samples_per_s"] > 0
+        assert run["train_samples"] == (128 if large else 2048) and run["flops_method"] == "xla-cost-analysis"
         assert run["versions"]["keras"].startswith("3.") and run["cpu_model"]
     fast = next(r for r in runs.values() if r["step"] == "gpu-jax-fast")
     assert fast["steps_per_execution"] == 64 and fast["jit"] == "on"
@@ -50,6 +53,10 @@ def test_smoke_follows_every_step_and_its_tarball_imports(tmp_path, mnist_cached
     assert [row["batch_size"] for row in summary["sweep"]] == [128, 512]
     assert {s["what"] for s in summary["speedups"]} == {
         "jax: GPU over this host's CPU", "jax GPU: steps_per_execution + jit over the published setting"}
+    [small] = summary["by_model_size"]  # the CNN; the smoke has no CPU run of ResNet-50 to pair
+    assert small["model"] == "mnist-cnn" and small["flops_per_image"] == 5_256_625  # XLA's count
+    resnet = next(r for r in runs.values() if r["step"] == "gpu-resnet50")
+    assert resnet["flops_per_image"] > 10 * small["flops_per_image"] and resnet["data"] == "synthetic"
     assert json.loads((out / "doctor.json").read_text())["backends"]["jax"]["version"]
     [tarball] = out.glob("gpu-proof-*.tgz")
     with tarfile.open(tarball) as tar:
@@ -119,3 +126,44 @@ def test_bad_arguments_name_the_option_and_write_nothing(args, text, tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and text in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_plan_adds_resnet50_on_synthetic_images_on_both_devices_after_the_jax_steps():
+    steps = gpu_proof.make_steps(gpu_proof.parse_args(["--out", "x"]), ["jax", "torch"])
+    keys = [step["key"] for step in steps]
+    assert keys == ["gpu-jax", "cpu-jax", "gpu-jax-fast", "gpu-resnet50", "cpu-resnet50", "gpu-torch",
+                    "cpu-torch", "sweep"]
+    gpu, cpu = steps[3], steps[4]
+    assert (gpu["device"], cpu["device"], gpu["backend"]) == ("gpu", "cpu", "jax")
+    for step in (gpu, cpu):
+        assert step["args"] == ["--model", "keras:resnet50", "--data", "synthetic", "--image-size", "64",
+                                "--limit-train", "2048", "--limit-test", "512"]
+    assert (gpu["epochs"], cpu["epochs"]) == (4, 2)
+    assert "gpu-resnet50" not in [s["key"] for s in gpu_proof.make_steps(
+        gpu_proof.parse_args(["--out", "x"]), ["torch"])]  # JAX's step: no JAX, no ResNet
+
+
+def test_a_resnet_run_teaches_its_own_estimate_and_leaves_the_cnns_alone():
+    estimates = gpu_proof.Estimates(scale=1.0)
+    cnn = estimates.run_s("gpu", "jax", 128, 5)
+    resnet = estimates.run_s("gpu", "jax", 128, 4, gpu_proof.LARGE_MODEL)
+    assert cnn == gpu_proof.PRIOR_STARTUP_S["gpu"] + 5 * gpu_proof.PRIOR_EPOCH_S[("gpu", "jax")]
+    large_epoch = gpu_proof.PRIOR_LARGE_EPOCH_S[("gpu", "jax")]
+    assert resnet == gpu_proof.PRIOR_LARGE_STARTUP_S["gpu"] + 4 * large_epoch
+    estimates.epoch[("gpu", "jax", 128, gpu_proof.LARGE_MODEL)] = 9.0  # what learn() stores for a ResNet run
+    assert estimates.run_s("gpu", "jax", 128, 5) == cnn
+
+
+def test_by_model_size_pairs_each_models_cpu_and_gpu_runs_in_images_per_second():
+    def run(step, model, rate, forward):
+        return {"id": step, "step": step, "model": model, "data": "synthetic", "samples_per_s": rate,
+                "flops_per_image": forward, "flops_method": "xla-cost-analysis"}
+
+    runs = [run("cpu-resnet50", "keras:resnet50", 50.0, 550_764_608),
+            run("gpu-resnet50", "keras:resnet50", 5_000.0, 550_764_608),
+            run("cpu-jax", "mnist-cnn", 4_000.0, 5_256_625), run("gpu-jax", "mnist-cnn", 6_000.0, 5_256_625),
+            run("gpu-torch", "mnist-cnn", 9_000.0, 5_174_272)]  # no CPU torch run: no pair
+    small, large = proof_summary.by_model_size(runs)
+    assert (small["model"], small["speedup"]) == ("mnist-cnn", 1.5)
+    assert (large["model"], large["speedup"], large["cpu"], large["gpu"]) == (
+        "keras:resnet50", 100.0, "cpu-resnet50", "gpu-resnet50")

@@ -104,7 +104,7 @@ def test_the_ui_reaches_launchers_and_the_store_only_through_their_interfaces(pa
     for name, _ in imports_of(path):
         if name.startswith("training.launch."):
             assert name.split(".")[2] in ("sweeps", "Launcher", "launcher_for", "request_stop",
-                                          "launch_pair", "STOP_GRACE_S"), \
+                                          "launch_pair", "STOP_GRACE_S", "workload"), \
                 f"{path.relative_to(ROOT)} imports {name}: use training.launch"
         if name.startswith("training.store."):
             assert name.split(".")[2][0].isupper() or name.split(".")[2] in ("default_runs_dir",), \

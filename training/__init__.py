@@ -19,7 +19,7 @@ the picture, and tests/test_layout.py enforces it):
         sweeps.py        repeats and sweeps: plan (interleaved), GPU refusal, queue, estimate
     analysis/        pure: records in; numbers, text, tables, Plotly figures and reports out
         comparison.py    steady state, images/s, time to target, speedup, protocol (the Definitions)
-        flops.py         FLOPs per image from the model's layers; achieved FLOP/s, utilisation
+        flops.py         FLOPs per image (recorded, else from the layers); achieved FLOP/s, utilisation
         stats.py, energy.py, display.py, groups.py, listing.py, series.py
         figures.py, grouping.py, scaling.py, tables.py, report.py
         timesplit.py     where the time goes: steps, first-step wait, evaluation, the rest
@@ -39,6 +39,7 @@ the picture, and tests/test_layout.py enforces it):
         device.py        pin the device before Keras is imported; ask the backend for GPUs and its build
         probe.py         `probe BACKEND`: its devices, GPUs and CUDA build, in a short subprocess
         peak.py          `peak`: the device's measured peak FLOP/s (a matrix product), cached
+        flopcount.py     FLOPs per image of any model from its backend's own counter (start record)
         engines.py       EpochClock and the two engines, Keras `fit` and a TensorFlow loop
         profiler.py      --profile-steps: the backend's own profiler, its trace in the run folder
         model.py, mnist.py, sampler.py (CPU/GPU samples about once a second; per-epoch contention)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 
 DEVICES = ("cpu", "gpu")
@@ -21,6 +22,7 @@ JIT_MODES = ("auto", "on", "off")
 
 MNIST_TRAIN_SIZE = 60_000
 MNIST_TEST_SIZE = 10_000
+MAX_IMAGES = 10_000_000  # training or test images of an .npz file or synthetic data
 MAX_EPOCHS = 1000
 MAX_SEED = 2**31 - 1
 MAX_NAME_LENGTH = 100
@@ -32,7 +34,32 @@ MAX_STEPS_PER_EXECUTION = 1000
 MAX_PROFILE_STEPS = 200  # a trace of more steps is large and slow to write, and shows nothing new
 PROFILE_EPOCH = 2  # --profile-steps records in this epoch: the first after warm-up
 PROFILE_FIRST_BATCH = 1  # ...from its second batch (0-based 1): the first waits for the input pipeline
-SWEEP_FIELDS = ("device", "backend", "batch_size", "precision", "threads")  # what a sweep may vary
+# What a sweep may vary; the workload (model, data) first, so groups and sweeps key on it as on the device.
+SWEEP_FIELDS = ("model", "data", "device", "backend", "batch_size", "precision", "threads")
+
+# -- the workload: a model plus its data (training/worker/workload.py builds it) --------------------
+DEFAULT_MODEL = "mnist-cnn"  # the published 2018 network (training/worker/model.py)
+DEFAULT_DATA = "mnist"
+KERAS_PREFIX = "keras:"
+MODEL_FILE_SUFFIX = ".keras"
+DATA_FILE_SUFFIX = ".npz"
+SYNTHETIC = "synthetic"
+# Keras Applications by their --model name: (keras.applications function, smallest input side, default
+# side). Minimums are the applications' own (`imagenet_utils.obtain_input_shape(min_size=...)`); the
+# default side is what the application is built for, used for synthetic data without --image-size.
+KERAS_APPLICATIONS = {
+    "mobilenet": ("MobileNet", 32, 224), "mobilenet_v2": ("MobileNetV2", 32, 224),
+    "mobilenet_v3_small": ("MobileNetV3Small", 32, 224), "mobilenet_v3_large": ("MobileNetV3Large", 32, 224),
+    "resnet50": ("ResNet50", 32, 224), "resnet101": ("ResNet101", 32, 224),
+    "resnet152": ("ResNet152", 32, 224),
+    "resnet50_v2": ("ResNet50V2", 32, 224), "vgg16": ("VGG16", 32, 224), "vgg19": ("VGG19", 32, 224),
+    "densenet121": ("DenseNet121", 32, 224), "efficientnet_b0": ("EfficientNetB0", 32, 224),
+    "efficientnet_b1": ("EfficientNetB1", 32, 240), "efficientnet_v2_b0": ("EfficientNetV2B0", 32, 224),
+    "convnext_tiny": ("ConvNeXtTiny", 32, 224), "inception_v3": ("InceptionV3", 75, 299),
+    "xception": ("Xception", 71, 299), "nasnet_mobile": ("NASNetMobile", 32, 224),
+}
+MAX_IMAGE_SIZE = 512  # pixels a side: a 512x512x3 float32 image is 3 MiB; a bigger one is a typo here
+SYNTHETIC_CLASSES = 10  # synthetic labels for a model the data does not fix (a keras: model, a function)
 
 
 class ConfigError(ValueError):
@@ -100,18 +127,33 @@ class RunConfig:
                                flag="--concurrent")
     system_metrics: bool = setting(True, "do not sample CPU/GPU about once a second",
                                    flag="--no-system-metrics")
+    model: str = setting(DEFAULT_MODEL, "the network: mnist-cnn (the published CNN), keras:NAME (a Keras "
+                         "Applications architecture, untrained), path/to/model.keras (a saved model), or "
+                         "package.module:function (returns an uncompiled model for (input_shape, "
+                         "num_classes))")
+    data: str = setting(DEFAULT_DATA, "the data: mnist, synthetic (random images for throughput only: no "
+                        "accuracy), or path/to/data.npz with x_train, y_train, x_test, y_test")
+    image_size: int | None = setting(None, "with --model keras:NAME: the side of the square images the "
+                                     "application sees (MNIST is resized to it; default: the data's own, "
+                                     "for synthetic data the application's default)", low=1,
+                                     high=MAX_IMAGE_SIZE)
+    keep_weights: bool = setting(False, "with a .keras model file: train from its saved weights instead of "
+                                 "re-initialised ones", flag="--keep-weights")
     profile_steps: int | None = setting(None, f"record N training steps of epoch {PROFILE_EPOCH} with the "
                                         "backend's own profiler into the run's profile/ folder "
                                         "(default: no profile); that epoch leaves the steady state",
                                         low=1, high=MAX_PROFILE_STEPS)
 
     @property
-    def train_samples(self) -> int:
-        return self.limit_train or MNIST_TRAIN_SIZE
+    def train_samples(self) -> int | None:
+        """Training images per epoch; None for an .npz file without --limit-train (the file says)."""
+        if self.limit_train or data_kind(self.data) != "file":
+            return self.limit_train or MNIST_TRAIN_SIZE  # synthetic data is as many images as MNIST
+        return None
 
     @property
-    def batches_per_epoch(self) -> int:
-        return math.ceil(self.train_samples / self.batch_size)
+    def batches_per_epoch(self) -> int | None:
+        return math.ceil(self.train_samples / self.batch_size) if self.train_samples else None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -121,6 +163,90 @@ class RunConfig:
         """Rebuild a config from JSON, ignoring keys a newer version added."""
         known = {f.name for f in dataclasses.fields(cls)}
         return make_config(**{k: v for k, v in data.items() if k in known})
+
+
+def model_kind(model: str | None) -> str:
+    """What --model names: "cnn" (the published one), "keras" (keras:NAME), "file" (.keras), "function".
+
+    None (a log from before workloads were recorded) is the published CNN.
+    """
+    model = model or DEFAULT_MODEL
+    if model == DEFAULT_MODEL:
+        return "cnn"
+    if model.startswith(KERAS_PREFIX):
+        return "keras"
+    if model.endswith(MODEL_FILE_SUFFIX):
+        return "file"
+    return "function"
+
+
+def data_kind(data: str | None) -> str:
+    """What --data names: "mnist", "synthetic" or "file" (.npz); None (an older log) is MNIST."""
+    data = data or DEFAULT_DATA
+    return data if data in (DEFAULT_DATA, SYNTHETIC) else "file"
+
+
+def workload_of(config: dict | None) -> tuple[str, str]:
+    """(model, data) of a run's config dict; a run recorded before workloads existed is the published one."""
+    config = config or {}
+    return config.get("model") or DEFAULT_MODEL, config.get("data") or DEFAULT_DATA
+
+
+def application(model: str) -> tuple[str, int, int]:
+    """(keras.applications function name, smallest side, default side) of keras:NAME."""
+    return KERAS_APPLICATIONS[model[len(KERAS_PREFIX):]]
+
+
+_FUNCTION = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _check_model(config: RunConfig) -> None:
+    model = config.model
+    if not isinstance(model, str) or not model.strip():
+        raise ConfigError("model", "must name a model: mnist-cnn, keras:NAME, a .keras file or "
+                          "package.module:function")
+    kind = model_kind(model)
+    if kind == "keras" and model[len(KERAS_PREFIX):] not in KERAS_APPLICATIONS:
+        raise ConfigError("model", f"{model!r} is not a Keras application this tool builds; one of "
+                          + ", ".join(KERAS_PREFIX + name for name in KERAS_APPLICATIONS))
+    if kind == "function" and not _FUNCTION.fullmatch(model):
+        raise ConfigError("model", f"{model!r} is neither mnist-cnn, keras:NAME, a path ending in "
+                          f"{MODEL_FILE_SUFFIX} nor package.module:function")
+    if config.image_size is not None and kind not in ("keras", "function"):
+        raise ConfigError("image_size", f"goes with --model keras:NAME (or a function on synthetic data); "
+                          f"{model} fixes its own input shape")
+    if config.image_size is not None and kind == "function" and data_kind(config.data) != "synthetic":
+        raise ConfigError("image_size", "with a model function, only sets synthetic data's shape; "
+                          f"--data {config.data} fixes its own")
+    if kind == "keras" and config.image_size is not None:
+        name, low, _ = application(model)
+        if config.image_size < low:
+            raise ConfigError("image_size", f"{model} needs images of at least {low}x{low} "
+                              f"(keras.applications.{name}), got {config.image_size}")
+    if config.keep_weights and kind != "file":
+        raise ConfigError("keep_weights", f"goes with a {MODEL_FILE_SUFFIX} model file; {model} has no "
+                          "saved weights")
+
+
+def _check_data(config: RunConfig) -> None:
+    data = config.data
+    if not isinstance(data, str) or not data.strip():
+        raise ConfigError("data", f"must be {DEFAULT_DATA}, {SYNTHETIC} or a path ending in "
+                          f"{DATA_FILE_SUFFIX}")
+    if data_kind(data) == "file" and not data.endswith(DATA_FILE_SUFFIX):
+        raise ConfigError("data", f"must be {DEFAULT_DATA}, {SYNTHETIC} or a path ending in "
+                          f"{DATA_FILE_SUFFIX}, got {data!r}")
+
+
+def fitted_to_model(values: dict) -> dict:
+    """A sweep's settings for one of its models: --image-size only where the model takes one.
+
+    So `sweep --model mnist-cnn,keras:resnet50 --image-size 64` sizes the application and
+    leaves the published CNN at 28x28, instead of refusing the whole sweep.
+    """
+    takes = model_kind(values.get("model")) == "keras" or (
+        model_kind(values.get("model")) == "function" and data_kind(values.get("data")) == SYNTHETIC)
+    return values if takes else {**values, "image_size": None}
 
 
 def make_config(**values) -> RunConfig:
@@ -164,7 +290,9 @@ def _check_field(spec: dataclasses.Field, value, config: RunConfig) -> None:
     if rules["choices"]:
         _check_choice(spec.name, value, rules["choices"])
     elif spec.type in ("int", "int | None"):
-        high = config.train_samples if rules["high"] is None else rules["high"]
+        high = (config.train_samples or MAX_IMAGES) if rules["high"] is None else rules["high"]
+        if spec.name in ("limit_train", "limit_test") and data_kind(config.data) != "mnist":
+            high = MAX_IMAGES  # the .npz file's size is checked at the edge (launch/workload.py)
         _check_int(spec.name, value, rules["low"], high)
     elif spec.type == "float":
         _check_float(spec.name, value, rules["low"], rules["high"], rules["low_open"])
@@ -180,6 +308,8 @@ def _check_profile(config: RunConfig) -> None:
     if config.steps_per_execution != 1:
         raise ConfigError("profile_steps", "needs --steps-per-execution 1: with N steps per call Keras "
                           "calls back only every Nth batch, so the profile could not start at a step")
+    if config.batches_per_epoch is None:
+        return  # an .npz file's size: the worker's profiler stops at the epoch's end anyway
     room = config.batches_per_epoch - PROFILE_FIRST_BATCH
     if config.profile_steps > room:
         raise ConfigError("profile_steps", f"must be at most {room}: an epoch has {config.batches_per_epoch} "
@@ -202,6 +332,8 @@ def validate(config: RunConfig) -> None:
                           f"one step per call), got {config.steps_per_execution}")
     if config.profile_steps:
         _check_profile(config)
+    _check_data(config)
+    _check_model(config)
     if not isinstance(config.name, str) or len(config.name) > MAX_NAME_LENGTH:
         raise ConfigError("name", f"must be text of at most {MAX_NAME_LENGTH} characters")
     check_name("name", config.name)

@@ -14,8 +14,10 @@ Definitions (docs/architecture.md):
                            6,000-image subset compares correctly with a 60,000-image run.
                            The time-to-target ratio stands beside it only where both trained
                            the same images per epoch at the same batch size ("not comparable")
-  protocol                 what a run trained on: images per epoch, test images, batch size,
-                           precision, optimiser; `protocol_note` says in one line where they differ
+  protocol                 what a run trained on: its workload (model, data) first, then images per
+                           epoch, test images, batch size, precision, optimiser; `protocol_note`
+                           says in one line where they differ. Runs of different workloads get no
+                           speedup: "not comparable: different model" (analysis/workload.py)
   cores kept busy          mean of cpu_s / epoch_time_s over the steady epochs (1.0 = one core)
   speedup interval         bootstrap 95% CI of the ratio of medians over each run's steady epochs'
                            images/s, and a verdict in words (`speedup_verdict`, analysis/uncertainty.py)
@@ -27,9 +29,10 @@ Pure functions over epoch records: no I/O.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 
-from training.analysis import contention, flops, uncertainty
+from training.analysis import contention, flops, uncertainty, workload
 
 DEFAULT_TARGET = 0.99
 EXPORT_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "train_s", "eval_s",
@@ -157,10 +160,14 @@ def speedup(measures_a: dict, measures_b: dict, protocol_a: dict | None = None,
     basis = basis or rate_basis([measures_a, measures_b])
     key = RATE_BASES[basis]
     note = time_to_target_blocker(protocol_a, protocol_b) if protocol_a and protocol_b else None
+    different = workload.blocker(protocol_a, protocol_b) if protocol_a and protocol_b else None
     found = uncertainty.verdict(measures_a["steady_rates"][basis], measures_b["steady_rates"][basis],
                                 basis, "epochs", names)
+    if different:  # different workloads: no ratio, so no interval either
+        found = dataclasses.replace(found, ratio=None, ci_low=None, ci_high=None, text=different)
     return {
-        "images_per_s": ratio(measures_b[key], measures_a[key]),
+        "images_per_s": None if different else ratio(measures_b[key], measures_a[key]),
+        "images_per_s_note": different,  # "not comparable: different model": never divided
         "basis": basis,
         **interval_fields(found),
         "time_to_target": None if note else ratio(measures_a["time_to_target_s"],
@@ -193,7 +200,8 @@ def speedup_verdict(base_epochs: list[dict], other_epochs: list[dict], basis: st
 
 
 # What a run trained on, in the order `protocol_note` names differences.
-PROTOCOL_FIELDS = {"train_images": "training images per epoch", "test_images": "test images",
+PROTOCOL_FIELDS = {"model": "model", "data": "data",
+                   "train_images": "training images per epoch", "test_images": "test images",
                    "batch_size": "batch size", "precision": "precision", "optimizer": "optimiser"}
 
 
@@ -206,14 +214,21 @@ def protocol(meta: dict, start: dict | None) -> dict:
     start = start or {}
     config = meta.get("config") or start.get("protocol") or {}
     lr, momentum = config.get("lr"), config.get("momentum")
-    return {"train_images": start.get("train_samples") or meta.get("train_samples"),
+    model, data = workload.of(meta, start)  # an older log: the published CNN on MNIST
+    return {"model": model, "data": data,
+            "train_images": start.get("train_samples") or meta.get("train_samples"),
             "test_images": start.get("test_samples"),
             "batch_size": config.get("batch_size"), "precision": config.get("precision"),
             "optimizer": None if lr is None else f"SGD lr {lr:g}, momentum {momentum:g}"}
 
 
 def time_to_target_blocker(a: dict, b: dict) -> str | None:
-    """Why time to target cannot be compared (different or unknown data or batch size), or None."""
+    """Why time to target cannot be compared (a different workload, synthetic data, different or unknown
+    data or batch size), or None."""
+    if different := workload.blocker(a, b):
+        return different.removeprefix("not comparable: ")
+    if workload.SYNTHETIC in (a.get("data"), b.get("data")):
+        return workload.SYNTHETIC_NOTE
     for key in ("train_images", "batch_size"):
         if a.get(key) is None or b.get(key) is None:
             return f"{PROTOCOL_FIELDS[key]} unknown"
@@ -237,9 +252,14 @@ def protocol_note(protocols: list[tuple[str, dict]]) -> str | None:
     for key, what in PROTOCOL_FIELDS.items():
         known = [(label, p[key]) for label, p in protocols if p.get(key) is not None]
         if len({value for _, value in known}) > 1:
-            parts.append(f"{what}: " + ", ".join(f"{label} {_value(value)}" for label, value in known))
+            shown = [(label, workload.short(value) if key in ("model", "data") else _value(value))
+                     for label, value in known]
+            parts.append(f"{what}: " + ", ".join(f"{label} {text}" for label, text in shown))
     if not parts:
         return None
+    if any(workload.blocker(protocols[0][1], p) for _, p in protocols[1:]):  # the workload is named first
+        return ("Workloads differ (" + "; ".join(parts) + "): speedup and time to target are not "
+                "comparable.")
     blocked = any(time_to_target_blocker(protocols[0][1], p) for _, p in protocols[1:])
     return ("Protocols differ (" + "; ".join(parts) + "): speedups use images/s"
             + ("; time to target is not comparable" if blocked else "") + ".")
@@ -249,7 +269,11 @@ def describe(epochs: list[dict], meta: dict, start: dict | None, target: float =
     """`measure()` with the run's protocol and its efficiency (FLOPs, achieved, peak, utilisation)."""
     found = protocol(meta, start)
     config = meta.get("config") or (start or {}).get("protocol") or {}
-    return {**measure(epochs, target), "protocol": found,
+    measured = measure(epochs, target)
+    if note := workload.accuracy_note(meta, start):  # random labels: accuracy means nothing
+        measured.update(time_to_target_s=None, time_to_target_epoch=None, best_val_accuracy=None,
+                        best_epoch=None)
+    return {**measured, "protocol": found, "accuracy_note": note, "workload": workload.label(meta, start),
             **flops.efficiency(epochs, start, found["test_images"], config.get("precision"),
                                meta.get("device"))}
 

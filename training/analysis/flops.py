@@ -1,14 +1,21 @@
 """FLOPs per image from the model's own layer shapes, and how far a run is from its peak.
 
-The worker records the built model's layers in the start record (`layers`: class,
-input and output shapes, kernel or pool size, bias, activation; the built-in
-reference runs carry the published summary's); `forward_flops` walks them.
-Conventions (the usual ones of MFU reports):
+A run trained here records its forward FLOPs per image as its backend's own
+counter gave them (`flops` in the start record: `training/worker/flopcount.py`, which
+says what each counter counts); `model_flops` reads those first. Else, and for the
+built-in reference runs, the count is from the model's layers (`layers`: class,
+input and output shapes, kernel or pool size, bias, activation), and a layer class
+with no count here is named in `uncounted` (the count is then a lower bound).
+The layer count's conventions (the usual ones of MFU reports):
 
   Conv2D, Dense     a multiply-add is 2 FLOPs: 2 x kernel inputs x outputs, + 1 per output for the bias
   BatchNorm         2 per element (scale and shift, the moving statistics folded: inference form)
   ReLU              1 per element;  softmax 3 per element (exp, sum, divide);  linear 0
-  MaxPool k x k     k*k - 1 comparisons per output;  Flatten, Input 0
+  MaxPool k x k     k*k - 1 comparisons per output;  AveragePool k x k  k*k per output
+  DepthwiseConv2D   2 x kernel x outputs, + 1 per output for the bias
+  GlobalAveragePool one per input element (the sums and one division per channel)
+  Add, Multiply     n - 1 per output for n inputs
+  Flatten, Input, Dropout, Reshape, ZeroPadding2D   0
   training image    3 x forward (the backward pass is about 2 x forward: gradients of
                     activations and of weights), as in 6N-per-token counts
   evaluated image   1 x forward
@@ -25,7 +32,9 @@ import math
 import statistics
 
 TRAIN_FACTOR = 3  # FLOPs of one training image per forward FLOP
-ACTIVATION_FLOPS = {"linear": 0, "relu": 1, "softmax": 3}
+ACTIVATION_FLOPS = {"linear": 0, "relu": 1, "relu6": 1, "softmax": 3}
+NO_FLOPS = ("InputLayer", "Flatten", "Dropout", "Reshape", "ZeroPadding2D")
+LAYERS_METHOD = "layers"  # `method` of a count from the start record's layers
 
 # Vendor datasheet peaks, FLOP/s, for dense maths at each precision (boost clocks, no sparsity).
 # Labelled "datasheet" wherever shown: a real run is measured against `peak`, not these.
@@ -67,7 +76,7 @@ def _activation(name, index: int) -> int:
 def layer_flops(layer: dict, index: int = 0) -> int:
     """Forward FLOPs of one layer for one image (see the conventions above)."""
     kind = layer.get("class")
-    if kind in ("InputLayer", "Flatten", "Dropout", "Reshape"):
+    if kind in NO_FLOPS:
         return 0
     out = _shape(layer, index, "output")
     outputs = math.prod(out)
@@ -77,12 +86,22 @@ def layer_flops(layer: dict, index: int = 0) -> int:
         kernel = _shape(layer, index, "kernel")
         channels_in = _shape(layer, index, "input")[-1]
         return 2 * math.prod(kernel) * channels_in * outputs + bias + activation
+    if kind == "DepthwiseConv2D":
+        return 2 * math.prod(_shape(layer, index, "kernel")) * outputs + bias + activation
     if kind == "Dense":
         return 2 * _shape(layer, index, "input")[-1] * outputs + bias + activation
     if kind == "BatchNormalization":
         return 2 * outputs
     if kind == "Activation":
         return activation
+    if kind == "ReLU":
+        return outputs
+    if kind in ("Add", "Multiply"):  # n inputs: n - 1 operations per output
+        return (len(layer.get("inputs") or [None, None]) - 1) * outputs
+    if kind == "GlobalAveragePooling2D":
+        return math.prod(_shape(layer, index, "input"))
+    if kind == "AveragePooling2D":
+        return math.prod(_shape(layer, index, "pool")) * outputs
     if kind == "MaxPooling2D":
         return (math.prod(_shape(layer, index, "pool")) - 1) * outputs
     raise FlopsError(f"layers[{index}].class: no FLOP count for {kind!r}")
@@ -93,13 +112,74 @@ def forward_flops(layers: list[dict]) -> int:
     return sum(layer_flops(layer, index) for index, layer in enumerate(layers))
 
 
+def uncountable(layer: dict) -> bool:
+    """A layer this count has no convention for (its class, or its activation)."""
+    kind = layer.get("class")
+    known = kind in NO_FLOPS or kind in COUNTED
+    return not known or (layer.get("activation") or "linear") not in ACTIVATION_FLOPS
+
+
+COUNTED = ("Conv2D", "DepthwiseConv2D", "Dense", "BatchNormalization", "Activation", "ReLU", "Add",
+           "Multiply", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D")
+
+
+def count_layers(layers: list[dict]) -> tuple[int, list[str]]:
+    """(forward FLOPs per image of the layers it can count, the classes it cannot, first-seen order).
+
+    A malformed description of a layer it can count still raises FlopsError.
+    """
+    counted, missing = 0, []
+    for index, layer in enumerate(layers):
+        if uncountable(layer):
+            kind = layer.get("class")
+            if kind in COUNTED:  # the class is known: its activation is not
+                kind = f"{kind}(activation={layer.get('activation')})"
+            if kind not in missing:
+                missing.append(str(kind))
+            continue
+        counted += layer_flops(layer, index)
+    return counted, missing
+
+
+def _first_uncountable(layers: list[dict]) -> str:
+    for index, layer in enumerate(layers):
+        if uncountable(layer):
+            try:
+                layer_flops(layer, index)
+            except FlopsError as error:
+                return str(error)
+    return "no layer could be counted"
+
+
+def recorded_flops(start: dict | None) -> dict | None:
+    """The start record's `flops` (the backend's own count) when it has a forward count."""
+    recorded = (start or {}).get("flops")
+    forward = recorded.get("forward") if isinstance(recorded, dict) else None
+    return recorded if isinstance(forward, (int, float)) and forward > 0 else None
+
+
 def model_flops(start: dict | None) -> dict | None:
-    """{"forward", "train_image", "eval_image"} FLOPs from a start record's `layers`, or None."""
-    layers = (start or {}).get("layers")
-    if not layers:
-        return None
-    forward = forward_flops(layers)
-    return {"forward": forward, "train_image": TRAIN_FACTOR * forward, "eval_image": forward}
+    """{"forward", "train_image", "eval_image", "method", "uncounted"} FLOPs of one image, or None.
+
+    The backend's own count when the start record has one (`flops`), else the count
+    from its `layers`, naming the layer classes it could not count; None when neither
+    is there (an older log: FLOPs unknown, not guessed). Raises FlopsError when no
+    layer could be counted, or one is malformed.
+    """
+    recorded = recorded_flops(start)
+    if recorded is not None:
+        forward, method = int(recorded["forward"]), recorded.get("method")
+        missing = recorded.get("uncounted") or []
+    else:
+        layers = (start or {}).get("layers")
+        if not layers:
+            return None
+        forward, missing = count_layers(layers)
+        method = LAYERS_METHOD
+        if forward == 0 and missing:
+            raise FlopsError(_first_uncountable(layers))
+    return {"forward": forward, "train_image": TRAIN_FACTOR * forward, "eval_image": forward,
+            "method": method, "uncounted": list(missing)}
 
 
 def datasheet_peak(gpu_names: list[str] | None, precision: str | None) -> float | None:
@@ -152,7 +232,8 @@ def efficiency(epochs: list[dict], start: dict | None, test_images: int | None,
               "achieved_train_flops_per_s": None, "achieved_epoch_flops_per_s": None,
               "achieved_flops_per_s": None, "peak_flops_per_s": peak, "utilisation": None,
               "epoch_utilisation": None,
-              "datasheet_peak_flops_per_s": sheet, "datasheet_utilisation": None, "flops_error": problem}
+              "datasheet_peak_flops_per_s": sheet, "datasheet_utilisation": None, "flops_error": problem,
+              "flops_method": None, "flops_uncounted": []}
     if counted is None:
         return result
     train, evaluate = counted["train_image"], counted["eval_image"]
@@ -164,6 +245,7 @@ def efficiency(epochs: list[dict], start: dict | None, test_images: int | None,
                          for e, images in steady if e.get("epoch_time_s")])
     achieved = trained if trained is not None else whole
     result.update({"flops_per_train_image": train, "flops_per_eval_image": evaluate,
+                   "flops_method": counted["method"], "flops_uncounted": counted["uncounted"],
                    "achieved_train_flops_per_s": trained, "achieved_epoch_flops_per_s": whole,
                    "achieved_flops_per_s": achieved,
                    "utilisation": achieved / peak if achieved is not None and peak else None,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 from plotly.colors import hex_to_rgb, unlabel_rgb
 
-from training.analysis import energy, groups, stats, tables
+from training.analysis import energy, groups, stats, tables, workload
 from training.analysis.display import MISSING, number, spread_cells
 from training.analysis.figures import LABELS, X_AXES, layout
 from training.analysis.series import PALETTE, RunSeries
@@ -154,9 +154,13 @@ def group_rows(groups_: list[GroupSeries], target: float, baseline: int = 0,
         rate, rate_range = spread_cells(summary["train_images_per_s"], ",.0f")
         whole, _ = spread_cells(summary["epoch_images_per_s"], ",.0f")
         ttt, ttt_range = _time(summary["time_to_target_s"], n, missing)
-        speed = (stats.rate_speedup(base, summary, basis, (groups_[baseline].label, group.label)) if base
+        if (summary.get("protocol") or {}).get("data") == workload.SYNTHETIC:  # random labels: no accuracy
+            ttt, ttt_range = workload.SYNTHETIC_NOTE, MISSING
+        different = base and workload.blocker(base.get("protocol") or {}, summary.get("protocol") or {})
+        speed = (stats.rate_speedup(base, summary, basis, (groups_[baseline].label, group.label))
+                 if base and not different
                  else {"median": None, "low": None, "high": None, "basis": basis, "ci_low": None,
-                       "verdict": MISSING})
+                       "verdict": different or MISSING})
         used_rate = "epoch images/s (eval incl.)" if speed.get("basis") == "epoch" else "training images/s"
         used = summary["energy"]
         price = (prices or {}).get(group.key) or (prices or {}).get(group.device)
@@ -170,7 +174,7 @@ def group_rows(groups_: list[GroupSeries], target: float, baseline: int = 0,
             "Images/s (epoch, eval incl., median)": whole,
             f"Time to {target:.2%} (median)": ttt, "Time to target (min–max)": ttt_range,
             "Not reached": f"{missing} of {n}",
-            "Speedup (median)": number(speed["median"], ".2f", "×"), "Speedup from": used_rate,
+            "Speedup (median)": different or number(speed["median"], ".2f", "×"), "Speedup from": used_rate,
             "Speedup (range)": MISSING if speed["low"] is None else
             f"{speed['low']:.2f}–{speed['high']:.2f}×",
             "Speedup 95% CI": tables.interval_cell(speed),

@@ -11,7 +11,7 @@ and a min-max band are taken over. A run outside any group is a cell alone.
 
 from __future__ import annotations
 
-from training.config import SWEEP_FIELDS
+from training.config import SWEEP_FIELDS, workload_of
 from training.store import Run, RunNotFound, RunStore
 
 GROUP_PREFIX = "g-"  # run ids start with a digit and reference runs with "ref-": no clash
@@ -22,8 +22,13 @@ def is_group_id(text: str) -> bool:
 
 
 def sweep_key(config: dict) -> tuple:
-    """The swept settings of a run's config dict: runs with the same key are one cell."""
-    return tuple(config.get(name) for name in SWEEP_FIELDS)
+    """The swept settings of a run's config dict: runs with the same key are one cell.
+
+    The workload (model, data) is keyed like the device; a config written before workloads
+    existed reads as the published CNN on MNIST, so old and new runs of it share a cell.
+    """
+    model, data = workload_of(config)
+    return tuple({"model": model, "data": data}.get(name, config.get(name)) for name in SWEEP_FIELDS)
 
 
 def by_group(runs: list[Run]) -> dict[str, list[Run]]:

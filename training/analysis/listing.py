@@ -7,7 +7,7 @@ them into the fields people read. Where the run trained comes from its launcher
 
 from __future__ import annotations
 
-from training.analysis import contention
+from training.analysis import contention, workload
 from training.store import Run, RunLog
 
 
@@ -28,6 +28,7 @@ def row(run: Run, where: str, run_log: RunLog | None = None, status: str | None 
     config = meta.get("config") or {}
     status = status or run.status()
     busy = contention.summary(run_log.epochs)
+    model, data = workload.of(meta, run_log.start)  # an older log: the published CNN on MNIST
     return {
         "id": run.id,
         "name": run.name,
@@ -37,13 +38,18 @@ def row(run: Run, where: str, run_log: RunLog | None = None, status: str | None 
         "device": meta.get("device"),
         "engine": meta.get("engine"),
         "backend": meta.get("backend"),
+        "model": model,
+        "data": data,
+        "workload": workload.label(meta, run_log.start),
         "precision": config.get("precision"),
         "batch_size": config.get("batch_size"),
         "lr": config.get("lr"),
         "train_samples": meta.get("train_samples"),
         "epochs": meta.get("epochs"),
         "epochs_done": run_log.epochs_done,
-        "best_val_accuracy": run_log.best_val_accuracy,
+        # Random labels: no accuracy to show (analysis/workload.py says so instead).
+        "best_val_accuracy": None if data == workload.SYNTHETIC else run_log.best_val_accuracy,
+        "accuracy_note": workload.accuracy_note(meta, run_log.start),
         "elapsed_s": run_log.elapsed_s,
         "created": meta.get("created"),
         "group": meta.get("group"),  # repeats and sweeps (training/analysis/groups.py)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from plotly.colors import qualitative
 
+from training.analysis import workload
 from training.store import Run, RunLog
 
 PALETTE = qualitative.Plotly + qualitative.D3 + qualitative.Set2
@@ -23,7 +24,7 @@ class RunSeries:
     """What the figures need of one run."""
 
     id: str
-    label: str  # legend text: name · device · engine/backend (· precision)
+    label: str  # legend text: name · device · engine/backend (· precision) (· model on data)
     color: str
     epochs: list[dict]
     reference: bool = False
@@ -51,6 +52,9 @@ def legend_label(meta: dict) -> str:
         parts.append(f"jit {config['jit']}")
     if (config.get("steps_per_execution") or 1) != 1:  # absent in logs written before it existed
         parts.append(f"{config['steps_per_execution']} steps/call")
+    named = workload.label(meta)  # the published CNN on MNIST is the reference; others say what they ran
+    if not workload.is_default(meta) and named not in parts[0]:
+        parts.append(named)
     return " · ".join(parts)
 
 

@@ -35,7 +35,7 @@ def comparison_rows(runs: list[RunSeries], baseline_id: str | None, target: floa
         speed = (comparison.speedup(base, m, base["protocol"], m["protocol"], basis=basis,
                                     names=(_short(runs, baseline_id), _short(runs, run.id)))
                  if base else None)
-        reached = ("not reached" if m["time_to_target_s"] is None
+        reached = (m["accuracy_note"] or "not reached" if m["time_to_target_s"] is None
                    else f"{m['time_to_target_s']:,.2f} s (epoch {m['time_to_target_epoch']})")
         best = m["best_val_accuracy"]
         rows.append({
@@ -44,7 +44,8 @@ def comparison_rows(runs: list[RunSeries], baseline_id: str | None, target: floa
             "Steady epoch": number(m["steady_epoch_s"], ",.2f", " s"),
             "Images/s (training)": number(m["train_images_per_s"], ",.0f"),
             "Images/s (epoch, eval incl.)": number(m["epoch_images_per_s"], ",.0f"),
-            "Speedup": number(speed and speed["images_per_s"], ".2f", "×"),
+            "Speedup": (speed or {}).get("images_per_s_note")  # different workloads: never divided
+            or number(speed and speed["images_per_s"], ".2f", "×"),
             "Speedup from": SPEEDUP_FROM[basis],
             f"Time to {target:.2%}": reached,
             "Speedup 95% CI": interval_cell(speed),
@@ -54,7 +55,8 @@ def comparison_rows(runs: list[RunSeries], baseline_id: str | None, target: floa
             "GFLOP/s": number(m["achieved_flops_per_s"] and m["achieved_flops_per_s"] / 1e9, ",.1f"),
             "Utilisation": utilisation_cell(m),
             "Total": number(m["total_s"], ",.2f", " s"),
-            "Best val acc": MISSING if best is None else f"{best:.4f} (epoch {m['best_epoch']})",
+            "Best val acc": m["accuracy_note"]
+            or (MISSING if best is None else f"{best:.4f} (epoch {m['best_epoch']})"),
             "Contention": m["contention"]["text"],
         })
     return rows

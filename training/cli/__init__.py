@@ -41,7 +41,7 @@ EXIT_OK, EXIT_FAILED = 0, 1
 
 COMMANDS = {"run": runs.cmd_run, "work": runs.cmd_work, "remote-work": runs.cmd_remote_work,
             "follow": runs.cmd_follow, "list": runs.cmd_list, "stop": runs.cmd_stop,
-            "delete": runs.cmd_delete,
+            "delete": runs.cmd_delete, "check-workload": runs.cmd_check_workload,
             "import": imports.cmd_import, "import-runs": imports.cmd_import_runs,
             "export": analysis.cmd_export, "compare": analysis.cmd_compare,
             "report": analysis.cmd_report, "sweep": groups.cmd_sweep,

@@ -13,7 +13,7 @@ import csv
 import json
 import sys
 
-from training.analysis import comparison, flops, groups, stats
+from training.analysis import comparison, flops, groups, stats, workload
 from training.analysis.display import number, spread_sentence
 from training.config import ConfigError
 from training.store import Run, RunStore
@@ -98,9 +98,18 @@ def utilisation_text(run: dict) -> str:
 def speedup_sentence(speed: dict, over: str = "B over A") -> str:
     ttt = (f"not comparable ({speed['time_to_target_note']})" if speed["time_to_target_note"]
            else number(speed["time_to_target"], ".2f", "x"))
+    if speed.get("images_per_s_note"):  # different workloads: never divided
+        return f"speedup of {over}: {speed['images_per_s_note']}; time to target {ttt}"
     return (f"speedup of {over}: {number(speed['images_per_s'], '.2f', 'x')} in "
             f"{comparison.RATE_LABELS[speed['basis']]}; time to target {ttt}\n"
             f"verdict: {speed['verdict']}")
+
+
+def best_text(run: dict) -> str:
+    """The best validation accuracy and its epoch, or why there is none (synthetic data)."""
+    if run.get("accuracy_note"):
+        return run["accuracy_note"]
+    return f"{number(run['best_val_accuracy'], '.4f')} (epoch {run['best_epoch']})"
 
 
 def cmd_compare(store: RunStore, args) -> int:
@@ -111,19 +120,18 @@ def cmd_compare(store: RunStore, args) -> int:
         _print_json(result)
         return 0
     for label, run in zip("AB", result["runs"]):
-        reached = ("not reached" if run["time_to_target_s"] is None else
+        reached = (run["accuracy_note"] or "not reached" if run["time_to_target_s"] is None else
                    f"{run['time_to_target_s']:.2f} s (epoch {run['time_to_target_epoch']})")
         rows = [("steady-state epoch", number(run['steady_epoch_s'], '.2f', ' s')),
                 ("images/s", f"{number(run['train_images_per_s'], ',.0f')} training, "
                              f"{number(run['epoch_images_per_s'], ',.0f')} per epoch second "
                              "(evaluation included)"),
                 (f"time to {args.target:.2%}", reached),
-                ("best val accuracy", f"{number(run['best_val_accuracy'], '.4f')} "
-                                      f"(epoch {run['best_epoch']})"),
+                ("best val accuracy", best_text(run)),
                 ("total", number(run['total_s'], '.2f', ' s')),
                 ("contention", run['contention']['text']),
                 *efficiency_rows(run)]
-        print(f"{label}: {run['name']} [{run['id']}]\n{aligned(rows)}")
+        print(f"{label}: {run['name']} [{run['id']}] {run['workload']}\n{aligned(rows)}")
     if result["protocol_note"]:
         print(result["protocol_note"])
     print(speedup_sentence(result["speedup"]))
@@ -156,11 +164,12 @@ def compare_groups(store: RunStore, ids: list[str], target: float) -> dict:
     for entry in entries[1:]:
         note = comparison.time_to_target_blocker(entries[0]["protocol"], entry["protocol"])
         ttt = None if note else stats.speedup(entries[0], entry, "time_to_target_s")
-        speedups.append({"a": entries[0]["runs"], "b": entry["runs"],
-                         "images_per_s": stats.rate_speedup(entries[0], entry, basis,
-                                                            ("A", _letter(len(speedups) + 1))),
-                         "time_to_target": ttt,
-                         "time_to_target_note": note})
+        different = workload.blocker(entries[0]["protocol"], entry["protocol"])  # never divided
+        rate = ({"median": None, "low": None, "high": None, "basis": basis, "ci_low": None,
+                 "ci_high": None, "verdict": different} if different
+                else stats.rate_speedup(entries[0], entry, basis, ("A", _letter(len(speedups) + 1))))
+        speedups.append({"a": entries[0]["runs"], "b": entry["runs"], "images_per_s": rate,
+                         "images_per_s_note": different, "time_to_target": ttt, "time_to_target_note": note})
     note = comparison.protocol_note([(_letter(i), e["protocol"]) for i, e in enumerate(entries)])
     return stats.public({"target": target, "groups": entries, "speedups": speedups, "protocol_note": note})
 
@@ -188,12 +197,14 @@ def cmd_compare_groups(store: RunStore, args) -> int:
     for index, entry in enumerate(result["groups"]):
         ttt = entry["time_to_target_s"]
         reached = "not reached by any run" if ttt["min"] is None else spread_sentence(ttt, ",.2f", " s")
+        reached += f"; {entry['not_reached']} of {entry['n']} did not reach it"
+        if (entry.get("protocol") or {}).get("data") == workload.SYNTHETIC:
+            reached = workload.SYNTHETIC_NOTE  # random labels: no accuracy to reach
         rows = [("steady-state epoch", spread_sentence(entry['steady_epoch_s'], ',.2f', ' s')),
                 ("training images/s", spread_sentence(entry['train_images_per_s'], ',.0f')),
                 ("epoch images/s", f"{spread_sentence(entry['epoch_images_per_s'], ',.0f')} "
                                    "(evaluation included)"),
-                (f"time to {args.target:.2%}", f"{reached}; {entry['not_reached']} of {entry['n']} "
-                                                "did not reach it"),
+                (f"time to {args.target:.2%}", reached),
                 ("cores kept busy", spread_sentence(entry['cores_busy'], '.2f')),
                 ("contention", entry['contention']['text']),
                 ("achieved", f"{spread_sentence(_giga(entry['achieved_flops_per_s']), ',.1f')} GFLOP/s"),
@@ -205,6 +216,10 @@ def cmd_compare_groups(store: RunStore, args) -> int:
         rate, ttt = speed["images_per_s"], speed["time_to_target"]
         ttt_text = (f"not comparable ({speed['time_to_target_note']})" if speed["time_to_target_note"]
                     else number(ttt["median"], ".2f", "x"))
+        if speed["images_per_s_note"]:
+            print(f"speedup of {_letter(index)} over A: {speed['images_per_s_note']}; "
+                  f"time to target {ttt_text}")
+            continue
         print(f"speedup of {_letter(index)} over A: "
               f"{number(rate['median'], '.2f', 'x')} in {comparison.RATE_LABELS[rate['basis']]} "
               f"(range {number(rate['low'], '.2f')}-{number(rate['high'], '.2f', 'x')}); "

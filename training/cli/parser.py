@@ -36,7 +36,7 @@ SWEEP_HELP = "comma list, e.g. 32,128,512"
 
 # Started by the launchers, never typed: a parser of their own, so that `--help`, the usage line
 # and an unknown command's error list only the commands people use.
-INTERNAL_COMMANDS = ("work", "remote-work", "follow")
+INTERNAL_COMMANDS = ("work", "remote-work", "follow", "check-workload")
 
 
 class Parser(argparse.ArgumentParser):
@@ -292,6 +292,13 @@ def build_internal_parser() -> Parser:
     remote.add_argument("run_id")
     remote.add_argument("--config", required=True, help="the RunConfig as JSON")
     add_common(remote)
+
+    checking = commands.add_parser("check-workload", help="check a model against its data (launch/workload.py)")
+    checking.add_argument("--config", required=True, help="the RunConfig as JSON")
+    checking.add_argument("--shape", default="", help="the data's image shape, e.g. 28,28,1")
+    checking.add_argument("--classes", type=int, default=0, help="the data's classes")
+    checking.add_argument("--search", action="append", help="a folder to import a model function from")
+    add_common(checking)
 
     follow = commands.add_parser("follow", help="copy a Ray job's records into its local run folder")
     follow.add_argument("run_id")

@@ -70,6 +70,28 @@ def cmd_remote_work(store: RunStore, args) -> int:
         shutil.rmtree(scratch, ignore_errors=True)  # the records went home through stdout
 
 
+def cmd_check_workload(store: RunStore, args) -> int:
+    """Build the run's model for its data in this short process (launch/workload.py asks); one JSON line.
+
+    Exit 0 with {"input_shape", "classes", "params"}, or 2 with {"field", "message"}.
+    """
+    from training.config import ConfigError
+    from training.worker.device import pin_device
+
+    config = dataclasses.replace(RunConfig.from_dict(json.loads(args.config)), device="cpu", threads=None)
+    pin_device(config)  # the backend before Keras; never a GPU for a check
+    shape = tuple(int(d) for d in args.shape.split(",") if d)
+    try:
+        from training.worker.workload import check  # imports Keras: this process exists for it
+
+        answer = check(config, shape, args.classes, args.search or [])
+    except ConfigError as error:
+        print(json.dumps({"field": error.field, "message": error.message}))
+        return 2
+    print(json.dumps(answer))
+    return 0
+
+
 def cmd_follow(store: RunStore, args) -> int:
     from training.launch.follower import follow
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
-from training.analysis import comparison
+from training.analysis import comparison, workload
 from training.analysis.display import number
 from training.launch import current_status, launcher_of, queued_note
 from training.store import (
@@ -184,6 +184,10 @@ def _eta(log: RunLog, epochs: int | None, progress: dict, pace_from: dict) -> st
 def summary(run: Run, log: RunLog, status: str) -> str:
     """The end of a run in one line: its status, steady epoch, best accuracy, time to target."""
     m = comparison.measure(log.epochs)
+    if note := workload.accuracy_note(run.meta, log.start):  # synthetic data: images/s only
+        return (f"{run.name} [{run.id}] {status}: {m['epochs_done']} epochs, steady epoch "
+                f"{number(m['steady_epoch_s'], ',.2f', ' s')}, {number(m['steady_samples_per_s'], ',.0f')} "
+                f"images/s; {note}")
     reached = ("not reached" if m["time_to_target_s"] is None
                else f"{m['time_to_target_s']:,.2f} s (epoch {m['time_to_target_epoch']})")
     return (f"{run.name} [{run.id}] {status}: {m['epochs_done']} epochs, steady epoch "

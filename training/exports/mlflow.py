@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
-from training.analysis import groups
+from training.analysis import groups, workload
 from training.store import ACTIVE_STATES, FAILED, FINISHED, LOST, STOPPED, Run, RunError, RunLog
 
 EXPERIMENT = "training"
@@ -117,6 +117,7 @@ def params_of(run: Run) -> dict[str, str]:
     settings = dict(meta.get("config") or {})
     if not settings:
         settings = {key: meta.get(key) for key in ("source", "format", "origin", "epochs", "train_samples")}
+    settings["model"], settings["data"] = workload.of(meta)  # an older log: the published CNN on MNIST
     return {key: _text(value, MAX_PARAM_CHARS) for key, value in settings.items()}
 
 
@@ -126,7 +127,8 @@ def tags_of(run: Run, run_log: RunLog, where: str, status: str) -> dict[str, str
     versions = start.get("versions") or {}
     tags = {RUN_TAG: run.id, "mlflow.runName": run.name, "device": meta.get("device"),
             "backend": meta.get("backend") or versions.get("backend"), "engine": meta.get("engine"),
-            "precision": config.get("precision"), "where": where, "source": run.source, "status": status}
+            "precision": config.get("precision"), "where": where, "source": run.source, "status": status,
+            "workload": workload.label(meta, start), "accuracy_note": workload.accuracy_note(meta, start)}
     for key in ("group", "group_kind", "group_name", "repeat", "group_size"):
         tags[GROUP_TAG if key == "group" else key] = meta.get(key)
     for section in ("hardware", "versions"):

@@ -16,6 +16,7 @@ the follower, so the dashboard works without it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shlex
@@ -27,8 +28,8 @@ import urllib.request
 from pathlib import Path
 
 from training import PROJECT_ROOT
-from training.config import RunConfig
-from training.launch import local
+from training.config import ConfigError, RunConfig, data_kind, model_kind
+from training.launch import local, workload
 from training.store import FAILED, Run, RunError, RunStore, process
 
 CONNECT_TIMEOUT_S = 5.0  # an unreachable address fails well inside 10 s
@@ -37,7 +38,56 @@ ACCELERATOR_PREFIX = "accelerator_type:"  # Ray's resource naming a node's GPU m
 NO_AGENT = "No available agent to submit job"  # a head whose job agent has not registered yet
 AGENT_WAIT_S = 60.0  # how long a launch waits for that agent before it gives up
 MNIST_CACHE = PROJECT_ROOT / "data" / "mnist.npz"
+MAX_CARRY_BYTES = 64 * 2**20  # a model file, data file or module a job carries; Ray uploads it per job
+CARRY_DIR = "workload"  # in the job's working dir: a model or data file travels here
 log = logging.getLogger(__name__)
+
+
+def _size(path: Path) -> int:
+    """Bytes of a file, or of every file under a folder (a package)."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def carried(config: RunConfig) -> tuple[dict[str, Path], RunConfig]:
+    """What the job takes with it (working-dir path -> local path), and the config as the node sees it.
+
+    A .keras file and an .npz file go under workload/, a function's module (or its whole
+    top-level package) into the working dir itself, which the node's worker searches first.
+    Each is capped at MAX_CARRY_BYTES, refused before the run folder exists, naming the option.
+    """
+    config = workload.resolve(config)
+    files, node = {}, {}
+    if model_kind(config.model) == "file":
+        files[f"{CARRY_DIR}/model-{Path(config.model).name}"] = Path(config.model)
+        node["model"] = f"{CARRY_DIR}/model-{Path(config.model).name}"
+    if model_kind(config.model) == "function":
+        top = config.model.split(":")[0].split(".")[0]
+        root = workload.module_root(top, workload.search_folders())
+        if root is not None:
+            source = Path(root, top) if Path(root, top).is_dir() else Path(root, f"{top}.py")
+            files[source.name] = source
+    if data_kind(config.data) == "file":
+        files[f"{CARRY_DIR}/data-{Path(config.data).name}"] = Path(config.data)
+        node["data"] = f"{CARRY_DIR}/data-{Path(config.data).name}"
+    for name, source in files.items():
+        if source.exists() and (size := _size(source)) > MAX_CARRY_BYTES:
+            option = "data" if name.startswith(f"{CARRY_DIR}/data-") else "model"
+            raise ConfigError(option, f"{source} is {size / 2**20:,.1f} MiB; a Ray job carries at most "
+                              f"{MAX_CARRY_BYTES / 2**20:.0f} MiB: put it on the nodes and run there, or use "
+                              "Slurm with a shared file system")
+    return files, dataclasses.replace(config, **node)
+
+
+def carry(stage: Path, files: dict[str, Path]) -> None:
+    for name, source in files.items():
+        target = stage / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(source, target)
 
 
 def normalise_address(address: str) -> str:
@@ -180,14 +230,16 @@ class RayLauncher:
         """Check, create the run folder, submit the job, start the follower; returns at once."""
         check_reachable(self.address)  # nothing is written if the cluster is not there
         check_request(self.address, config, self.gpu_model, nodes(self.address))
+        files, on_node = carried(config)  # a model file, data file or module over the cap: refused here
         client = _client(self.address)
         run = local.create_local(store, config, cluster={
             "address": self.address, "gpu_model": self.gpu_model, "cpus": self.cpus}, **extra)
         job_id = job_id_of(run)
         stage = stage_working_dir()
         try:
+            carry(stage, files)
             submit_when_ready(
-                client, entrypoint=entrypoint(run.id, config), submission_id=job_id,
+                client, entrypoint=entrypoint(run.id, on_node), submission_id=job_id,
                 runtime_env=runtime_env(stage, self.pip),
                 # --threads N: the run uses N cores, so it asks Ray for N (else --cluster-cpus)
                 entrypoint_num_cpus=config.threads or self.cpus,

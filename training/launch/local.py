@@ -15,7 +15,9 @@ import os
 import psutil
 
 from training import PROJECT_ROOT
+from training.analysis import workload as workloads
 from training.config import RunConfig, validate
+from training.launch import workload
 from training.store import (
     ACTIVE_STATES,
     END_STATES,
@@ -43,19 +45,29 @@ def create_local(store: RunStore, config: RunConfig, run_id: str | None = None,
     folder, by layout name (a Slurm run's batch script: launch/slurm.py).
     """
     validate(config)
+    config = workload.resolve(config)  # the worker runs in the project's folder, not the caller's
+    checked = workload.check(config)  # a model or data that cannot train: refused before the folder
     if problem := store.start_problem():
         raise RunError(f"cannot start a run: {problem}")
     meta = {**extra,
-        "name": config.name or f"{config.device.upper()} {config.engine} ({config.backend})",
+        "name": config.name or default_name(config),
         "source": "local",
         "device": config.device,
         "engine": config.engine,
         "backend": config.backend,
         "epochs": config.epochs,
-        "train_samples": config.train_samples,
+        "train_samples": config.train_samples or checked["train_samples"],
         "config": config.to_dict(),
+        "workload": checked,
     }
     return store.create(meta, QUEUED, files=files, run_id=run_id)
+
+
+def default_name(config: RunConfig) -> str:
+    """"CPU fit (tensorflow)", and what it trains unless that is the published CNN on MNIST."""
+    name = f"{config.device.upper()} {config.engine} ({config.backend})"
+    settings = {"config": config.to_dict()}
+    return name if workloads.is_default(settings) else f"{name} · {workloads.label(settings)}"
 
 
 def spawn_cli(run: Run, *args: str):

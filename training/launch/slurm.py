@@ -42,8 +42,8 @@ import time
 from pathlib import Path
 
 from training import PROJECT_ROOT
-from training.config import RunConfig, validate
-from training.launch import local
+from training.config import ConfigError, RunConfig, data_kind, model_kind, validate
+from training.launch import local, workload
 from training.store import (
     END_STATES,
     FAILED,
@@ -225,6 +225,28 @@ def shared_problem(root: Path, partition: str, extra_args: list[str]) -> str | N
                 "the cluster's shared file system (--runs-dir or TRAINING_RUNS_DIR)")
     return (f"could not check that the nodes of Slurm partition {partition} see the runs folder {root} "
             f"({here}): srun said: {message(result)}")
+
+
+def workload_shared(config: RunConfig, search: list[str], partition: str, extra_args: list[str]) -> None:
+    """A model file, data file or function's folder must be where the nodes see it, as the runs folder.
+
+    The job reads them in place (nothing is copied), so each folder is checked like the
+    runs folder (`shared_problem`); ConfigError names the option.
+    """
+    folders = {}
+    if model_kind(config.model) == "file":
+        folders[str(Path(config.model).parent)] = "model"
+    folders.update({folder: "model" for folder in search})
+    if data_kind(config.data) == "file":
+        folders[str(Path(config.data).parent)] = "data"
+    for folder, option in folders.items():
+        try:
+            problem = shared_problem(Path(folder), partition, extra_args)
+        except OSError as error:  # the marker cannot be written there: nor can it be checked
+            problem = f"could not check that the nodes see {folder}: {error}"
+        if problem:
+            raise ConfigError(option, problem.replace("the runs folder", "the folder").replace(
+                "Put the runs folder on", "Put it on"))
 
 
 def probe_args(extra_args: list[str]) -> list[str]:
@@ -418,6 +440,7 @@ class SlurmLauncher:
         validate(config)
         if problem := store.start_problem():
             raise RunError(f"cannot start a run: {problem}")
+        checked = workload.check(workload.resolve(config))  # a bad model or data: before asking Slurm
         partition = pick_partition(self.partition, partitions())
         check_request(config, partition, self.gpu_model)
         name = partition["name"] if partition else self.partition
@@ -434,6 +457,7 @@ class SlurmLauncher:
         store.root.mkdir(parents=True, exist_ok=True)
         if problem := shared_problem(store.root, name, extra_args):
             raise RunError(problem)
+        workload_shared(workload.resolve(config), checked["search"], name, extra_args)
         run = local.create_local(
             store, dataclasses.replace(config, concurrent=True), run_id=run_id,
             files={layout.BATCH_SCRIPT_FILE: script.encode()},

@@ -16,9 +16,19 @@ import itertools
 import statistics
 
 from training.analysis import comparison
+from training.analysis import workload as workloads
 from training.analysis.groups import GROUP_PREFIX, sweep_key
-from training.config import MAX_NAME_LENGTH, SWEEP_FIELDS, ConfigError, RunConfig, check_repeats, make_config
-from training.launch import Launcher, launcher_for
+from training.config import (
+    MAX_NAME_LENGTH,
+    MNIST_TRAIN_SIZE,
+    SWEEP_FIELDS,
+    ConfigError,
+    RunConfig,
+    check_repeats,
+    fitted_to_model,
+    make_config,
+)
+from training.launch import Launcher, launcher_for, workload
 from training.store import Run, RunError, RunStore, new_run_id
 
 # The time estimate's guess when no past run has the same settings (docs/benchmarks.md):
@@ -33,7 +43,8 @@ def new_group_id() -> str:
 
 def _sweep_name(base: RunConfig, config: RunConfig, varied: list[str]) -> str:
     """A name that tells a sweep's configurations apart: the user's name plus what varies."""
-    short = {"device": lambda v: v.upper(), "backend": str, "batch_size": lambda v: f"batch {v}",
+    short = {"model": workloads.short, "data": workloads.short,
+             "device": lambda v: v.upper(), "backend": str, "batch_size": lambda v: f"batch {v}",
              "precision": str, "threads": lambda v: f"{v or 'all'} threads"}
     parts = [short[name](getattr(config, name)) for name in varied]
     return " · ".join([base.name, *parts] if base.name else parts)[:MAX_NAME_LENGTH]
@@ -57,7 +68,8 @@ def plan(base: RunConfig, values: dict[str, list] | None = None,
     varied = [name for name in SWEEP_FIELDS if len(values.get(name, [])) > 1]
     combos = []
     for combo in itertools.product(*(values.get(name, [getattr(base, name)]) for name in SWEEP_FIELDS)):
-        config = make_config(**{**base.to_dict(), **dict(zip(SWEEP_FIELDS, combo))})
+        settings = {**base.to_dict(), **dict(zip(SWEEP_FIELDS, combo))}
+        config = make_config(**(fitted_to_model(settings) if len(values.get("model", [])) > 1 else settings))
         if varied:
             config = dataclasses.replace(config, name=_sweep_name(base, config, varied))
         combos.append(config)
@@ -86,6 +98,8 @@ def queue(store: RunStore, planned: list[tuple[int, RunConfig]], kind: str,
         raise RunError(f"nothing queued: {problem}")
     if problem := store.start_problem():
         raise RunError(f"nothing queued: {problem}")
+    for config in dict.fromkeys(configs):  # every workload before any folder (cached: one check each)
+        workload.check(workload.resolve(config))
     group = new_group_id()
     runs = [launcher.launch(store, config, group=group, group_kind=kind, group_name=name, repeat=repeat,
                             group_size=len(planned))
@@ -116,7 +130,7 @@ def estimate(store: RunStore, configs: list[RunConfig]) -> tuple[float, str]:
         if past:
             from_past += 1
         per_image = statistics.median(past) if past else 1.0 / ROUGH_SAMPLES_PER_S[config.device]
-        total += STARTUP_S + config.epochs * config.train_samples * per_image
+        total += STARTUP_S + config.epochs * (config.train_samples or MNIST_TRAIN_SIZE) * per_image
     basis = (f"{from_past} of {len(configs)} runs from past runs with the same settings"
              if from_past else "no past runs with these settings")
     if from_past < len(configs):

@@ -9,6 +9,7 @@ epoch records, so their runs compare like for like.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
@@ -18,7 +19,6 @@ import time
 from training.config import PROFILE_EPOCH, PROFILE_FIRST_BATCH, RunConfig
 from training.store.logwriter import LogWriter
 from training.store.queue import StopRequested
-from training.worker import mnist
 
 PROGRESS_INTERVAL_S = 1.0  # one progress record about every second
 STOP_ACK = b"stop requested: the run stops after its current batch; signal again to kill it now\n"
@@ -88,13 +88,14 @@ class EpochClock:
     """
 
     def __init__(self, writer: LogWriter, config: RunConfig, stop: StopFlag,
-                 tensorboard=None, profiler=None, contention=None):
+                 tensorboard=None, profiler=None, samples: int | None = None, contention=None):
         self.writer = writer
         self.contention = contention  # sampler.ContentionMeter.lap: who else used the machine, per epoch
         self.config = config
         self.stop = stop
         self.tensorboard = tensorboard
-        self.batches = config.batches_per_epoch
+        self.samples = samples or config.train_samples  # training images per epoch (an .npz file's own)
+        self.batches = math.ceil(self.samples / config.batch_size)
         self.later: list[tuple[str, str]] = []  # warnings from other threads, written from this one
         self.t0 = self.epoch_t0 = self.eval_t0 = self.epoch_cpu0 = 0.0
         self.train_s = self.eval_s = 0.0
@@ -138,7 +139,7 @@ class EpochClock:
         metrics = {k: float(v) for k, v in read_metrics().items()}
         ours = time.perf_counter()
         seconds = now - self.epoch_t0
-        samples = min(batches_done * self.config.batch_size, self.config.train_samples)
+        samples = min(batches_done * self.config.batch_size, self.samples)
         record = {"type": "progress", "epoch": epoch, "batch": batches_done,
                   "batches": self.batches, "epoch_s": round(seconds, 4),
                   "samples_per_s": round(samples / seconds, 2) if seconds > 0 else None,
@@ -209,8 +210,8 @@ class EpochClock:
         record.update({
             "train_s": round(self.train_s, 6), "eval_s": round(self.eval_s, 6),
             "epoch_time_s": round(self.train_s + self.eval_s, 6),
-            "samples": self.config.train_samples,
-            "samples_per_s": round(self.config.train_samples / self.train_s, 2),
+            "samples": self.samples,
+            "samples_per_s": round(self.samples / self.train_s, 2),
             "elapsed_s": round(now - self.t0, 6),
             # CPU seconds the whole process used this epoch: cpu_s / epoch_time_s = cores kept busy.
             "cpu_s": round(time.process_time() - self.epoch_cpu0, 4),
@@ -280,16 +281,6 @@ def make_tensorboard_writer(logdir: str):
 
 
 # -- engines -----------------------------------------------------------------
-def prepare_data(config: RunConfig):
-    """MNIST as float32 in [0, 1], shape (N, 28, 28, 1), with one-hot labels."""
-    import numpy as np
-    data = mnist.load(config.limit_train, config.limit_test)
-    eye = np.eye(10, dtype="float32")
-    x_train = (data.x_train.astype("float32") / 255.0)[..., None]
-    x_test = (data.x_test.astype("float32") / 255.0)[..., None]
-    return x_train, eye[data.y_train], x_test, eye[data.y_test]
-
-
 # --jit on|off|auto as a jit_compile flag; None ("auto") leaves the choice to Keras / TensorFlow.
 JIT_FLAGS = {"on": True, "off": False, "auto": None}
 

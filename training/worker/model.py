@@ -57,6 +57,16 @@ def count_params(model: keras.Model) -> dict[str, int]:
     return {"total": trainable + non_trainable, "trainable": trainable, "non_trainable": non_trainable}
 
 
+def _tensors(value) -> list:
+    """A layer's input or output as a list: a merge layer (Add, Concatenate) has several."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _shape(tensor) -> list[int | None]:
+    """Per image: the batch axis dropped; None where the model leaves a side open."""
+    return [None if d is None else int(d) for d in tensor.shape[1:]]
+
+
 def describe_layers(model: keras.Model) -> list[dict]:
     """Each layer's class and shapes (per image, batch axis dropped), for the start record.
 
@@ -65,8 +75,11 @@ def describe_layers(model: keras.Model) -> list[dict]:
     """
     described = []
     for layer in model.layers:
-        entry = {"class": type(layer).__name__, "input": [int(d) for d in layer.input.shape[1:]],
-                 "output": [int(d) for d in layer.output.shape[1:]]}
+        outputs = _tensors(layer.output)
+        inputs = _tensors(layer.input) or outputs  # an InputLayer has no input of its own
+        entry = {"class": type(layer).__name__, "input": _shape(inputs[0]), "output": _shape(outputs[0])}
+        if len(inputs) > 1:  # Add, Concatenate, Multiply: every input's shape
+            entry["inputs"] = [_shape(tensor) for tensor in inputs]
         if hasattr(layer, "kernel_size"):
             entry["kernel"] = [int(k) for k in layer.kernel_size]
         if hasattr(layer, "pool_size"):

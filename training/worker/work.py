@@ -5,7 +5,8 @@
   2. wait for its turn in the run queue (unless the run is concurrent);
   3. pin the device and pick the Keras backend *before* importing Keras;
   4. find the device's peak FLOP/s (cached per machine, else measured: worker/peak.py);
-  5. load MNIST, build the published CNN, train with `fit` or a custom loop;
+  5. load the data and build the model (worker/workload.py: the published CNN on MNIST by default),
+     train with `fit` or a custom loop;
   6. append start / progress / epoch / end records to metrics.jsonl;
   7. with --profile-steps, leave the backend's trace in the run's profile/ folder.
 
@@ -19,7 +20,7 @@ import sys
 import time
 import traceback
 
-from training.config import RunConfig
+from training.config import SYNTHETIC, RunConfig, data_kind, model_kind
 from training.store import END_STATES, FAILED, FINISHED, RUNNING, STOPPED, STOPPING, Run, process, queue
 from training.store.logwriter import DISK_ERRNOS, LogWriteError, LogWriter, describe_write_error
 from training.store.queue import StopRequested
@@ -30,7 +31,6 @@ from training.worker.engines import (
     EpochClock,
     StopFlag,
     make_tensorboard_writer,
-    prepare_data,
     train_fit,
     train_loop,
 )
@@ -48,12 +48,16 @@ def train(config: RunConfig, run: Run, writer: LogWriter, stop: StopFlag, echo: 
 
     import keras
 
-    from training.worker.model import build_model, count_params, describe_layers, make_optimizer
+    from training.worker import data as datasets
+    from training.worker.flopcount import count_flops
+    from training.worker.model import count_params, describe_layers, make_optimizer
+    from training.worker.workload import io_of, materialise
 
     keras.utils.set_random_seed(config.seed)
     keras.mixed_precision.set_dtype_policy(config.precision)
-    data = prepare_data(config)
-    model = build_model()
+    model, images = materialise(config, (run.meta.get("workload") or {}).get("search", []))
+    input_shape, classes = io_of(model)
+    data = datasets.one_hot(images, classes)
     if config.engine == "fit":
         model.compile(optimizer=make_optimizer(config.lr, config.momentum),
                       loss="categorical_crossentropy", metrics=["accuracy"],
@@ -67,8 +71,10 @@ def train(config: RunConfig, run: Run, writer: LogWriter, stop: StopFlag, echo: 
         "versions": versions(config, backend_version),
         "params": count_params(model),
         "layers": describe_layers(model), "peak": peak,
+        "flops": count_flops(model, images.shape, config.backend),  # the backend's own count, per image
         "train_samples": len(data[0]), "test_samples": len(data[2]),
-        "batches_per_epoch": config.batches_per_epoch,
+        "batches_per_epoch": -(-len(data[0]) // config.batch_size),
+        "workload": workload_record(config, input_shape, classes, images.shape),
         "jit_compile": model.jit_compile if config.engine == "fit" else JIT_FLAGS[config.jit],
         # What Keras itself took (the loop engine runs one step per call).
         "steps_per_execution": model.steps_per_execution if config.engine == "fit" else 1,
@@ -80,7 +86,8 @@ def train(config: RunConfig, run: Run, writer: LogWriter, stop: StopFlag, echo: 
         profiler = TraceProfiler(config.backend, config.device, run.profile_dir, run.torch_trace_path)
     from training.worker.sampler import ContentionMeter, SystemSampler
     meter = ContentionMeter()  # from here: each epoch record says who else used the machine
-    clock = EpochClock(writer, config, stop, tensorboard, profiler, contention=meter.lap)
+    clock = EpochClock(writer, config, stop, tensorboard, profiler, samples=len(data[0]),
+                       contention=meter.lap)
     engine = train_fit if config.engine == "fit" else train_loop
     try:
         if config.system_metrics:
@@ -94,6 +101,14 @@ def train(config: RunConfig, run: Run, writer: LogWriter, stop: StopFlag, echo: 
         if profiler is not None and profiler.running:  # stopped or failed mid-profile: keep what it has
             with contextlib.suppress(Exception):
                 profiler.stop()
+
+
+def workload_record(config: RunConfig, input_shape: list, classes: int, data_shape: tuple) -> dict:
+    """The start record's `workload` (docs/log-format.md): what trained on what."""
+    return {"model": config.model, "data": config.data, "model_kind": model_kind(config.model),
+            "data_kind": data_kind(config.data), "input_shape": input_shape, "classes": classes,
+            "data_shape": list(data_shape), "image_size": config.image_size,
+            "keep_weights": config.keep_weights, "synthetic": data_kind(config.data) == SYNTHETIC}
 
 
 def _turn(run: Run, config: RunConfig, stop: StopFlag):
