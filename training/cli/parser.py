@@ -293,7 +293,7 @@ def build_internal_parser() -> Parser:
     remote.add_argument("--config", required=True, help="the RunConfig as JSON")
     add_common(remote)
 
-    checking = commands.add_parser("check-workload", help="check a model against its data (launch/workload.py)")
+    checking = commands.add_parser("check-workload", help="check a model against its data")
     checking.add_argument("--config", required=True, help="the RunConfig as JSON")
     checking.add_argument("--shape", default="", help="the data's image shape, e.g. 28,28,1")
     checking.add_argument("--classes", type=int, default=0, help="the data's classes")
