@@ -54,6 +54,34 @@ def comparison_rows(runs: list[RunSeries], baseline_id: str | None, target: floa
 
 
 SPEEDUP_FROM = {"training": "training images/s", "epoch": "epoch images/s (eval incl.)"}
+RATE_COLUMNS = {"training": "Images/s (training)", "epoch": "Images/s (epoch, eval incl.)"}
+# What answers "which is faster, and how soon does it get there": the table's default columns.
+# Names, not positions, so columns added to `comparison_rows` (a CI, contention) join by name.
+ANSWER_COLUMNS = ("Run", "Epochs", "Steady epoch", "{rate}", "Speedup", "Speedup 95% CI", "Time to {target}",
+                  "Best val acc")
+
+
+def default_columns(rows: list[dict], target: float) -> list[str]:
+    """The few columns shown by default, in order; the rate column is the one speedups use.
+
+    "Speedup from" is never among them: the basis is one sentence above the table.
+    """
+    if not rows:
+        return []
+    basis = next((b for b, text in SPEEDUP_FROM.items() if rows[0].get("Speedup from") == text), "training")
+    wanted = [c.format(rate=RATE_COLUMNS[basis], target=f"{target:.2%}") for c in ANSWER_COLUMNS]
+    return [column for column in wanted if column in rows[0]]
+
+
+def other_columns(rows: list[dict], target: float) -> list[str]:
+    """Every column not shown by default, in the table's order, for the column chooser."""
+    shown = set(default_columns(rows, target)) | {"Speedup from"}
+    return [column for column in (rows[0] if rows else {}) if column not in shown]
+
+
+def select_columns(rows: list[dict], columns: list[str]) -> list[dict]:
+    """The rows with only `columns`, in that order."""
+    return [{column: row[column] for column in columns if column in row} for row in rows]
 
 
 def time_to_target_cell(speed: dict | None) -> str:

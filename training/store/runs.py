@@ -141,7 +141,14 @@ class Run:
 
     @property
     def name(self) -> str:
-        return self.meta.get("name") or self.id
+        """The name it was given; a local run given none: "CPU · tensorflow · b128 · 5k images"."""
+        meta = self.meta
+        config = meta.get("config") or {}
+        # launch/local.py stores "CPU fit (tensorflow)" for a run given no name; it tells no two apart.
+        stored = f"{str(meta.get('device')).upper()} {meta.get('engine')} ({meta.get('backend')})"
+        if meta.get("source", "local") == "local" and config and meta.get("name") in (None, "", stored):
+            return default_name(meta, config)
+        return meta.get("name") or self.id
 
     @property
     def source(self) -> str:
@@ -335,6 +342,17 @@ class RunStore:
         doomed = self.root / f"{debris.DELETED_PREFIX}{run_id}-{secrets.token_hex(3)}"
         os.rename(run.folder, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
+
+
+def default_name(meta: dict, config: dict) -> str:
+    """Device, backend, batch size and images per epoch: what tells two unnamed runs apart."""
+    parts = [str(meta.get("device") or "?").upper(), str(meta.get("backend") or "?")]
+    if config.get("batch_size"):
+        parts.append(f"b{config['batch_size']}")
+    images = meta.get("train_samples")
+    if images:
+        parts.append(f"{images // 1000}k images" if images % 1000 == 0 else f"{images:,} images")
+    return " · ".join(parts)
 
 
 def check_run_id(run_id) -> None:
