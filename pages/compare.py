@@ -176,29 +176,28 @@ def choose_charts(options: dict[str, str]) -> tuple[str, ...]:
 
 
 # -- drawing -----------------------------------------------------------------------------------------
-def draw_verdict(where, series, c: Controls) -> None:
-    """Big numbers first: each run's speedup over the baseline and its time to target; one sentence each."""
-    items = verdict.verdict_items(series, c.baseline, c.target)
+def draw_verdict(where, items: list[dict], c: Controls) -> None:
+    """Big numbers first: per run (or cell), its speedup over the baseline and its time to target."""
     with where:
-        for row in range(0, len(items), 4):
-            for column, item in zip(st.columns(4), items[row:row + 4]):
-                with column.container(border=True):
-                    st.markdown(f"**{item['label']}**")
-                    speed, ttt = st.columns(2)
-                    speed.metric("Baseline" if item["baseline"] else "Speedup",
-                                 "1×" if item["baseline"] else verdict.speedup_text(item["speedup"]),
-                                 help=verdict.interval_text(item["interval"]) or None)
-                    ttt.metric(f"Time to {c.target:.2%}",
-                               "not reached" if item["time_to_target_s"] is None
-                               else number(item["time_to_target_s"], ",.0f", " s"))
-        st.markdown("  \n".join(item["sentence"] for item in items))
+        for item in items:
+            with st.container(border=True):
+                words, speed, ttt = st.columns([5, 1.4, 1.8], vertical_alignment="center")
+                words.markdown(f"**{item['label']}**  \nIt {item['claim']}")
+                speed.metric("Baseline" if item["baseline"] else "Speedup",
+                             "1×" if item["baseline"] else verdict.speedup_text(item["speedup"]),
+                             help=verdict.interval_text(item["interval"]) or (
+                                 f"range {item['range'][0]:,.2f}–{item['range'][1]:,.2f}×"
+                                 if item.get("range") else None))
+                ttt.metric(f"Time to {c.target:.2%}", "not reached" if item["time_to_target_s"] is None
+                           else number(item["time_to_target_s"], ",.0f", " s"))
         st.caption(verdict.basis_sentence(items))
 
 
 def draw_grid(figures: list[tuple[str, object]], prefix: str) -> None:
-    """Charts two to a row; a figure with nothing to draw is said in words, not drawn empty."""
-    for row in range(0, len(figures), 2):
-        for column, (key, figure) in zip(st.columns(2), figures[row:row + 2]):
+    """Charts two to a row (one alone takes the width); an empty one is said in words, not drawn."""
+    per_row = 1 if len(figures) == 1 else 2
+    for row in range(0, len(figures), per_row):
+        for column, (key, figure) in zip(st.columns(per_row), figures[row:row + per_row]):
             if isinstance(figure, str):
                 column.info(figure)
             elif has_points(figure):
@@ -252,20 +251,24 @@ def draw_charts(series, c: Controls, build, prefix: str) -> None:
                   "system")
 
 
-def draw_table(series, c: Controls) -> None:
+def draw_table(rows: list[dict], c: Controls, key: str) -> None:
     """The few columns that answer the question; the others one click away; the basis said once."""
-    rows = tables.comparison_rows(series, c.baseline, c.target)
-    shown = tables.default_columns(rows, c.target)
-    more = st.multiselect("More columns", tables.other_columns(rows, c.target), key="more_columns",
-                          placeholder="Images/s per epoch, time-to-target speedup, GFLOP/s, utilisation…")
-    st.dataframe(tables.select_columns(rows, [*shown, *more]), hide_index=True, key="comparison")
+    shown = tables.default_columns(rows, c.target, c.grouped)
+    more = st.multiselect("More columns", tables.other_columns(rows, c.target, c.grouped),
+                          key=f"more_{key}", placeholder="Pick columns to add: the other rate, "
+                          "time-to-target speedup, GFLOP/s, utilisation, total…")
+    st.caption(tables.basis_caption(rows))
+    st.dataframe(tables.select_columns(rows, [*shown, *more]), hide_index=True, key=key,
+                 column_config={column: st.column_config.Column(tables.SHORT_HEADERS[column][0],
+                                                                help=tables.SHORT_HEADERS[column][1])
+                                for column in shown if column in tables.SHORT_HEADERS})
 
 
 def draw_runs(picked: list[Run], series, c: Controls, verdict_box) -> None:
     """The verdict (into the box at the top), the chosen charts, the table, the downloads."""
-    draw_verdict(verdict_box, series, c)
+    draw_verdict(verdict_box, verdict.verdict_items(series, c.baseline, c.target), c)
     draw_charts(series, c, lambda key: run_figure(key, series, c), "chart")
-    draw_table(series, c)
+    draw_table(tables.comparison_rows(series, c.baseline, c.target), c, "comparison")
     downloads(picked, series, c)
 
 
@@ -273,7 +276,7 @@ def draw_groups(picked: list[Run], series, c: Controls, verdict_box) -> None:
     """Each cell of repeats as its median in a min–max band; the table shows median and spread."""
     cells = grouping.group_series(series)
     base = next((i for i, cell in enumerate(cells) if any(run.id == c.baseline for run in cell.runs)), 0)
-    draw_verdict(verdict_box, series, c)
+    draw_verdict(verdict_box, verdict.group_items(cells, base, c.target), c)
     draw_charts(series, c, lambda key: group_figure(key, cells, c), "band")
     prices = dict(c.prices)
     with st.expander("Price per hour of one group (instead of its device's)"):
@@ -281,7 +284,7 @@ def draw_groups(picked: list[Run], series, c: Controls, verdict_box) -> None:
             if price := column.number_input(cell.label, min_value=0.0, value=0.0, step=0.1,
                                             key=f"price_{cell.key}", help="0 = use the device's price"):
                 prices[cell.key] = price
-    st.dataframe(grouping.group_rows(cells, c.target, base, prices), hide_index=True, key="group_summary")
+    draw_table(grouping.group_rows(cells, c.target, base, prices), c, "group_summary")
     downloads(picked, series, c)
 
 

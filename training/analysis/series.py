@@ -34,6 +34,7 @@ class RunSeries:
     note: str | None = None  # why the run's log could not be read, if it could not
     meta: dict = field(default_factory=dict)  # config.json: device, settings, group (groups, scaling)
     start: dict | None = None  # the log's start record: hardware and versions (the report)
+    name: str = ""  # `Run.name`: the label's first part, for sentences that name the run
 
 
 def color_of(key: str) -> str:
@@ -99,5 +100,6 @@ def load_series(runs: list[Run], log_of: Callable[[Run], RunLog] | None = None) 
         log = log_of(run)
         result.append(RunSeries(id=run.id, label=legend_label(run.meta, run.name), color=colors[run.id],
                                 epochs=log.epochs, reference=run.source == "reference", system=log.system,
-                                note=log.format_error, meta=run.meta, start=log.start))
+                                note=log.format_error, meta=run.meta, start=log.start,
+                                name=run.name))
     return result

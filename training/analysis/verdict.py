@@ -38,7 +38,7 @@ def verdict_items(runs: list[RunSeries], baseline_id: str | None, target: float,
     Each item: id, label, baseline (bool), speedup (B's rate over the baseline's, >1 =
     faster; None without two steady states), interval ((low, high) or None), basis
     ("training" or "epoch"), time_to_target_s / _epoch (None when not reached),
-    epochs_done, and `sentence`, the item in words.
+    epochs_done, `claim` (the item in words, after the run's name) and `sentence` (name + claim).
     """
     measures = {run.id: comparison.describe(run.epochs, run.meta, run.start, target) for run in runs}
     if baseline_id not in measures:
@@ -57,29 +57,28 @@ def verdict_items(runs: list[RunSeries], baseline_id: str | None, target: float,
             "id": run.id, "label": run.label, "baseline": is_base, "speedup": speed, "interval": span,
             "basis": basis, "time_to_target_s": m["time_to_target_s"],
             "time_to_target_epoch": m["time_to_target_epoch"], "epochs_done": m["epochs_done"],
-            "sentence": _sentence(run.label, is_base, speed, span, base_run.label if base_run else "",
-                                  m, target)})
+            "claim": _claim(is_base, speed, span, base_run.name or base_run.label if base_run else "",
+                            m, target)})
+        items[-1]["sentence"] = f"{run.label} {items[-1]['claim']}"
     return items
 
 
-def _sentence(label: str, is_base: bool, speed: float | None, span, base_label: str, m: dict,
-              target: float) -> str:
+def _claim(is_base: bool, speed: float | None, span, base_label: str, m: dict, target: float) -> str:
     if m["time_to_target_s"] is not None:
         reached = (f"reached {target:.2%} in {m['time_to_target_s']:,.1f} s "
                    f"(epoch {m['time_to_target_epoch']})")
     else:
         reached = f"did not reach {target:.2%} in {m['epochs_done']} epoch{'s' * (m['epochs_done'] != 1)}"
     if is_base:
-        return f"{label} is the baseline; it {reached}."
+        return f"is the baseline; it {reached}."
     if speed is None:
-        return (f"{label}: no speedup yet (it needs two finished epochs: epoch 1 is warm-up); "
-                f"it {reached}.")
+        return f"has no speedup yet (it needs two finished epochs: epoch 1 is warm-up); it {reached}."
     within = f" ({interval_text(span)})" if span else ""
     if speed >= 1:
         how = f"{speedup_text(speed)} faster than {base_label}{within}"
     else:
         how = f"{speedup_text(1 / speed)} slower than {base_label} (speedup {speedup_text(speed)}{within})"
-    return f"{label} is {how}; it {reached}."
+    return f"is {how}; it {reached}."
 
 
 def basis_sentence(items: list[dict]) -> str:
@@ -87,3 +86,38 @@ def basis_sentence(items: list[dict]) -> str:
     basis = items[0]["basis"] if items else "training"
     return (f"Speedup: a run's steady-state {BASIS_WORDS[basis]} over the baseline's (epoch 1 left out; "
             "more than 1× is faster).")
+
+
+def group_items(cells: list, baseline: int, target: float) -> list[dict]:
+    """One item per cell of repeats (`grouping.group_series`), the baseline cell first.
+
+    As `verdict_items`, with the speedup the ratio of the cells' median images/s and, as
+    `range`, its extremes (B's slowest over A's fastest to B's fastest over A's slowest:
+    `stats.rate_speedup`); time to target is the cell's median (None when most runs missed it).
+    """
+    from training.analysis import grouping, stats  # grouping draws figures; only the group view needs it
+
+    found = grouping.summaries(cells, target)
+    if not found:
+        return []
+    baseline = baseline if 0 <= baseline < len(found) else 0
+    basis = stats.rate_basis(found)
+    base_name = cells[baseline].label
+    items = []
+    for index in sorted(range(len(cells)), key=lambda i: i != baseline):
+        cell, summary = cells[index], found[index]
+        is_base = index == baseline
+        speed = stats.rate_speedup(found[baseline], summary, basis)
+        span = None if is_base or speed["low"] is None else (speed["low"], speed["high"])
+        reached = stats.public(summary["time_to_target_s"]["median"])
+        m = {"time_to_target_s": reached, "time_to_target_epoch": None,
+             "epochs_done": max((len(run.epochs) for run in cell.runs), default=0)}
+        claim = _claim(is_base, speed["median"], None, base_name, m, target).replace(" (epoch None)", "")
+        if span:
+            claim = claim.replace("; it ", f" (range {span[0]:,.2f}–{span[1]:,.2f}× over the repeats); "
+                                  "its median run ", 1)
+        items.append({"id": cell.key, "label": cell.label, "baseline": is_base, "speedup": speed["median"],
+                      "interval": None, "range": span, "basis": basis, "n": summary["n"],
+                      "time_to_target_s": reached, "time_to_target_epoch": None,
+                      "epochs_done": m["epochs_done"], "claim": claim, "sentence": f"{cell.label} {claim}"})
+    return items
