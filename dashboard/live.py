@@ -25,9 +25,9 @@ REFRESH_S = state.REFRESH_S  # poll period while a shown run is active: an epoch
 IDLE_POLL_S = 2.0  # poll period otherwise: a run started elsewhere shows within ~2 s
 
 
-def signature(store: RunStore, runs: list[Run]) -> tuple:
+def signature(store: RunStore, runs: list[Run], statuses: dict[str, str] | None = None) -> tuple:
     """What a redraw depends on: every run id, and each shown run's status and epochs so far."""
-    statuses = state.statuses(store, runs)
+    statuses = statuses or state.statuses(store, runs)
     return (tuple(store.ids()),
             tuple((run.id, statuses[run.id], state.follower(run).epochs_done) for run in runs))
 
@@ -43,8 +43,9 @@ def remember(key: str, store: RunStore, runs: list[Run]) -> None:
 
 
 def watch(key: str, store: RunStore, runs: list[Run], every: float,
-          tick: Callable[[list[Run]], None] | None = None) -> None:
-    """The page's one polling fragment: `tick` draws what may change every second (progress lines).
+          tick: Callable[[list[Run], dict[str, str]], None] | None = None) -> None:
+    """The page's one polling fragment: `tick(runs, statuses)` draws what may change every second
+    (progress bars and lines), and nothing else is redrawn between changes.
 
     Reruns the whole page (`st.rerun`) only when `signature` differs from what
     `remember` noted. Call it last on the page, after `remember`.
@@ -56,12 +57,13 @@ def _watcher(key: str, store: RunStore, runs: list[Run], tick, run_every: float)
     @st.fragment(run_every=run_every)
     def poll() -> None:
         try:
-            now = signature(store, runs)
+            statuses = state.statuses(store, runs)
+            now = signature(store, runs, statuses)
         except OSError:  # a shown run deleted meanwhile: the whole page works it out again
             now = None
         if now is None or now != st.session_state.get(f"_live_{key}"):
             st.rerun()
         if tick:
-            tick(runs)
+            tick(runs, statuses)
 
     poll()

@@ -358,7 +358,7 @@ statuses = state.statuses(store, list(all_runs.values()))  # once per rerun
 picked = pick_runs(all_runs, statuses)
 live.remember("compare", store, picked)  # what this rerun draws; the watcher reruns when it changes
 live.watch("compare", store, picked, live.period(statuses, picked),
-           tick=lambda shown: live_progress([r for r in shown if r.status() in ACTIVE_STATES]))
+           tick=lambda shown, now: live_progress([r for r in shown if now[r.id] in ACTIVE_STATES]))
 if picked:
     series = state.series(picked)
     for unreadable in (s for s in series if s.note):

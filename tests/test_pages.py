@@ -184,9 +184,11 @@ def test_batch_larger_than_subset_is_refused(store):
 
 def test_train_page_lists_recently_ended_runs(store):
     at = no_exceptions(page("pages/train.py").run())
-    lines = [m.value for m in at.markdown if "best val accuracy" in m.value]
+    lines = [m.value for m in at.markdown if m.value.startswith("**") and "`" in m.value]
     assert len(lines) == 2 and "**broken**" in lines[0] and "`failed`" in lines[0]
-    assert "**tiny cpu**" in lines[1] and "2/2 epochs" in lines[1]
+    # Ended before its first epoch: the true reason, not "0/1 epochs · best val accuracy — · —".
+    assert "failed before its first epoch ended" in lines[0] and "—" not in lines[0]
+    assert "**tiny cpu**" in lines[1] and "2/2 epochs" in lines[1] and "best val accuracy" in lines[1]
 
 
 def test_stop_button_on_the_train_page_stops_a_running_run(store, mnist_cached):

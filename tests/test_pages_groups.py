@@ -156,4 +156,8 @@ def test_scaling_page_plots_a_sweep_and_marks_the_crossover(sweep_store):
     assert "crossover ≈" in specs[1] or "crossover \\u2248" in specs[1]
     at.radio(key="scaling_source").set_value("Picked runs").run()
     no_exceptions(at)
-    assert any("None of these runs" in i.value for i in at.info)
+    assert [i.value for i in at.info] == [  # nothing picked: say so, not "no steady state"
+        "Pick runs trained here (above) to plot their samples/s against batch size."]
+    one_epoch = make_run(sweep_store, "g-other", "cpu", 64, [3.0])
+    at.multiselect(key="scaling_runs").set_value([one_epoch.id]).run()
+    assert any("has a steady state yet: it needs two finished epochs" in i.value for i in at.info)
