@@ -103,6 +103,14 @@ def installed_backends() -> dict[str, bool]:
     return {backend: importlib.util.find_spec(backend) is not None for backend in BACKENDS}
 
 
+COMPARE_ADD = "_compare_add"  # run ids the Compare page adds to its picks on its next rerun
+
+
+def add_to_compare(run_ids: list[str]) -> None:
+    """Ask the Compare page to add these runs to its picks (an import made on the Runs page)."""
+    st.session_state[COMPARE_ADD] = [*st.session_state.get(COMPARE_ADD, []), *run_ids]
+
+
 def default_picks(metas: dict[str, dict], with_references: bool,
                   failed: frozenset[str] = frozenset()) -> list[str]:
     """The latest local CPU run, the latest local GPU run (failed ones skipped), and the references."""

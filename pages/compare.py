@@ -33,7 +33,7 @@ from training.store import ACTIVE_STATES, FAILED, Run
 PICKS = "_compare_picks"  # the runs compared; the multiselect's own state is dropped off this page
 USER_PICKED = "_compare_user_picked"  # True once the user changed the picks: defaults stop following
 KNOWN = "_compare_known"  # run ids the user has seen offered, so only newer ones get an "add" notice
-ADD = "_compare_add"  # runs another page asks to add (an import on the Runs page)
+ADD = state.COMPARE_ADD  # runs another page asks to add (an import on the Runs page)
 
 # Chart choices, in the order offered; the first is drawn by default. Each draws only when chosen.
 RUN_CHARTS = {"val_acc_time": "Accuracy · wall clock", "val_acc_epoch": "Accuracy · epoch",
