@@ -3,7 +3,9 @@
 A page that shows running runs draws its figures and tables once, notes a
 *signature* of what it drew (the run ids in the store, and each shown run's
 status and epoch count), and leaves behind one small fragment that polls every
-`REFRESH_S` (`IDLE_POLL_S` while nothing shown is active). The poll reads only
+`REFRESH_S`, active runs or not (a run started elsewhere must show within 3 s
+even on a loaded machine, and an idle poll costs a directory listing and a few
+stat calls). The poll reads only
 the bytes appended to the shown runs' logs (the per-session followers) and the
 runs folder's listing; it reruns the whole page only when the signature
 changed: a new epoch record, a status change, a new or deleted run. So an epoch
@@ -19,10 +21,9 @@ from collections.abc import Callable
 import streamlit as st
 
 from dashboard import state
-from training.store import ACTIVE_STATES, Run, RunStore
+from training.store import Run, RunStore
 
-REFRESH_S = state.REFRESH_S  # poll period while a shown run is active: an epoch shows within ~1 s
-IDLE_POLL_S = 2.0  # poll period otherwise: a run started elsewhere shows within ~2 s
+REFRESH_S = state.REFRESH_S  # poll period: an epoch or a new run shows within about a second
 
 
 def signature(store: RunStore, runs: list[Run], statuses: dict[str, str] | None = None) -> tuple:
@@ -32,17 +33,12 @@ def signature(store: RunStore, runs: list[Run], statuses: dict[str, str] | None 
             tuple((run.id, statuses[run.id], state.follower(run).epochs_done) for run in runs))
 
 
-def period(statuses: dict[str, str], runs: list[Run]) -> float:
-    """How often the watcher polls: fast while a shown run is queued or running."""
-    return REFRESH_S if any(statuses.get(run.id) in ACTIVE_STATES for run in runs) else IDLE_POLL_S
-
-
 def remember(key: str, store: RunStore, runs: list[Run]) -> None:
     """Note what the page just drew; the watcher compares against it."""
     st.session_state[f"_live_{key}"] = signature(store, runs)
 
 
-def watch(key: str, store: RunStore, runs: list[Run], every: float,
+def watch(key: str, store: RunStore, runs: list[Run], every: float = REFRESH_S,
           tick: Callable[[list[Run], dict[str, str]], None] | None = None) -> None:
     """The page's one polling fragment: `tick(runs, statuses)` draws what may change every second
     (progress bars and lines), and nothing else is redrawn between changes.

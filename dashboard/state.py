@@ -18,8 +18,7 @@ from training.config import BACKENDS
 from training.store import Run, RunError, RunLog, RunStore, default_runs_dir
 from training.system import doctor, gpucheck
 
-REFRESH_S = 1.0  # live parts poll this often while a shown run is active
-NEW_RUNS_POLL_S = 3.0  # how often an idle Compare page looks for runs made elsewhere
+REFRESH_S = 1.0  # live pages poll this often (dashboard/live.py): cheap, and redraw only on change
 
 
 @st.cache_resource(show_spinner=False)

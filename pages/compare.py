@@ -352,12 +352,12 @@ def live_progress(active: list[Run]) -> None:
 # -- the page ----------------------------------------------------------------------------------------
 store = state.get_store()
 st.title("Compare runs")
-verdict_box = st.container()
+verdict_box = st.container(key="verdict")  # the answer first
 all_runs = {run.id: run for run in store.runs()}
 statuses = state.statuses(store, list(all_runs.values()))  # once per rerun
 picked = pick_runs(all_runs, statuses)
 live.remember("compare", store, picked)  # what this rerun draws; the watcher reruns when it changes
-live.watch("compare", store, picked, live.period(statuses, picked),
+live.watch("compare", store, picked,
            tick=lambda shown, now: live_progress([r for r in shown if now[r.id] in ACTIVE_STATES]))
 if picked:
     series = state.series(picked)

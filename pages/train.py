@@ -53,6 +53,6 @@ if not active:
 # The cards' progress bars tick every second in a small fragment; the page itself reruns only
 # when a run starts, ends or finishes an epoch (dashboard/live.py: watching costs the run nothing).
 live.remember("train", store, active)
-live.watch("train", store, active, live.period(statuses, active),
+live.watch("train", store, active,
            tick=lambda shown, now: [widgets.run_card(run, now[run.id]) for run in shown])
 widgets.recent_runs(runs, statuses)

@@ -102,11 +102,14 @@ def accuracy_range(runs: list[RunSeries], metric: str, target: float | None = No
     return [low - pad, min(high + pad, 1.0 + pad)]
 
 
-def _line(run: RunSeries, xs: list, ys: list, mode: str = "lines+markers") -> go.Scatter:
+def _line(run: RunSeries, xs: list, ys: list, mode: str = "lines+markers",
+          epochs: list | None = None) -> go.Scatter:
+    """One run's trace; `epochs` (each point's epoch number) goes to hover and `customdata`."""
     return go.Scatter(
         x=xs, y=ys, name=run.label, mode=mode, legendgroup=run.id,
         line={"color": run.color, "dash": "dash" if run.reference else "solid", "width": 2},
-        marker={"color": run.color, "size": 5}, meta=run.id)
+        marker={"color": run.color, "size": 5}, meta=run.id, customdata=epochs,
+        hovertemplate=None if epochs is None else "epoch %{customdata}: %{y}<br>x = %{x}")
 
 
 def make_metric_figure(runs: list[RunSeries], metric: str, x: str = "epoch",
@@ -119,9 +122,10 @@ def make_metric_figure(runs: list[RunSeries], metric: str, x: str = "epoch",
     """
     figure = go.Figure()
     for run in runs:
-        points = [(e.get(x), e.get(metric)) for e in run.epochs
+        points = [(e.get(x), e.get(metric), e.get("epoch")) for e in run.epochs
                   if e.get(x) is not None and e.get(metric) is not None]
-        figure.add_trace(_line(run, [p[0] for p in points], [p[1] for p in points]))
+        figure.add_trace(_line(run, [p[0] for p in points], [p[1] for p in points],
+                               epochs=[p[2] for p in points]))
     title = f"{LABELS.get(metric, metric)} by {X_AXES[x].split()[0].lower()}"
     if x == "elapsed_s":
         title = f"{LABELS.get(metric, metric)} against wall-clock time"
