@@ -12,6 +12,7 @@ from training import launch
 from training.analysis import tables
 from training.analysis.figures import SYSTEM_LABELS, system_peaks
 from training.config import ConfigError
+from training.imports.annotate import annotate
 from training.imports.parsers import ImportFormatError
 from training.imports.runs import MAX_SAMPLES, import_upload
 from training.store import ACTIVE_STATES, FAILED, LOST, Run, RunError, RunStore
@@ -37,6 +38,8 @@ def run_detail(run: Run, status: str) -> None:
         peaks = system_peaks(log.system)
         st.markdown("**Peaks:** " + " · ".join(f"{SYSTEM_LABELS[k]}: {v:,.1f}" for k, v in peaks.items()))
     profile_panel(run, log.epochs)
+    if run.source == "imported":
+        annotate_form(run)
     for warning in log.warnings:
         source = warning.get("source")
         when = "When imported" if source == "import" else f"During training ({source})"
@@ -63,6 +66,37 @@ def run_detail(run: Run, status: str) -> None:
             return
         state.forget(run)
         st.toast(f"Deleted {run.name} ({run.id}).")
+        st.rerun()
+
+
+def annotate_form(run: Run) -> None:
+    """What the imported log did not say: images per epoch (for images/s, speedups) and the device."""
+    if notice := st.session_state.pop("_annotate_notice", None):
+        st.success(notice)
+    meta = run.meta
+    known = meta.get("train_samples") or 0
+    with st.expander("Images per epoch and device" + ("" if known else
+                                                      ": not in this log, so images/s and speedups are —"),
+                     expanded=not known):
+        samples_col, device_col, save_col = st.columns([2, 1, 1], vertical_alignment="bottom")
+        samples = samples_col.number_input("Training images per epoch", min_value=0, max_value=MAX_SAMPLES,
+                                           value=int(known), step=1000, key=f"annotate_samples_{run.id}",
+                                           help="0 = unknown. The published runs trained 60,000.")
+        devices = ["cpu", "gpu"]
+        device = device_col.selectbox("Device", devices, key=f"annotate_device_{run.id}",
+                                      index=devices.index(meta.get("device")) if meta.get("device") in devices
+                                      else 0)
+        read_only = run.store.read_only_reason()
+        if not save_col.button("Save", key=f"annotate_{run.id}", disabled=bool(read_only), help=read_only):
+            return
+        try:
+            changed = annotate(run, samples=int(samples) or None, device=device)
+        except (ConfigError, RunError, OSError) as error:
+            st.error(f"Not saved: {error}")
+            return
+        state.forget(run)  # the log was rewritten: read it again from the start
+        said = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in changed.items())
+        st.session_state["_annotate_notice"] = f"Saved for {run.name}: {said}."
         st.rerun()
 
 
@@ -122,7 +156,9 @@ def import_form(store: RunStore) -> None:
         st.error(f"Nothing imported: {error}")
         return
     runs = [store.open(i) for i in made]
-    st.success(f"Imported {len(made)} run(s): " + ", ".join(f"{run.name} ({run.id})" for run in runs))
+    state.add_to_compare(made)
+    st.success(f"Imported {len(made)} run(s): " + ", ".join(f"{run.name} ({run.id})" for run in runs)
+               + ". They are added to the runs on the Compare page.")
     for run in runs:
         for warning in run.log().warnings:
             st.warning(f"{run.name}: {warning.get('message')}")

@@ -18,8 +18,7 @@ from training.config import BACKENDS
 from training.store import Run, RunError, RunLog, RunStore, default_runs_dir
 from training.system import doctor, gpucheck
 
-REFRESH_S = 1.0  # live parts poll this often while a shown run is active
-NEW_RUNS_POLL_S = 3.0  # how often an idle Compare page looks for runs made elsewhere
+REFRESH_S = 1.0  # live pages poll this often (dashboard/live.py): cheap, and redraw only on change
 
 
 @st.cache_resource(show_spinner=False)
@@ -103,6 +102,14 @@ def doctor_report() -> str:
 def installed_backends() -> dict[str, bool]:
     """Which Keras backends can be imported; each backend's module has its own name."""
     return {backend: importlib.util.find_spec(backend) is not None for backend in BACKENDS}
+
+
+COMPARE_ADD = "_compare_add"  # run ids the Compare page adds to its picks on its next rerun
+
+
+def add_to_compare(run_ids: list[str]) -> None:
+    """Ask the Compare page to add these runs to its picks (an import made on the Runs page)."""
+    st.session_state[COMPARE_ADD] = [*st.session_state.get(COMPARE_ADD, []), *run_ids]
 
 
 def default_picks(metas: dict[str, dict], with_references: bool,

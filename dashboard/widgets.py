@@ -35,28 +35,24 @@ STATUS_TEXT = {STOPPING: "stopping…"}
 def settings_form() -> tuple[RunConfig | None, ConfigError | None]:
     """Render the run settings; returns (config, None) or (None, the first error)."""
     inline: dict[str, st.delta_generator.DeltaGenerator] = {}
-    left, middle, right = st.columns(3)
+    left, middle, right = st.columns(3)  # three settings each, so no column leaves a gap under it
     with left:
         epochs = st.number_input("Epochs", value=DEFAULTS.epochs, step=1, key="epochs")
         inline["epochs"] = st.empty()
         batch_size = st.number_input("Batch size", value=DEFAULTS.batch_size, step=1, key="batch_size")
         inline["batch_size"] = st.empty()
-    with middle:
         lr = st.number_input("Learning rate", value=DEFAULTS.lr, step=0.01, format="%.4f", key="lr")
         inline["lr"] = st.empty()
+    with middle:
+        installed = state.installed_backends()
+        backend = st.selectbox("Backend", [b for b, ok in installed.items() if ok], key="backend")
+        inline["backend"] = st.empty()
         engine = st.selectbox("Engine", ENGINES, key="engine",
                               help="fit: Keras model.fit (the published Keras run). loop: a "
                                    "tf.GradientTape loop in tf.function (the published TensorFlow run).")
         inline["engine"] = st.empty()
-    with right:
-        installed = state.installed_backends()
-        backend = st.selectbox("Backend", [b for b, ok in installed.items() if ok], key="backend")
-        missing = [b for b, ok in installed.items() if not ok]
-        if missing:
-            st.caption(f"Not installed: {', '.join(missing)}. Add with "
-                       "`pip install -r requirements-backends.txt`.")
-        inline["backend"] = st.empty()
         precision = st.selectbox("Precision", PRECISIONS, key="precision")
+    with right:
         jit = st.selectbox("XLA / jit compile", JIT_MODES, key="jit")
         steps_per_execution = st.number_input(
             "Steps per call", value=DEFAULTS.steps_per_execution, min_value=1, step=1,
@@ -66,6 +62,10 @@ def settings_form() -> tuple[RunConfig | None, ConfigError | None]:
         threads = st.number_input("CPU threads (0 = all cores)", value=0, min_value=0, step=1, key="threads",
                                   help="Pin the backend's thread pools, so CPU timings compare like for like")
         inline["threads"] = st.empty()
+    missing = [b for b, ok in installed.items() if not ok]
+    if missing:
+        st.caption(f"Backends not installed: {', '.join(missing)}. Add with "
+                   "`pip install -r requirements-backends.txt`.")
     subset_left, subset_mid, subset_right = st.columns(3)
     use_subset = subset_left.toggle("Quick look on a subset", key="use_subset",
                                     help="Train on the first N images instead of all 60,000.")
@@ -177,9 +177,22 @@ def recent_runs(runs: list[Run], statuses: dict[str, str], limit: int = 3) -> No
     st.caption("Recently ended (compare them on the Compare page):")
     for run in ended:
         row = listing.row(run, launch.describe(run), state.follower(run), statuses[run.id])
-        st.markdown(f"- **{row['name']}** · {(row['device'] or '?').upper()} · `{row['status']}` · "
-                    f"{row['epochs_done']}/{row['epochs']} epochs · best val accuracy "
-                    f"{number(row['best_val_accuracy'], '.4f')} · {number(row['elapsed_s'], ',.1f', ' s')}")
+        st.markdown(ended_line(row))
+
+
+def ended_line(row: dict) -> str:
+    """One ended run in a line: only what it has (a run stopped before epoch 1 has no accuracy)."""
+    parts = [f"**{row['name']}**", (row["device"] or "?").upper(), f"`{row['status']}`",
+             f"{row['epochs_done']}/{row['epochs']} epochs"]
+    if row["epochs_done"] == 0:
+        parts[-1] = {"stopped": "stopped before its first epoch ended",
+                     "failed": "failed before its first epoch ended (the Runs page says why)"}.get(
+                         row["status"], "no epoch finished")
+    if row["best_val_accuracy"] is not None:
+        parts.append(f"best val accuracy {row['best_val_accuracy']:.4f}")
+    if row["elapsed_s"] is not None:
+        parts.append(number(row["elapsed_s"], ",.1f", " s"))
+    return " · ".join(parts)
 
 
 def gpu_tools() -> None:

@@ -1,133 +1,329 @@
-"""Compare: convergence, wall-clock race, throughput and the comparison table, live."""
+"""Compare: the verdict first, one convergence chart, a table that fits; the rest one click away. Live.
+
+Reading order: `pick_runs` (what is compared: the default picks follow new runs until
+the user picks), `read_controls` (every setting, into one `Controls`), then `draw_runs`
+or `draw_groups` with the series and the controls, and last the watcher
+(`dashboard/live.py`), which reruns the page only when a picked run's data changed.
+"""
+
+from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field, replace
 
 import streamlit as st
 
-from dashboard import state
+from dashboard import live, state
 from training import launch
-from training.analysis import grouping, groups, report, tables, timesplit
+from training.analysis import grouping, groups, report, tables, timesplit, verdict
 from training.analysis.comparison import DEFAULT_TARGET
+from training.analysis.display import number
 from training.analysis.figures import (
+    has_points,
     make_epoch_time_figure,
     make_metric_figure,
     make_system_figure,
     make_throughput_figure,
     system_keys,
+    wants_log_time,
 )
 from training.exports import mlflow
-from training.store import ACTIVE_STATES, FAILED
+from training.store import ACTIVE_STATES, FAILED, Run
 
-store = state.get_store()
-st.title("Compare runs")
-runs = {run.id: run for run in store.runs()}
-statuses = state.statuses(store, list(runs.values()))  # once per rerun
-metas = {run_id: run.meta for run_id, run in runs.items()}
+PICKS = "_compare_picks"  # the runs compared; the multiselect's own state is dropped off this page
+USER_PICKED = "_compare_user_picked"  # True once the user changed the picks: defaults stop following
+KNOWN = "_compare_known"  # run ids the user has seen offered, so only newer ones get an "add" notice
+ADD = state.COMPARE_ADD  # runs another page asks to add (an import on the Runs page)
 
-
-@st.fragment(run_every=state.NEW_RUNS_POLL_S)
-def watch_for_new_runs() -> None:
-    """Runs made elsewhere (the CLI, another dashboard) join the list without a reload."""
-    if set(store.ids()) != set(runs):
-        st.rerun()
-
-
-watch_for_new_runs()
-show_refs = st.toggle("Show the published 2018 reference runs", value=True, key="show_refs")
-choices = [i for i, m in metas.items() if show_refs or m.get("source") != "reference"]
-failed = frozenset(i for i, status in statuses.items() if status == FAILED)
-# The widget's identity is its key, so new choices keep the user's picks.
-picked = st.multiselect("Runs", choices, default=state.default_picks(metas, show_refs, failed),
-                        key="compare_runs", format_func=lambda i: f"{metas[i].get('name')} · {i}")
-group_members = groups.member_ids(list(runs.values()))
-picked_groups = st.multiselect(
-    "Groups (repeats and sweeps: adds all their runs)", sorted(group_members, reverse=True),
-    key="compare_groups", format_func=lambda g: f"{metas[group_members[g][0]].get('group_name') or g} · "
-    f"{metas[group_members[g][0]].get('group_kind')} of {len(group_members[g])} · {g}")
-picked = list(dict.fromkeys([*picked, *(i for g in picked_groups for i in group_members.get(g, []))]))
-picked = [runs[i] for i in picked if i in choices or i in runs and metas[i].get("group")]
-if not picked:
-    st.info("Pick at least one run. Start one on the Train page, or import a log on the Runs page.")
-    st.stop()
-
-target_col, base_col, log_col, time_col = st.columns([1, 2, 1, 1])
-target = target_col.number_input("Target validation accuracy", min_value=0.5, max_value=1.0,
-                                 value=DEFAULT_TARGET, step=0.001, format="%.3f", key="target")
-baseline = base_col.selectbox("Speedup baseline", [run.id for run in picked], key="baseline",
-                              format_func=lambda i: runs[i].name)
-log_loss = log_col.toggle("Log-scale loss", value=True, key="log_loss")
-log_time = time_col.toggle("Log-scale time", value=False, key="log_time",
-                           help="Puts a 100 s GPU run and a 3,000 s CPU run on one readable axis.")
-group_col, cpu_price_col, gpu_price_col = st.columns([2, 1, 1])
-grouped = group_col.toggle("Group repeats", value=False, key="group_repeats",
-                           help="Each group's runs of one configuration as a median line in its min–max "
-                                "band; click a legend entry to show a single run.")
-prices = {"cpu": cpu_price_col.number_input("CPU price per hour", min_value=0.0, value=0.0, step=0.1,
-                                            key="price_cpu", help="0 = no price: cost is not shown") or None,
-          "gpu": gpu_price_col.number_input("GPU price per hour", min_value=0.0, value=0.0, step=0.1,
-                                            key="price_gpu", help="0 = no price: cost is not shown") or None}
+# Chart choices, in the order offered; the first is drawn by default. Each draws only when chosen.
+RUN_CHARTS = {"val_acc_time": "Accuracy · wall clock", "val_acc_epoch": "Accuracy · epoch",
+              "val_loss_time": "Val loss · wall clock", "val_loss_epoch": "Val loss · epoch",
+              "loss_epoch": "Training loss", "acc_epoch": "Training accuracy",
+              "epoch_time": "Seconds per epoch", "throughput": "Samples/s",
+              "time_split": "Where the time goes", "system": "System metrics"}
+GROUP_CHARTS = {"val_acc_time": "Accuracy · wall clock", "val_acc_epoch": "Accuracy · epoch",
+                "val_loss_epoch": "Val loss · epoch", "epoch_time": "Seconds per epoch",
+                "throughput": "Samples/s", "time_split": "Where the time goes"}
+DEFAULT_CHART = "val_acc_time"
 
 
-was_active = any(statuses[run.id] in ACTIVE_STATES for run in picked)
+@dataclass(frozen=True)
+class Controls:
+    """Every setting the drawing functions read; built once per rerun by `read_controls`."""
+
+    target: float = DEFAULT_TARGET
+    baseline: str | None = None
+    grouped: bool = False
+    charts: tuple[str, ...] = (DEFAULT_CHART,)
+    log_loss: bool = True
+    log_time: bool = False
+    whole_accuracy: bool = False
+    prices: dict = field(default_factory=dict)
 
 
-@st.fragment(run_every=state.REFRESH_S if was_active else None)
-def live_comparison() -> None:
-    if was_active and not any(s in ACTIVE_STATES for s in state.statuses(store, picked).values()):
-        st.rerun()  # the last shown run ended: a full rerun turns this polling off
-    series = state.series(picked)
-    for unreadable in (s for s in series if s.note):
-        st.warning(f"{unreadable.label}: {unreadable.note}.")
-    if note := tables.protocol_caption(series, baseline):  # one line: what differs, what it means
-        st.warning(note)
-    if grouped:
-        grouped_view(series)
+# -- what is compared ------------------------------------------------------------------------------
+def _user_picked() -> None:
+    st.session_state[PICKS] = list(st.session_state["compare_runs"])
+    st.session_state[USER_PICKED] = True
+
+
+def _add(run_ids: list[str]) -> None:
+    st.session_state[PICKS] = list(dict.fromkeys([*st.session_state.get(PICKS, []), *run_ids]))
+    st.session_state[USER_PICKED] = True
+    st.session_state[KNOWN] = sorted({*st.session_state.get(KNOWN, []), *run_ids})
+
+
+def _dismiss(run_ids: list[str]) -> None:
+    st.session_state[KNOWN] = sorted({*st.session_state.get(KNOWN, []), *run_ids})
+
+
+def current_picks(choices: list[str], defaults: list[str], all_ids: set[str]) -> list[str]:
+    """The picked run ids: the defaults, recomputed every rerun, until the user picks; then theirs.
+
+    A run another page asked to add (an import) joins the picks, which then stay the user's.
+    """
+    session = st.session_state
+    if pending := session.pop(ADD, None):
+        base = session.get(PICKS, []) if session.get(USER_PICKED) else defaults
+        session[PICKS], session[USER_PICKED] = list(dict.fromkeys([*base, *pending])), True
+    if not session.get(USER_PICKED):
+        session[PICKS] = defaults
+        session[KNOWN] = sorted(all_ids)  # following the defaults: nothing to offer
+    return [i for i in session[PICKS] if i in choices]
+
+
+def new_run_notice(runs: dict[str, Run], picks: list[str]) -> None:
+    """Runs made since the user picked: one click adds them (the picks are otherwise left alone)."""
+    known = set(st.session_state.get(KNOWN, []))
+    new = [i for i in runs if i not in known and i not in picks and runs[i].source != "reference"]
+    if not new:
         return
-    st.dataframe(tables.comparison_rows(series, baseline, target), hide_index=True, key="comparison")
-    time_split(series)
-    charts = [
-        ("val_acc_epoch", make_metric_figure(series, "val_accuracy", target=target)),
-        ("val_acc_time", make_metric_figure(series, "val_accuracy", x="elapsed_s", log_x=log_time,
-                                            target=target)),
-        ("val_loss_epoch", make_metric_figure(series, "val_loss", log_y=log_loss)),
-        ("val_loss_time", make_metric_figure(series, "val_loss", x="elapsed_s", log_y=log_loss,
-                                             log_x=log_time)),
-        ("loss_epoch", make_metric_figure(series, "loss", log_y=log_loss)),
-        ("acc_epoch", make_metric_figure(series, "accuracy")),
-        ("epoch_time", make_epoch_time_figure(series)),
-        ("throughput", make_throughput_figure(series)),
-    ]
-    for row in range(0, len(charts), 2):
-        for column, (key, figure) in zip(st.columns(2), charts[row:row + 2]):
-            column.plotly_chart(figure, key=f"chart_{key}")
-    if keys := system_keys(series):
-        with st.expander("System metrics (sampled about once a second)", expanded=False):
-            for column, key in zip(st.columns(2) * len(keys), keys):
-                column.plotly_chart(make_system_figure(series, key), key=f"system_{key}")
-    st.download_button("Download the compared epochs as CSV", key="download_csv", mime="text/csv",
-                       data=tables.epochs_frame(series).to_csv(index=False), file_name="comparison.csv")
-    report_button(series)
+    with st.container(border=True):
+        text, add, dismiss = st.columns([6, 1, 1], vertical_alignment="center")
+        names = ", ".join(f"**{runs[i].name}**" for i in new[-3:]) + (f" and {len(new) - 3} more"
+                                                                      if len(new) > 3 else "")
+        text.markdown(f"New since you picked: {names}.")
+        add.button("Add", key="add_new_runs", on_click=_add, args=(new,), type="primary",
+                   help="Add to the compared runs")
+        dismiss.button("Dismiss", key="dismiss_new_runs", on_click=_dismiss, args=(new,))
 
 
-def report_button(series) -> None:
-    """One offline HTML file (plotly.js inside), built only when clicked; and MLflow, when set up."""
-    st.download_button("Download report", key="download_report", mime="text/html", file_name="report.html",
-                       data=lambda: report.build_report(series, target, prices),
-                       help="Summary with spread, interactive charts, each run's hardware and settings, "
-                            "and the definitions: one file that works offline.")
-    mlflow_button()
+def pick_runs(runs: dict[str, Run], statuses: dict[str, str]) -> list[Run]:
+    """The runs multiselect, the groups, the references toggle and the new-run notice."""
+    metas = {run_id: run.meta for run_id, run in runs.items()}
+    runs_col, refs_col = st.columns([5, 1], vertical_alignment="bottom")
+    show_refs = refs_col.toggle("Published runs", value=True, key="show_refs",
+                                help="Offer the published 2018 reference runs")
+    choices = [i for i, m in metas.items() if show_refs or m.get("source") != "reference"]
+    failed = frozenset(i for i, status in statuses.items() if status == FAILED)
+    picks = current_picks(choices, state.default_picks(metas, show_refs, failed), set(runs))
+    st.session_state["compare_runs"] = picks  # before the widget: its state is ours to set
+    runs_col.multiselect("Runs", choices, key="compare_runs", on_change=_user_picked,
+                         format_func=lambda i: f"{runs[i].name} · {i}",
+                         help="Until you change this, it follows the latest CPU run, the latest GPU "
+                              "run and the published runs, so a run started anywhere joins by itself.")
+    new_run_notice(runs, picks)
+    group_members = groups.member_ids(list(runs.values()))
+    picked_groups = []
+    if group_members:
+        picked_groups = st.multiselect(
+            "Groups (repeats and sweeps: adds all their runs)", sorted(group_members, reverse=True),
+            key="compare_groups",
+            format_func=lambda g: f"{metas[group_members[g][0]].get('group_name') or g} · "
+                                  f"{metas[group_members[g][0]].get('group_kind')} of "
+                                  f"{len(group_members[g])} · {g}")
+    ids = list(dict.fromkeys([*picks, *(i for g in picked_groups for i in group_members.get(g, []))]))
+    return [runs[i] for i in ids if i in runs]
 
 
-def mlflow_button() -> None:
+# -- the settings ------------------------------------------------------------------------------------
+def read_controls(picked: list[Run], series) -> Controls:
+    """Baseline, target, chart choice and the rest, in that order on the page."""
+    base_col, target_col, group_col = st.columns([3, 1, 1], vertical_alignment="bottom")
+    baseline = base_col.selectbox("Speedup baseline", [run.id for run in picked], key="baseline",
+                                  format_func=lambda i: next(r.name for r in picked if r.id == i))
+    target = target_col.number_input("Target validation accuracy", min_value=0.5, max_value=1.0,
+                                     value=DEFAULT_TARGET, step=0.001, format="%.3f", key="target")
+    grouped = group_col.toggle("Group repeats", value=False, key="group_repeats",
+                               help="Each group's runs of one configuration as a median line in its "
+                                    "min–max band; click a legend entry to show a single run.")
+    prices = {}
+    with st.expander("Axes and prices"):
+        axis_col, loss_col, acc_col = st.columns(3)
+        time_axis = axis_col.radio("Time axis", ["auto", "linear", "log"], horizontal=True, key="time_axis",
+                                   help="auto: log when the runs' durations differ by more than 10×, so "
+                                        "a 30 s run and a 3,000 s run are both readable")
+        log_loss = loss_col.toggle("Log-scale loss", value=True, key="log_loss")
+        whole = acc_col.toggle("Whole accuracy range", value=False, key="whole_accuracy",
+                               help="Off: the axis starts at the lowest accuracy after each run's first "
+                                    "epoch, so the interesting part is readable")
+        cpu_col, gpu_col = st.columns(2)
+        for device, where in (("cpu", cpu_col), ("gpu", gpu_col)):
+            prices[device] = where.number_input(f"{device.upper()} price per hour", min_value=0.0,
+                                                value=0.0, step=0.1, key=f"price_{device}",
+                                                help="0 = no price: cost is not shown") or None
+    log_time = time_axis == "log" or (time_axis == "auto" and wants_log_time(series))
+    return Controls(target=target, baseline=baseline, grouped=grouped, log_loss=log_loss,
+                    log_time=log_time, whole_accuracy=whole, prices=prices)
+
+
+def choose_charts(options: dict[str, str]) -> tuple[str, ...]:
+    """Which charts to draw: one by default; only the chosen are built and sent."""
+    chosen = st.segmented_control("Charts", list(options), default=[DEFAULT_CHART], key="charts",
+                                  selection_mode="multi", format_func=options.get,
+                                  help="Click to add or remove a chart; only the chosen ones are drawn.")
+    return tuple(key for key in options if key in (chosen or ()))
+
+
+# -- drawing -----------------------------------------------------------------------------------------
+def draw_verdict(where, items: list[dict], c: Controls) -> None:
+    """Big numbers first: per run (or cell), its speedup over the baseline and its time to target."""
+    with where:
+        for item in items:
+            with st.container(border=True):
+                words, speed, ttt = st.columns([5, 1.4, 1.8], vertical_alignment="center")
+                words.markdown(f"**{item['label']}**  \nIt {item['claim']}")
+                speed.metric("Baseline" if item["baseline"] else "Speedup",
+                             "1×" if item["baseline"] else verdict.speedup_text(item["speedup"]),
+                             help=verdict.interval_text(item["interval"]) or (
+                                 f"range {item['range'][0]:,.2f}–{item['range'][1]:,.2f}×"
+                                 if item.get("range") else None))
+                ttt.metric(f"Time to {c.target:.2%}", "not reached" if item["time_to_target_s"] is None
+                           else number(item["time_to_target_s"], ",.0f", " s"))
+        st.caption(verdict.basis_sentence(items))
+
+
+def draw_grid(figures: list[tuple[str, object]], prefix: str) -> None:
+    """Charts two to a row (one alone takes the width); an empty one is said in words, not drawn."""
+    per_row = 1 if len(figures) == 1 else 2
+    for row in range(0, len(figures), per_row):
+        for column, (key, figure) in zip(st.columns(per_row), figures[row:row + per_row]):
+            if isinstance(figure, str):
+                column.info(figure)
+            elif has_points(figure):
+                column.plotly_chart(figure, key=f"{prefix}_{key}")
+            else:
+                column.info(f"{figure.layout.title.text}: no picked run has these values yet.")
+
+
+def run_figure(key: str, series, c: Controls):
+    """One chart of the runs view, built only when chosen."""
+    focus = not c.whole_accuracy
+    if key == "val_acc_time":
+        return make_metric_figure(series, "val_accuracy", x="elapsed_s", log_x=c.log_time, target=c.target,
+                                  focus=focus)
+    if key == "val_acc_epoch":
+        return make_metric_figure(series, "val_accuracy", target=c.target, focus=focus)
+    if key == "val_loss_time":
+        return make_metric_figure(series, "val_loss", x="elapsed_s", log_y=c.log_loss, log_x=c.log_time)
+    if key == "val_loss_epoch":
+        return make_metric_figure(series, "val_loss", log_y=c.log_loss)
+    if key == "loss_epoch":
+        return make_metric_figure(series, "loss", log_y=c.log_loss)
+    if key == "acc_epoch":
+        return make_metric_figure(series, "accuracy", focus=focus)
+    if key == "epoch_time":
+        return make_epoch_time_figure(series)
+    return make_throughput_figure(series)
+
+
+def group_figure(key: str, cells, c: Controls):
+    """One chart of the groups view, built only when chosen."""
+    focus = not c.whole_accuracy
+    if key == "val_acc_time":
+        return grouping.make_band_figure(cells, "val_accuracy", x="elapsed_s", log_x=c.log_time, focus=focus)
+    if key == "val_acc_epoch":
+        return grouping.make_band_figure(cells, "val_accuracy", focus=focus)
+    if key == "val_loss_epoch":
+        return grouping.make_band_figure(cells, "val_loss", log_y=c.log_loss)
+    return grouping.make_band_figure(cells, "epoch_time_s" if key == "epoch_time" else "samples_per_s")
+
+
+def draw_charts(series, c: Controls, build, prefix: str) -> None:
+    """The chosen charts: line or band charts in a grid, then the split bar and system metrics."""
+    draw_grid([(key, build(key)) for key in c.charts if key not in ("time_split", "system")], prefix)
+    if "time_split" in c.charts:
+        time_split(series)
+    if "system" in c.charts:
+        keys = system_keys(series)
+        draw_grid([(key, make_system_figure(series, key)) for key in keys]
+                  or [("none", "System metrics: no picked run has samples (only runs trained here do).")],
+                  "system")
+
+
+def draw_table(rows: list[dict], c: Controls, key: str) -> None:
+    """The few columns that answer the question; the others one click away; the basis said once."""
+    shown = tables.default_columns(rows, c.target, c.grouped)
+    more = st.multiselect("More columns", tables.other_columns(rows, c.target, c.grouped),
+                          key=f"more_{key}", placeholder="Pick columns to add: the other rate, "
+                          "time-to-target speedup, GFLOP/s, utilisation, total…")
+    st.caption(tables.basis_caption(rows))
+    st.dataframe(tables.select_columns(rows, [*shown, *more]), hide_index=True, key=key,
+                 column_config={column: st.column_config.Column(tables.SHORT_HEADERS[column][0],
+                                                                help=tables.SHORT_HEADERS[column][1])
+                                for column in shown if column in tables.SHORT_HEADERS})
+
+
+def draw_runs(picked: list[Run], series, c: Controls, verdict_box) -> None:
+    """The verdict (into the box at the top), the chosen charts, the table, the downloads."""
+    draw_verdict(verdict_box, verdict.verdict_items(series, c.baseline, c.target), c)
+    draw_charts(series, c, lambda key: run_figure(key, series, c), "chart")
+    draw_table(tables.comparison_rows(series, c.baseline, c.target), c, "comparison")
+    downloads(picked, series, c)
+
+
+def draw_groups(picked: list[Run], series, c: Controls, verdict_box) -> None:
+    """Each cell of repeats as its median in a min–max band; the table shows median and spread."""
+    cells = grouping.group_series(series)
+    base = next((i for i, cell in enumerate(cells) if any(run.id == c.baseline for run in cell.runs)), 0)
+    draw_verdict(verdict_box, verdict.group_items(cells, base, c.target), c)
+    draw_charts(series, c, lambda key: group_figure(key, cells, c), "band")
+    prices = dict(c.prices)
+    with st.expander("Price per hour of one group (instead of its device's)"):
+        for column, cell in zip(st.columns(3) * len(cells), cells):
+            if price := column.number_input(cell.label, min_value=0.0, value=0.0, step=0.1,
+                                            key=f"price_{cell.key}", help="0 = use the device's price"):
+                prices[cell.key] = price
+    draw_table(grouping.group_rows(cells, c.target, base, prices), c, "group_summary")
+    downloads(picked, series, c)
+
+
+def time_split(series) -> None:
+    """Where each run's steady-state epoch goes: one stacked bar per run, or why there is none."""
+    if not timesplit.any_split(series):
+        st.info(timesplit.empty_reason(series))
+        return
+    st.plotly_chart(timesplit.make_time_split_figure(series), key="chart_time_split")
+    st.caption("Median of each part over the steady epochs (not epoch 1, not a profiled one); the diamond "
+               "is the median epoch time. Steps include waiting for the device; the first step's wait is "
+               "the input pipeline's start and first copy; \"not recorded\": the run's log has no split "
+               "(published and imported runs, logs before format 3). Definitions: docs/log-format.md.")
+
+
+def downloads(picked: list[Run], series, c: Controls) -> None:
+    """The epochs as CSV; one offline HTML report (built only when clicked); MLflow, when set up."""
+    csv_col, report_col, mlflow_col = st.columns(3)
+    csv_col.download_button("Download the compared epochs as CSV", key="download_csv", mime="text/csv",
+                            data=tables.epochs_frame(series).to_csv(index=False), file_name="comparison.csv")
+    report_col.download_button(
+        "Download report", key="download_report", mime="text/html", file_name="report.html",
+        data=lambda: report.build_report(series, c.target, c.prices),
+        help="Summary with spread, interactive charts, each run's hardware and settings, "
+             "and the definitions: one file that works offline.")
+    mlflow_button(mlflow_col, picked)
+
+
+def mlflow_button(where, picked: list[Run]) -> None:
     """Send the compared runs (groups nested) to $MLFLOW_TRACKING_URI: shown only when it is set
     and the MLflow client is installed. Sending again updates the same MLflow runs."""
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if not uri or not mlflow.client_available():
         return
     experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME") or mlflow.EXPERIMENT
-    if not st.button(f"Send to MLflow ({experiment} at {uri})", key="send_mlflow",
-                     help="Each run becomes an MLflow run (settings, tags, per-epoch and system metrics, "
-                          "its files and report); a group becomes a parent with its runs nested."):
+    if not where.button(f"Send to MLflow ({experiment} at {uri})", key="send_mlflow",
+                        help="Each run becomes an MLflow run (settings, tags, per-epoch and system "
+                             "metrics, its files and report); a group becomes a parent with its runs "
+                             "nested."):
         return
     try:
         with st.spinner(f"Sending {len(picked)} run(s) to MLflow…"):
@@ -139,37 +335,39 @@ def mlflow_button() -> None:
                + ", ".join(f"{done.name} ({done.mlflow_run_id})" for done in sent))
 
 
-def time_split(series) -> None:
-    """Where each run's steady-state epoch goes: one stacked bar per run."""
-    st.plotly_chart(timesplit.make_time_split_figure(series), key="chart_time_split")
-    st.caption("Median of each part over the steady epochs (not epoch 1, not a profiled one); the diamond "
-               "is the median epoch time. Steps include waiting for the device; the first step's wait is "
-               "the input pipeline's start and first copy; \"not recorded\": the run's log has no split "
-               "(published and imported runs, logs before format 3). Definitions: docs/log-format.md.")
+def live_progress(active: list[Run]) -> None:
+    """The one thing that changes every second: where each active picked run is within its epoch."""
+    lines = []
+    for run in active:
+        log = state.follower(run)
+        progress = log.progress
+        where = (f"epoch {progress['epoch']}, batch {progress['batch']:,} of {progress['batches']:,} · "
+                 f"{number(progress.get('samples_per_s'), ',.0f')} samples/s so far" if progress
+                 else f"{log.epochs_done} epoch(s) done")
+        lines.append(f"**{run.name}**: {where}")
+    if lines:
+        st.caption("Live: " + " · ".join(lines) + ". The charts redraw when an epoch ends.")
 
 
-def grouped_view(series) -> None:
-    """Each cell of repeats as its median in a min–max band; the table shows median and spread."""
-    cells = grouping.group_series(series)
-    base = next((i for i, cell in enumerate(cells) if any(run.id == baseline for run in cell.runs)), 0)
-    with st.expander("Price per hour of one group (instead of its device's)"):
-        for column, cell in zip(st.columns(3) * len(cells), cells):
-            if price := column.number_input(cell.label, min_value=0.0, value=0.0, step=0.1,
-                                            key=f"price_{cell.key}", help="0 = use the device's price"):
-                prices[cell.key] = price
-    st.dataframe(grouping.group_rows(cells, target, base, prices), hide_index=True, key="group_summary")
-    time_split(series)
-    charts = [
-        ("val_acc_epoch", grouping.make_band_figure(cells, "val_accuracy")),
-        ("val_acc_time", grouping.make_band_figure(cells, "val_accuracy", x="elapsed_s")),
-        ("val_loss_epoch", grouping.make_band_figure(cells, "val_loss", log_y=log_loss)),
-        ("epoch_time", grouping.make_band_figure(cells, "epoch_time_s")),
-        ("throughput", grouping.make_band_figure(cells, "samples_per_s")),
-    ]
-    for row in range(0, len(charts), 2):
-        for column, (key, figure) in zip(st.columns(2), charts[row:row + 2]):
-            column.plotly_chart(figure, key=f"band_{key}")
-    report_button(series)
-
-
-live_comparison()
+# -- the page ----------------------------------------------------------------------------------------
+store = state.get_store()
+st.title("Compare runs")
+verdict_box = st.container(key="verdict")  # the answer first
+all_runs = {run.id: run for run in store.runs()}
+statuses = state.statuses(store, list(all_runs.values()))  # once per rerun
+picked = pick_runs(all_runs, statuses)
+live.remember("compare", store, picked)  # what this rerun draws; the watcher reruns when it changes
+live.watch("compare", store, picked,
+           tick=lambda shown, now: live_progress([r for r in shown if now[r.id] in ACTIVE_STATES]))
+if picked:
+    series = state.series(picked)
+    for unreadable in (s for s in series if s.note):
+        st.warning(f"{unreadable.label}: {unreadable.note}.")
+    controls = read_controls(picked, series)
+    if note := tables.protocol_caption(series, controls.baseline):  # one line: what differs, what it means
+        st.caption(f":orange[{note}]")
+    options = GROUP_CHARTS if controls.grouped else RUN_CHARTS
+    controls = replace(controls, charts=choose_charts(options))
+    (draw_groups if controls.grouped else draw_runs)(picked, series, controls, verdict_box)
+else:
+    verdict_box.info("Pick at least one run. Start one on the Train page, or import a log on the Runs page.")

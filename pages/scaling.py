@@ -24,9 +24,13 @@ else:
     ids = st.multiselect("Runs", [i for i in runs if runs[i].source == "local"], key="scaling_runs",
                          format_func=lambda i: f"{runs[i].name} · {i}")
     picked = [runs[i] for i in ids]
+    if not picked:
+        st.info("Pick runs trained here (above) to plot their samples/s against batch size.")
+        st.stop()
 points = scaling.scaling_points(state.series(picked))
 if not points:
-    st.info("None of these runs has a steady state yet (it needs two finished epochs).")
+    st.info(f"None of these {len(picked)} run(s) has a steady state yet: it needs two finished epochs "
+            "(epoch 1 is warm-up).")
     st.stop()
 st.plotly_chart(scaling.make_scaling_figure(points), key="scaling_batch")
 if scaling.speedup_lines(points):

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import state, sweepform, widgets, workloadform
+from dashboard import live, state, sweepform, widgets, workloadform
 from training.store import ACTIVE_STATES, RunError
 
 store = state.get_store()
@@ -45,22 +45,15 @@ if started:
                + (f" as group {group}" if group else "") + ". Follow them below or on Compare.")
 
 st.subheader("Queued and running")
-was_active = any(status in ACTIVE_STATES for status in state.statuses(store, store.runs()).values())
-
-
-@st.fragment(run_every=state.REFRESH_S if was_active else None)
-def live_runs() -> None:
-    runs = store.runs()
-    statuses = state.statuses(store, runs)  # once per refresh, shared by every card
-    active = [run for run in runs if statuses[run.id] in ACTIVE_STATES]
-    widgets.stop_notice()
-    if not active:
-        st.caption("No run is queued or running.")
-        if was_active:
-            st.rerun()  # everything ended: a full rerun turns this polling off
-    for run in active:
-        widgets.run_card(run, statuses[run.id])
-    widgets.recent_runs(runs, statuses)
-
-
-live_runs()
+runs = store.runs()
+statuses = state.statuses(store, runs)  # once per rerun, shared by every card
+active = [run for run in runs if statuses[run.id] in ACTIVE_STATES]
+widgets.stop_notice()
+if not active:
+    st.caption("No run is queued or running.")
+# The cards' progress bars tick every second in a small fragment; the page itself reruns only
+# when a run starts, ends or finishes an epoch (dashboard/live.py: watching costs the run nothing).
+live.remember("train", store, active)
+live.watch("train", store, active,
+           tick=lambda shown, now: [widgets.run_card(run, now[run.id]) for run in shown])
+widgets.recent_runs(runs, statuses)

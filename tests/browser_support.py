@@ -20,9 +20,11 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-# True once a drawn Plotly chart has a trace named `name...` with a point at x == epoch.
+# True once a drawn Plotly chart has a trace named `name...` with a point of that epoch: the epoch
+# numbers are each trace's `customdata` (figures._line), so a wall-clock chart counts as well.
 CHART_HAS_EPOCH_JS = """([name, epoch]) => [...document.querySelectorAll('.js-plotly-plot')].some(gd =>
-    (gd.data || []).some(t => String(t.name).startsWith(name) && Array.from(t.x || []).includes(epoch)))"""
+    (gd.data || []).some(t => String(t.name).startsWith(name)
+        && Array.from(t.customdata || t.x || []).includes(epoch)))"""
 
 
 def free_port() -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from browser_support import CHART_HAS_EPOCH_JS, CHROMIUM, CHROMIUM_ARGS, start_streamlit
-from conftest import TEST_OUTPUT
+from conftest import FIXTURES, TEST_OUTPUT, cli
 
 from training.launch import local
 from training.store import ACTIVE_STATES, RunStore
@@ -46,6 +46,66 @@ def assert_no_exception(page) -> None:
 def chart_has_epoch(page, run_name: str, epoch: int) -> bool:
     """True when a drawn Plotly chart has a trace of this run with a point at `epoch`."""
     return page.evaluate(CHART_HAS_EPOCH_JS, [run_name, epoch])
+
+
+SHOWN_WITHIN_S = 3.0  # issue 24: a run started anywhere shows its row and each epoch within 3 s
+
+
+def wait_for_epoch_record(store: RunStore, run_id: str, epoch: int, timeout: float = 180) -> float:
+    """The `time` the worker wrote into epoch `epoch`'s record, once it is on disk."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        epochs = store.open(run_id).log().epochs
+        if len(epochs) >= epoch:
+            return epochs[epoch - 1]["time"]
+        time.sleep(0.05)
+    raise AssertionError(f"epoch {epoch} of {run_id} was not written in {timeout:.0f} s")
+
+
+def test_compare_opened_first_follows_a_cli_run_then_keeps_the_users_picks(server, runs_dir):
+    from playwright.sync_api import sync_playwright
+
+    store = RunStore(runs_dir)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        page.goto(server)
+        page.get_by_role("link", name="Compare").click()
+        page.wait_for_selector(".js-plotly-plot", timeout=60_000)  # the published runs, before any run
+        verdict = page.locator(".st-key-verdict")
+
+        # Compare is open first; the run starts from the command line.
+        started = cli("run", "--detach", "--epochs", "2", "--batch-size", "64", "--limit-train", "512",
+                      "--limit-test", "256", "--name", "cli run", runs_dir=runs_dir)
+        assert started.returncode == 0, started.stderr
+        run_id = started.stdout.split()[0]
+        page.get_by_text("cli run", exact=False).first.wait_for(timeout=SHOWN_WITHIN_S * 1000)
+        assert "cli run" in verdict.first.inner_text()  # its row of the verdict, first: the baseline
+        for epoch in (1, 2):
+            written = wait_for_epoch_record(store, run_id, epoch)
+            left_ms = max(1.0, (written + SHOWN_WITHIN_S - time.time()) * 1000)
+            page.wait_for_function(CHART_HAS_EPOCH_JS, arg=["cli run", epoch], timeout=left_ms, polling=50)
+        assert_no_exception(page)
+
+        # The user drops the last pick (the published GPU run); a new run then must not undo it.
+        picks = page.locator('[data-testid="stMultiSelect"]').first
+        picks.locator("input").click()
+        page.keyboard.press("Backspace")
+        page.keyboard.press("Escape")
+        page.wait_for_function("() => !document.body.innerText.includes('TensorFlow GPU (published) · GPU')",
+                               timeout=10_000)
+        made = cli("import", str(FIXTURES / "keras2-fit-verbose2.txt"), "--name", "imported later",
+                   runs_dir=runs_dir)
+        assert made.returncode == 0, made.stderr
+        page.get_by_text("New since you picked").wait_for(timeout=SHOWN_WITHIN_S * 1000)
+        chips = picks.inner_text()
+        assert "cli run" in chips and "imported later" not in chips and "TensorFlow GPU" not in chips
+        page.get_by_role("button", name="Add", exact=True).click()
+        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stMultiSelect\"]')][0]"
+                               ".innerText.includes('imported later')", timeout=10_000)
+        assert "TensorFlow GPU" not in picks.inner_text()
+        assert_no_exception(page)
+        browser.close()
 
 
 def test_click_start_and_watch_epoch_1_arrive_on_compare(server, runs_dir):

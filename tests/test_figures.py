@@ -155,3 +155,112 @@ def test_run_details_read_as_tables_of_settings_and_machine():
                        {"What": "logical cores", "Value": "16"}, {"What": "keras", "Value": "3.15.1"},
                        {"What": "backend version", "Value": "0.11.2"}]
     assert tables.machine_rows(None) == []
+
+
+def test_a_run_keeps_its_colour_whatever_else_is_picked():
+    from training.analysis.series import PALETTE, color_of
+
+    ids = [f"2026-run-{i}" for i in range(40)]
+    alone = {i: assign_colors([i])[i] for i in ids}
+    assert alone == {i: color_of(i) for i in ids}  # a hash of the id: the same in every process
+    pair = [i for i in ids if color_of(i) != color_of(ids[0])][:2]
+    for picks in ([ids[0], *pair], [*reversed(pair), ids[0]], [pair[1], ids[0]]):
+        assert all(assign_colors(picks)[i] == alone[i] for i in picks)  # order and company change nothing
+    clash = next(i for i in ids[1:] if color_of(i) == color_of(ids[0]))
+    both = assign_colors([clash, ids[0]])
+    assert both[ids[0]] == alone[ids[0]] and both[clash] != both[ids[0]] and both[clash] in PALETTE
+    assert assign_colors(["ref-keras-cpu", "x"])["ref-keras-cpu"] == assign_colors(["ref-keras-cpu"])[
+        "ref-keras-cpu"]
+
+
+def test_log_time_axis_by_default_only_when_durations_are_far_apart(runs):
+    from training.analysis.figures import wants_log_time
+
+    def run(seconds):
+        return RunSeries(str(seconds), "r", "#000", [{"epoch": 1, "elapsed_s": seconds}])
+    assert wants_log_time([run(30), run(3318)]) is True
+    assert wants_log_time([run(30), run(290)]) is False  # under 10x: linear reads fine
+    assert wants_log_time([run(30)]) is False
+    assert wants_log_time(runs) is True  # the published CPU run took about 3,300 s, "mine" 22 s
+
+
+def test_accuracy_axis_starts_where_the_curves_are_interesting(runs):
+    from training.analysis.figures import accuracy_range
+
+    small = RunSeries("small", "5k images", "#000", [
+        {"epoch": 1, "val_accuracy": 0.68, "elapsed_s": 5},
+        {"epoch": 2, "val_accuracy": 0.93, "elapsed_s": 9},
+        {"epoch": 3, "val_accuracy": 0.95, "elapsed_s": 13}])
+    low, high = accuracy_range([*runs, small], "val_accuracy", target=0.99)
+    assert 0.9 < low < 0.93 and high > 0.99  # the early 0.68 no longer squashes the published curves
+    focused = make_metric_figure([*runs, small], "val_accuracy", target=0.99, focus=True)
+    assert list(focused.layout.yaxis.range) == [low, high]
+    assert 0.68 in focused.data[3].y  # the early epoch is still in the data (hover, zoom, the toggle)
+    assert make_metric_figure([*runs, small], "val_accuracy").layout.yaxis.range is None  # whole range
+    # When nothing would be hidden, the axis is left to autorange.
+    assert accuracy_range([small], "accuracy") is None
+
+
+def test_no_empty_figure_and_legends_below_the_axes(runs):
+    from training.analysis import timesplit
+    from training.analysis.figures import has_points
+
+    assert has_points(make_metric_figure(runs, "val_accuracy"))
+    assert not has_points(make_system_figure(runs[:2], "process_cpu_percent"))  # published: no samples
+    assert not has_points(make_metric_figure([RunSeries("x", "x", "#000", [{"epoch": 1}])], "val_loss"))
+    assert not timesplit.any_split(runs[:2])
+    assert "not recorded" in timesplit.empty_reason(runs[:2])
+    for figure in (make_metric_figure(runs, "loss"), timesplit.make_time_split_figure(runs)):
+        legend = figure.layout.legend
+        # In the figure's own bottom margin (container coordinates), never over the x-axis ticks.
+        assert legend.yref == "container" and legend.y == 0 and legend.yanchor == "bottom"
+        assert figure.layout.margin.b >= 60 + 22
+
+
+def test_unnamed_local_runs_get_names_that_tell_them_apart(tmp_path):
+    from training.config import make_config
+    from training.launch import local
+
+    store = RunStore(tmp_path / "runs")
+    small = store.open(local.create_local(store, make_config(limit_train=5000, limit_test=500)).id)
+    whole = store.open(local.create_local(store, make_config(batch_size=64, engine="loop")).id)
+    named = store.open(local.create_local(store, make_config(name="mine")).id)
+    assert small.name == "CPU · tensorflow · b128 · 5k images"
+    assert whole.name == "CPU · tensorflow · b64 · 60k images"
+    assert named.name == "mine"
+    assert legend_label(whole.meta, whole.name) == "CPU · tensorflow · b64 · 60k images · loop"
+    assert legend_label(named.meta, named.name) == "mine · CPU · fit/tensorflow"
+
+
+def test_verdict_items_baseline_first_with_room_for_an_interval(runs):
+    from training.analysis import verdict
+
+    items = verdict.verdict_items(runs, "cpu", 0.99)
+    assert [i["id"] for i in items] == ["cpu", "gpu", "mine"] and items[0]["baseline"]
+    by_id = {i["id"]: i for i in items}
+    rows = {r["Run"]: r for r in tables.comparison_rows(runs, "cpu", 0.99)}
+    for run in runs:  # the verdict and the table never disagree
+        assert verdict.speedup_text(by_id[run.id]["speedup"]) == rows[run.label]["Speedup"]
+    assert by_id["gpu"]["claim"].startswith("is 28.50× faster than Keras CPU (published)")
+    assert by_id["gpu"]["time_to_target_s"] == 9.58 and by_id["cpu"]["time_to_target_epoch"] == 2
+    slower = verdict.verdict_items(runs, "gpu", 0.99)
+    assert any(i["claim"].startswith("is 28.50× slower than TensorFlow GPU") for i in slower)
+    # The bootstrap CI drops in as `interval`; the sentence then carries it.
+    with_ci = verdict.verdict_items(runs, "cpu", 0.99, interval=lambda base, run, basis: (26.0, 31.0))
+    assert with_ci[1]["interval"] == (26.0, 31.0) and "(95% CI 26.00–31.00×)" in with_ci[1]["sentence"]
+    assert with_ci[0]["interval"] is None  # not for the baseline itself
+
+
+def test_default_columns_by_name_and_basis_said_once(runs):
+    rows = tables.comparison_rows(runs, "cpu", 0.99)
+    assert tables.default_columns(rows, 0.99) == [
+        "Run", "Epochs", "Steady epoch", "Images/s (epoch, eval incl.)", "Speedup", "Time to 99.00%",
+        "Best val acc"]
+    rows = [{**row, "Speedup 95% CI": "1–2×"} for row in rows]  # a column added later joins by name
+    assert "Speedup 95% CI" in tables.default_columns(rows, 0.99)
+    assert "Speedup from" not in tables.other_columns(rows, 0.99)
+    assert "epoch images/s (eval incl.)" in tables.basis_caption(rows)
+    epochs = [{**e, "train_s": 0.8 * e["epoch_time_s"]} for e in runs[2].epochs]
+    timed = RunSeries("t", "timed", "#000", epochs)
+    only_here = tables.comparison_rows([timed], "t", 0.99)  # training timed alone: the training rate
+    assert tables.default_columns(only_here, 0.99)[3] == "Images/s (training)"

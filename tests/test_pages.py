@@ -184,9 +184,11 @@ def test_batch_larger_than_subset_is_refused(store):
 
 def test_train_page_lists_recently_ended_runs(store):
     at = no_exceptions(page("pages/train.py").run())
-    lines = [m.value for m in at.markdown if "best val accuracy" in m.value]
+    lines = [m.value for m in at.markdown if m.value.startswith("**") and "`" in m.value]
     assert len(lines) == 2 and "**broken**" in lines[0] and "`failed`" in lines[0]
-    assert "**tiny cpu**" in lines[1] and "2/2 epochs" in lines[1]
+    # Ended before its first epoch: the true reason, not "0/1 epochs · best val accuracy — · —".
+    assert "failed before its first epoch ended" in lines[0] and "—" not in lines[0]
+    assert "**tiny cpu**" in lines[1] and "2/2 epochs" in lines[1] and "best val accuracy" in lines[1]
 
 
 def test_stop_button_on_the_train_page_stops_a_running_run(store, mnist_cached):
@@ -347,3 +349,82 @@ def test_a_run_from_a_newer_version_is_named_not_raised(store):
     no_exceptions(at)
     assert any("written by a newer version" in w.value for w in at.warning)
     no_exceptions(page("pages/runs.py").run())
+
+
+def test_compare_default_picks_follow_a_new_run_until_the_user_picks(store):
+    at = no_exceptions(page("pages/compare.py").run())
+    first = by_name(store, "tiny cpu")
+    assert at.multiselect(key="compare_runs").value == [first, "ref-keras-cpu", "ref-tensorflow-gpu"]
+    # A newer CPU run appears (the CLI, another tab): the defaults follow it on the next rerun.
+    newer = finished_run(store, "newer cpu", epoch_s=(3.0, 1.0), train=512, test=256).id
+    no_exceptions(at.run())
+    assert at.multiselect(key="compare_runs").value == [newer, "ref-keras-cpu", "ref-tensorflow-gpu"]
+    assert list(at.dataframe[0].value["Run"])[0].startswith("newer cpu")
+    assert not [b for b in at.button if b.key == "add_new_runs"]  # following the defaults: nothing to offer
+
+
+def test_compare_user_picks_survive_a_new_run_which_is_one_click_away(store):
+    at = no_exceptions(page("pages/compare.py").run())
+    mine = [by_name(store, "laptop"), "ref-keras-cpu"]
+    at.multiselect(key="compare_runs").set_value(mine).run()
+    newer = finished_run(store, "newer cpu", epoch_s=(3.0, 1.0), train=512, test=256).id
+    no_exceptions(at.run())
+    assert at.multiselect(key="compare_runs").value == mine  # the user's picks stay
+    assert any("New since you picked: **newer cpu**" in m.value for m in at.markdown)
+    no_exceptions(at.button(key="add_new_runs").click().run())
+    assert at.multiselect(key="compare_runs").value == [*mine, newer]
+    assert not [b for b in at.button if b.key == "add_new_runs"]
+    no_exceptions(at.run())
+    assert at.multiselect(key="compare_runs").value == [*mine, newer]  # and stay so
+
+
+def test_compare_opens_on_the_verdict_in_big_numbers(store):
+    at = page("pages/compare.py").run()
+    at.selectbox(key="baseline").set_value("ref-keras-cpu").run()
+    no_exceptions(at)
+    metrics = [(m.label, m.value) for m in at.metric]
+    # Baseline first, then each other run: its speedup on one basis, and its time to target.
+    assert metrics[:2] == [("Baseline", "1×"), ("Time to 99.00%", "229 s")]
+    assert ("Speedup", "28.50×") in metrics and ("Time to 99.00%", "10 s") in metrics
+    text = " ".join(m.value for m in at.markdown)
+    assert "It is 28.50× faster than Keras CPU (published)" in text
+    assert any("images per epoch second, evaluation included" in c.value for c in at.caption)
+
+
+def test_compare_table_shows_the_answering_columns_and_the_rest_on_demand(store):
+    at = no_exceptions(page("pages/compare.py").run())
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["Run", "Epochs", "Steady epoch", "Images/s (epoch, eval incl.)", "Speedup",
+                                   "Time to 99.00%", "Best val acc"]
+    assert any(c.value.startswith("Speedups are ratios of steady-state epoch images/s") for c in at.caption)
+    at.multiselect(key="more_comparison").set_value(["GFLOP/s", "Total"]).run()
+    assert list(at.dataframe[0].value.columns)[-2:] == ["GFLOP/s", "Total"]
+    assert "Speedup from" not in at.multiselect(key="more_comparison").options  # said once, above
+
+
+def test_compare_draws_only_the_chosen_chart_and_says_why_one_is_empty(store):
+    at = no_exceptions(page("pages/compare.py").run())
+    [chart] = at.get("plotly_chart")  # one convergence chart by default; the rest one click away
+    assert "Validation accuracy against wall-clock time" in chart.proto.spec
+    at.multiselect(key="compare_runs").set_value(["ref-keras-cpu", "ref-tensorflow-gpu"])
+    at.button_group(key="charts").set_value(["time_split", "system"]).run()
+    no_exceptions(at)
+    assert not at.get("plotly_chart")  # published runs have no split and no system samples...
+    infos = [i.value for i in at.info]
+    assert any("Where the time goes: not recorded for these runs" in i for i in infos)  # ...and say so
+    assert any("System metrics: no picked run has samples" in i for i in infos)
+
+
+def test_an_import_on_the_runs_page_joins_the_compare_picks(store):
+    at = no_exceptions(AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run())
+    at.switch_page("pages/compare.py").run()
+    defaults = at.multiselect(key="compare_runs").value
+    at.switch_page("pages/runs.py").run()
+    at.file_uploader(key="upload").set_value(
+        ("results.csv", (FIXTURES / "keras3-csvlogger.csv").read_bytes(), "text/csv")).run()
+    before = set(store.ids())
+    no_exceptions(at.button(key="import").click().run())
+    [new] = set(store.ids()) - before
+    at.switch_page("pages/compare.py").run()
+    no_exceptions(at)
+    assert at.multiselect(key="compare_runs").value == [*defaults, new]

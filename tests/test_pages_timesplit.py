@@ -68,6 +68,7 @@ def test_compare_shows_the_split_below_the_table_and_not_recorded_for_the_publis
     at = page("pages/compare.py").run()
     at.multiselect(key="compare_runs").set_value([run.id, "ref-keras-cpu"])
     at.toggle(key="group_repeats").set_value(grouped).run()
+    at.button_group(key="charts").set_value(["time_split"]).run()  # one click away
     no_exceptions(at)
     spec = split_chart(at)
     bars = {trace["meta"]: trace for trace in spec["data"] if trace["type"] == "bar"}
@@ -82,6 +83,7 @@ def test_a_profiled_epoch_is_left_out_of_the_split_and_the_table(store):
     run = make_run(store, "profiled", profile_steps=5)
     at = page("pages/compare.py").run()
     at.multiselect(key="compare_runs").set_value([run.id]).run()
+    at.button_group(key="charts").set_value(["time_split"]).run()
     no_exceptions(at)
     bars = {t["meta"]: t for t in split_chart(at)["data"] if t["type"] == "bar"}
     assert bars["outside_s"]["x"] == [0.01]  # epoch 3 only; epoch 2's 0.8 s profile is not steady

@@ -25,9 +25,11 @@ the picture, and tests/test_layout.py enforces it):
         timesplit.py     where the time goes: steps, first-step wait, evaluation, the rest
         uncertainty.py   bootstrap 95% intervals of speedups, their verdicts, pyperf's "how many more"
         contention.py    which epochs other processes slowed, in words
+        verdict.py       the answer first: each run's speedup, time to target, in words
     imports/         runs trained elsewhere: log parsers, TensorBoard event files (tensorboard.py),
                      and the run folders made from them; archive.py adds whole run folders
-                     from another machine (import-runs)
+                     from another machine (import-runs); annotate.py sets an imported run's
+                     images per epoch and device afterwards
     exports/         mlflow.py: runs and groups to an MLflow server, and `run --mlflow`'s live stream
     system/          the machine: hardware, nvml (one session), power (RAPL), gpucheck, doctor,
                      contention (/proc/stat: the share other processes took; the threshold)

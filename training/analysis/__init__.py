@@ -12,7 +12,8 @@
     grouping.py    groups as median lines in min-max bands, and their spread table
     scaling.py     samples/s against batch size and threads; GPU-over-CPU speedup; utilisation
     timesplit.py   where the time goes: a steady epoch's steps, first-step wait, evaluation, the rest
-    tables.py      the comparison table, the per-epoch export, the run history
+    tables.py      the comparison table (and its default columns), the per-epoch export, the run history
+    verdict.py     the answer first: each run's (or group cell's) speedup and time to target, in words
     report.py      one self-contained HTML file of runs or groups
 
 No I/O beyond reading run folders through the store, and no Streamlit: the

@@ -16,8 +16,8 @@ from plotly.colors import hex_to_rgb, unlabel_rgb
 
 from training.analysis import energy, groups, stats, tables, workload
 from training.analysis.display import MISSING, number, spread_cells
-from training.analysis.figures import LABELS, X_AXES, layout
-from training.analysis.series import PALETTE, RunSeries
+from training.analysis.figures import ACCURACY_METRICS, LABELS, X_AXES, accuracy_range, layout
+from training.analysis.series import RunSeries, assign_colors
 
 
 @dataclass
@@ -40,16 +40,21 @@ class GroupSeries:
 
 
 def group_series(series: list[RunSeries]) -> list[GroupSeries]:
-    """The runs split into cells, in pick order, each with one colour."""
+    """The runs split into cells, in pick order, each in its own colour.
+
+    A run alone keeps its run's colour; a cell's colour is a hash of its key (the group
+    and the swept settings), so it too stays the same whatever else is picked.
+    """
     found: dict[tuple, list[RunSeries]] = {}
     for run in series:
         found.setdefault(groups.cell_key(run.meta, run.id), []).append(run)
+    colors = assign_colors([key[0] if len(key) == 1 else "·".join(map(str, key)) for key in found])
     result = []
-    for index, members in enumerate(found.values()):
+    for color, members in zip(colors.values(), found.values()):
         first = members[0]
         label = first.label if len(members) == 1 else f"{first.label} (n={len(members)})"
         result.append(GroupSeries(id=first.meta.get("group") or first.id, label=label,
-                                  color=PALETTE[index % len(PALETTE)], runs=members))
+                                  color=color, runs=members))
     return result
 
 
@@ -77,7 +82,7 @@ def band(group: GroupSeries, metric: str, x: str = "epoch") -> list[tuple[float,
 
 
 def make_band_figure(groups_: list[GroupSeries], metric: str, x: str = "epoch",
-                     log_y: bool = False) -> go.Figure:
+                     log_y: bool = False, log_x: bool = False, focus: bool = False) -> go.Figure:
     """Each group's median per epoch as a line inside its min-max band; single runs legend-only.
 
     Args:
@@ -85,6 +90,8 @@ def make_band_figure(groups_: list[GroupSeries], metric: str, x: str = "epoch",
         metric: an epoch record field, e.g. "val_accuracy" or "epoch_time_s".
         x: "epoch" or "elapsed_s".
         log_y: a log y axis (losses).
+        log_x: a log x axis (wall-clock time of runs far apart in duration).
+        focus: an accuracy axis from `figures.accuracy_range` of all the cells' runs.
     """
     figure = go.Figure()
     for group in groups_:
@@ -115,6 +122,11 @@ def make_band_figure(groups_: list[GroupSeries], metric: str, x: str = "epoch",
     layout(figure, title, X_AXES[x], LABELS.get(metric, metric))
     if log_y:
         figure.update_yaxes(type="log")
+    if log_x:
+        figure.update_xaxes(type="log")
+    if focus and metric in ACCURACY_METRICS and (span := accuracy_range(
+            [run for group in groups_ for run in group.runs], metric)):
+        figure.update_yaxes(range=span)
     return figure
 
 

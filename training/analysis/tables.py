@@ -76,6 +76,58 @@ def interval_cell(speed: dict | None) -> str:
 
 
 SPEEDUP_FROM = {"training": "training images/s", "epoch": "epoch images/s (eval incl.)"}
+RATE_COLUMNS = {"training": "Images/s (training)", "epoch": "Images/s (epoch, eval incl.)"}
+# What answers "which is faster, and how soon does it get there": the table's default columns.
+# Names, not positions, so columns added to `comparison_rows` (a CI, contention) join by name.
+ANSWER_COLUMNS = ("Run", "Epochs", "Steady epoch", "{rate}", "Speedup", "Speedup 95% CI", "Time to {target}",
+                  "Best val acc")
+# The same for the groups table (`grouping.group_rows`).
+GROUP_RATE_COLUMNS = {"training": "Images/s (training, median)",
+                      "epoch": "Images/s (epoch, eval incl., median)"}
+GROUP_ANSWER_COLUMNS = ("Group", "n", "Steady epoch (median)", "{rate}", "Speedup (median)", "Speedup 95% CI",
+                        "Speedup (range)", "Time to {target} (median)")
+
+
+def default_columns(rows: list[dict], target: float, grouped: bool = False) -> list[str]:
+    """The few columns shown by default, in order; the rate column is the one speedups use.
+
+    "Speedup from" is never among them: the basis is one sentence above the table.
+    `grouped`: the columns of `grouping.group_rows` instead of `comparison_rows`.
+    """
+    if not rows:
+        return []
+    basis = next((b for b, text in SPEEDUP_FROM.items() if rows[0].get("Speedup from") == text), "training")
+    rates, answer = (GROUP_RATE_COLUMNS, GROUP_ANSWER_COLUMNS) if grouped else (RATE_COLUMNS, ANSWER_COLUMNS)
+    wanted = [c.format(rate=rates[basis], target=f"{target:.2%}") for c in answer]
+    return [column for column in wanted if column in rows[0]]
+
+
+# Headers the page shows shorter, to fit 1,400 px; the basis they share is said above the table.
+SHORT_HEADERS = {"Images/s (training)": ("Images/s", "training images per training second, steady state"),
+                 "Images/s (epoch, eval incl.)": ("Images/s", "training images per epoch second, "
+                                                  "evaluation included, steady state"),
+                 "Images/s (training, median)": ("Images/s (median)", "training images per training second"),
+                 "Images/s (epoch, eval incl., median)": ("Images/s (median)", "training images per epoch "
+                                                          "second, evaluation included"),
+                 "Steady epoch (median)": ("Steady epoch", "median over the runs of each one's steady epoch")}
+
+
+def basis_caption(rows: list[dict]) -> str:
+    """The one line above the table that says what every speedup in it is a ratio of."""
+    used = rows[0]["Speedup from"] if rows else SPEEDUP_FROM["training"]
+    return (f"Speedups are ratios of steady-state {used} to the baseline's (>1× = faster); time to "
+            "target: elapsed seconds, evaluation included, to the first epoch at the target.")
+
+
+def other_columns(rows: list[dict], target: float, grouped: bool = False) -> list[str]:
+    """Every column not shown by default, in the table's order, for the column chooser."""
+    shown = set(default_columns(rows, target, grouped)) | {"Speedup from"}
+    return [column for column in (rows[0] if rows else {}) if column not in shown]
+
+
+def select_columns(rows: list[dict], columns: list[str]) -> list[dict]:
+    """The rows with only `columns`, in that order."""
+    return [{column: row[column] for column in columns if column in row} for row in rows]
 
 
 def time_to_target_cell(speed: dict | None) -> str:
@@ -99,8 +151,10 @@ def utilisation_cell(m: dict) -> str:
 def protocol_caption(runs: list[RunSeries], baseline_id: str | None) -> str | None:
     """The Compare table's one line on protocol differences (baseline first), or None."""
     ordered = sorted(runs, key=lambda run: run.id != baseline_id)
-    return comparison.protocol_note([(run.meta.get("name") or run.id,
-                                      comparison.protocol(run.meta, run.start)) for run in ordered])
+    named = {}  # runs of one name (the repeats of a group) are named once
+    for run in ordered:
+        named.setdefault(run.name or run.meta.get("name") or run.id, comparison.protocol(run.meta, run.start))
+    return comparison.protocol_note(list(named.items()))
 
 
 def epochs_frame(runs: list[RunSeries]) -> pd.DataFrame:

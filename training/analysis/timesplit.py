@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 
 from training.analysis import comparison
 from training.analysis.display import MUTED
+from training.analysis.figures import legend_below
 from training.analysis.series import RunSeries
 
 # (field, legend label, colour), in stacking order.
@@ -56,6 +57,19 @@ def steady_split(epochs: list[dict]) -> dict | None:
     return split
 
 
+def any_split(runs: list[RunSeries]) -> bool:
+    """Whether at least one run has a steady split to draw; else the page says why in words."""
+    return any(steady_split(run.epochs) for run in runs)
+
+
+def empty_reason(runs: list[RunSeries]) -> str:
+    """Why there is no bar to draw: no steady epoch yet, or no log that records the split."""
+    if any(missing_reason(run.epochs) == NOT_YET for run in runs):
+        return "Where the time goes: no steady epoch yet (epoch 1 is warm-up)."
+    return ("Where the time goes: not recorded for these runs (published and imported logs time whole "
+            "epochs only; runs trained here record it).")
+
+
 def row_labels(runs: list[RunSeries]) -> list[str]:
     """Each run's legend label; one that two runs share gets its run id, so no bars merge."""
     counts: dict[str, int] = {}
@@ -92,6 +106,7 @@ def make_time_split_figure(runs: list[RunSeries]) -> go.Figure:
     figure.update_layout(
         title="Where the time goes: steady-state epoch, median of each part",
         xaxis_title="Seconds per epoch", barmode="stack", template="plotly_white",
-        legend={"orientation": "h", "y": -0.3}, margin={"l": 60, "r": 20, "t": 50, "b": 40},
-        height=max(260, 120 + 40 * len(runs)), yaxis={"autorange": "reversed", "type": "category"})
+        yaxis={"autorange": "reversed", "type": "category", "automargin": True})
+    legend_below(figure, [label for _, label, _ in PARTS] + ["Median epoch time"],
+                 height=max(220, 100 + 40 * len(runs)))
     return figure

@@ -7,6 +7,7 @@
     delete   remove a finished run
     import   turn a log from elsewhere (a text log, TensorBoard events) into read-only runs
     import-runs  add run folders made on another machine (.tgz or folder), ids kept
+    annotate set an imported run's images per epoch (--samples) and device, where its log did not say
     export   a run's per-epoch table as CSV or JSON; runs and groups to MLflow (--mlflow URI)
     compare  steady-state images/s, time to target, utilisation and speedup of two runs, or of groups
     sweep    queue the product of comma lists of settings, with repeats, as one group
@@ -43,11 +44,12 @@ COMMANDS = {"run": runs.cmd_run, "work": runs.cmd_work, "remote-work": runs.cmd_
             "follow": runs.cmd_follow, "list": runs.cmd_list, "stop": runs.cmd_stop,
             "delete": runs.cmd_delete, "check-workload": runs.cmd_check_workload,
             "import": imports.cmd_import, "import-runs": imports.cmd_import_runs,
+            "annotate": imports.cmd_annotate,
             "export": analysis.cmd_export, "compare": analysis.cmd_compare,
             "report": analysis.cmd_report, "sweep": groups.cmd_sweep,
             "doctor": system.cmd_doctor, "probe": system.cmd_probe, "peak": system.cmd_peak}
 # These also clear a crashed writer's debris.
-WRITING_COMMANDS = ("run", "import", "import-runs", "delete", "sweep")
+WRITING_COMMANDS = ("run", "import", "import-runs", "annotate", "delete", "sweep")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 
+from training.imports.annotate import annotate
 from training.imports.archive import import_runs
 from training.imports.runs import import_file
 
@@ -28,4 +29,14 @@ def cmd_import(store, args) -> int:
 def cmd_import_runs(store, args) -> int:
     for run_id in import_runs(store, args.source):
         print(run_id)
+    return 0
+
+
+def cmd_annotate(store, args) -> int:
+    """`annotate RUN --samples N [--device cpu|gpu]`: what an imported log did not say."""
+    changed = annotate(store.open(args.run_id), samples=args.samples, device=args.device)
+    run = store.open(args.run_id)
+    said = [f"{key.replace('_', ' ')} {value:,}" if isinstance(value, int) else f"{key} {value}"
+            for key, value in changed.items()]
+    print(f"{run.name} ({run.id}): " + ", ".join(said))
     return 0

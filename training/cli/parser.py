@@ -218,6 +218,14 @@ def build_parser(internal: bool = False) -> Parser:
                            help="training images per epoch, for a log that does not say (for samples/s)")
     add_common(importing)
 
+    annotating = commands.add_parser("annotate", help="set an imported run's training images per epoch "
+                                     "and device, where its log did not say")
+    annotating.add_argument("run_id")
+    annotating.add_argument("--samples", type=int,
+                            help="training images per epoch (for images/s and speedups)")
+    annotating.add_argument("--device", choices=("cpu", "gpu"))
+    add_common(annotating)
+
     import_runs = commands.add_parser("import-runs", help="add run folders made on another machine "
                                       "(a .tgz or a folder), as read-only runs under their own ids")
     import_runs.add_argument("source", metavar="ARCHIVE_OR_FOLDER")

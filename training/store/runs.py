@@ -237,7 +237,14 @@ class Run:
 
     @property
     def name(self) -> str:
-        return self.meta.get("name") or self.id
+        """The name it was given; a local run given none: "CPU · tensorflow · b128 · 5k images"."""
+        meta = self.meta
+        config = meta.get("config") or {}
+        # launch/local.py stores "CPU fit (tensorflow)" for a run given no name; it tells no two apart.
+        stored = f"{str(meta.get('device')).upper()} {meta.get('engine')} ({meta.get('backend')})"
+        if meta.get("source", "local") == "local" and config and meta.get("name") in (None, "", stored):
+            return default_name(meta, config)
+        return meta.get("name") or self.id
 
     @property
     def source(self) -> str:
@@ -461,6 +468,17 @@ class RunStore:
         except FileNotFoundError:  # another delete renamed it a moment ago
             raise RunNotFound(f"run {run_id} was already deleted") from None
         shutil.rmtree(doomed, ignore_errors=True)  # rmtree removes links, never what they point to
+
+
+def default_name(meta: dict, config: dict) -> str:
+    """Device, backend, batch size and images per epoch: what tells two unnamed runs apart."""
+    parts = [str(meta.get("device") or "?").upper(), str(meta.get("backend") or "?")]
+    if config.get("batch_size"):
+        parts.append(f"b{config['batch_size']}")
+    images = meta.get("train_samples")
+    if images:
+        parts.append(f"{images // 1000}k images" if images % 1000 == 0 else f"{images:,} images")
+    return " · ".join(parts)
 
 
 def check_run_id(run_id) -> None:
