@@ -155,9 +155,8 @@ def test_verbose_shows_what_was_skipped(runs_dir):
     quiet = run_cli("list", runs_dir=runs_dir)
     loud = run_cli("list", "--verbose", runs_dir=runs_dir)
     assert quiet.returncode == loud.returncode == 0
-    assert "unreadable JSON" not in quiet.stderr
-    assert f"DEBUG training.store.layout: unreadable JSON in {runs_dir / run_id / 'status.json'}" \
-        in loud.stderr
+    assert "status.json is not JSON" not in quiet.stderr
+    assert f"DEBUG training.store.runs: run {run_id}: status.json is not JSON" in loud.stderr
 
 
 HIDDEN = ("work", "remote-work", "follow")  # started by the launchers, never typed

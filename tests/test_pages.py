@@ -395,7 +395,7 @@ def test_compare_table_shows_the_answering_columns_and_the_rest_on_demand(store)
     at = no_exceptions(page("pages/compare.py").run())
     table = at.dataframe[0].value
     assert list(table.columns) == ["Run", "Epochs", "Steady epoch", "Images/s (epoch, eval incl.)", "Speedup",
-                                   "Time to 99.00%", "Best val acc"]
+                                   "Speedup 95% CI", "Time to 99.00%", "Best val acc"]
     assert any(c.value.startswith("Speedups are ratios of steady-state epoch images/s") for c in at.caption)
     at.multiselect(key="more_comparison").set_value(["GFLOP/s", "Total"]).run()
     assert list(at.dataframe[0].value.columns)[-2:] == ["GFLOP/s", "Total"]

@@ -6,15 +6,16 @@ table or chart. Pure: `RunSeries` in, plain dicts out. The numbers are
 in the comparison table, so the verdict and the table never disagree.
 
 The interval of a speedup is passed in as `interval`: a function (baseline series, run
-series, basis) -> (low, high) or None. None today; the bootstrap CI of
-`comparison` goes there, and every sentence and big number then carries it.
+series, basis) -> (low, high) or None; by default `bootstrap_interval`, the bootstrap 95% CI
+of `comparison.speedup_verdict`, so every sentence and big number carries it. Runs of two
+workloads get no speedup at all (`workload.blocker`): "not comparable: different model".
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from training.analysis import comparison
+from training.analysis import comparison, workload
 from training.analysis.display import number
 from training.analysis.series import RunSeries
 
@@ -31,8 +32,14 @@ def interval_text(interval: tuple[float, float] | None) -> str:
     return "" if interval is None else f"95% CI {interval[0]:,.2f}–{interval[1]:,.2f}×"
 
 
+def bootstrap_interval(base: RunSeries, run: RunSeries, basis: str) -> tuple[float, float] | None:
+    """The 95% bootstrap interval of run's speedup over base (None with too few steady epochs)."""
+    found = comparison.speedup_verdict(base.epochs, run.epochs, basis)
+    return None if found.ci_low is None or found.ci_high is None else (found.ci_low, found.ci_high)
+
+
 def verdict_items(runs: list[RunSeries], baseline_id: str | None, target: float,
-                  interval: Interval | None = None) -> list[dict]:
+                  interval: Interval | None = bootstrap_interval) -> list[dict]:
     """One item per run, the baseline first: speedup on the table's basis, and time to target.
 
     Each item: id, label, baseline (bool), speedup (B's rate over the baseline's, >1 =
@@ -51,14 +58,15 @@ def verdict_items(runs: list[RunSeries], baseline_id: str | None, target: float,
     for run in sorted(runs, key=lambda r: r.id != baseline_id):
         m = measures[run.id]
         is_base = run.id == baseline_id
-        speed = None if base is None else comparison.ratio(m[key], base[key])
+        different = None if base is None or is_base else workload.blocker(base["protocol"], m["protocol"])
+        speed = None if base is None or different else comparison.ratio(m[key], base[key])
         span = interval(base_run, run, basis) if interval and speed is not None and not is_base else None
         items.append({
             "id": run.id, "label": run.label, "baseline": is_base, "speedup": speed, "interval": span,
             "basis": basis, "time_to_target_s": m["time_to_target_s"],
             "time_to_target_epoch": m["time_to_target_epoch"], "epochs_done": m["epochs_done"],
-            "claim": _claim(is_base, speed, span, base_run.name or base_run.label if base_run else "",
-                            m, target)})
+            "claim": f"{different}." if different else
+            _claim(is_base, speed, span, base_run.name or base_run.label if base_run else "", m, target)})
         items[-1]["sentence"] = f"{run.label} {items[-1]['claim']}"
     return items
 
