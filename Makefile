@@ -95,6 +95,7 @@ bench: $(VENV)/.testing
 	@echo "needs $(MLFLOW_VENV) (make test builds it): $(BIN)/python bench/mlflow_export_bench.py"
 	@echo "slow (minutes): $(BIN)/python bench/worker_overhead.py --epochs 3 --repeats 2"
 	@echo "slow (minutes): $(BIN)/python bench/time_split.py --epochs 4"
+	@echo "slow (5 minutes, Chromium): $(BIN)/python bench/observer_cost.py  (--quick: 1 pair)"
 	@echo "slow (3.6 GB download): $(BIN)/python bench/gpu_requirements.py"
 
 clean:

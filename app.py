@@ -2,6 +2,10 @@
 
 import streamlit as st
 
+from training.system import priority
+
+# Below the training it watches, however the server was started (training/system/priority.py).
+priority.lower_once()
 st.set_page_config(page_title="CPU vs GPU training", page_icon=":material/speed:", layout="wide")
 
 pages = [
