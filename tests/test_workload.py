@@ -8,8 +8,8 @@ this process never imports a framework) and train each for real on a few images.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -129,7 +129,7 @@ def test_compare_between_workloads_is_not_comparable_and_names_the_model_first(r
     assert result.returncode == 0, result.stderr
     assert "speedup of B over A: not comparable: different model" in result.stdout
     assert "Workloads differ (model: A mnist-cnn, B keras:resnet50" in result.stdout
-    assert re.search(r"time to 99\.00% +synthetic data: no accuracy", result.stdout)  # B's accuracy means nothing
+    assert re.search(r"time to 99\.00% +synthetic data: no accuracy", result.stdout)  # B: no accuracy
     data = json.loads(run_cli("compare", cnn.id, resnet.id, "--json", runs_dir=runs_dir).stdout)
     assert data["speedup"]["images_per_s"] is None and data["speedup"]["time_to_target"] is None
     assert data["runs"][1]["best_val_accuracy"] is None and data["runs"][1]["accuracy_note"]
