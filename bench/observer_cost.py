@@ -137,6 +137,11 @@ def wait_finished(store: RunStore, run_id: str) -> dict:
             raise RuntimeError(f"run {run_id} still {run.status()} after {FINISHED_WAIT_S} s")
         time.sleep(0.5)
     log = run.log()
+    for _ in range(20):  # the end record can land just after the status says finished
+        if log.end:
+            break
+        time.sleep(0.25)
+        log.update()
     if run.status() != "finished" or not log.start or not log.end:
         raise RuntimeError(f"run {run_id} ended {run.status()}: see {run.folder}/stderr.log")
     return {"run": run, "log": log}
