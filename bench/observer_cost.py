@@ -137,6 +137,11 @@ def wait_finished(store: RunStore, run_id: str) -> dict:
             raise RuntimeError(f"run {run_id} still {run.status()} after {FINISHED_WAIT_S} s")
         time.sleep(0.5)
     log = run.log()
+    for _ in range(20):  # the end record can land just after the status says finished
+        if log.end:
+            break
+        time.sleep(0.25)
+        log.update()
     if run.status() != "finished" or not log.start or not log.end:
         raise RuntimeError(f"run {run_id} ended {run.status()}: see {run.folder}/stderr.log")
     return {"run": run, "log": log}
@@ -215,6 +220,7 @@ def measure(args, env, store, sampler, playwright, url, kind: str, pair: int) ->
     for group, meter in sampler.meters.items():
         row[f"{group}_cpu_s"] = cpu_seconds(meter.samples, start, end)
         row[f"{group}_cores"] = row[f"{group}_cpu_s"] / span
+    assert store.root in done["run"].folder.parents  # never a published run in the checkout
     shutil.rmtree(done["run"].folder)  # the next run's page shows one local run, as this one's did
     return row
 
@@ -298,8 +304,9 @@ def main() -> None:
             browser.open(url + PAGES[args.page])
             wait_finished(store, launch(args, env, "warm-up", epochs=1, limit_train=256))
             browser.close()
-            for run in store.runs():
-                shutil.rmtree(run.folder)
+            for run in store.runs():  # only the bench's own: the published runs live in the checkout
+                if runs_dir in run.folder.parents:
+                    shutil.rmtree(run.folder)
             for pair in range(args.pairs):
                 order = ("unwatched", "watched") if pair % 2 == 0 else ("watched", "unwatched")
                 for kind in order:
