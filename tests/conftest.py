@@ -200,3 +200,39 @@ def runs_dir(tmp_path: Path, monkeypatch) -> Path:
     path = tmp_path / "runs"
     monkeypatch.setenv("TRAINING_RUNS_DIR", str(path))
     return path
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Mount a fresh tmpfs; `mount(size)` returns its path. Unmounted at the end."""
+    mounted = []
+
+    def mount(size: str) -> Path:
+        where = tmp_path / f"fs{len(mounted)}"
+        where.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                                capture_output=True, text=True)
+        if result.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip() or result.returncode} "
+                        "(needs root with CAP_SYS_ADMIN)")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def snapshot(root: Path) -> dict[str, bytes | str]:
+    """Every entry under `root` (not through links) and what it holds: to see that nothing changed."""
+    found = {}
+    for folder, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            path = Path(folder, name)
+            if path.is_symlink():
+                found[str(path)] = "-> " + os.readlink(path)
+            elif path.is_file():
+                found[str(path)] = path.read_bytes()
+            else:
+                found[str(path)] = "dir" if path.is_dir() else "other"
+    return found

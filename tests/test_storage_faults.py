@@ -28,27 +28,6 @@ from training.store.logwriter import append_record
 PAGES = ["app.py", "pages/train.py", "pages/compare.py", "pages/runs.py", "pages/scaling.py"]
 
 
-@pytest.fixture
-def tmpfs(tmp_path):
-    """Mount a fresh tmpfs; `mount(size)` returns its path. Unmounted at the end."""
-    mounted = []
-
-    def mount(size: str) -> Path:
-        where = tmp_path / f"fs{len(mounted)}"
-        where.mkdir()
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                                capture_output=True, text=True)
-        if result.returncode:
-            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip() or result.returncode} "
-                        "(needs root with CAP_SYS_ADMIN)")
-        mounted.append(where)
-        return where
-
-    yield mount
-    for where in mounted:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True)
-
-
 def remount_read_only(where: Path) -> None:
     subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True)
 

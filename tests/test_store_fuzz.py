@@ -17,7 +17,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from conftest import FIXTURES, finished_run
+from conftest import FIXTURES, finished_run, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -61,21 +61,6 @@ def log_bytes(draw) -> bytes:
         lines.append(item if isinstance(item, bytes) else json.dumps(item).encode())
     data = b"\n".join(lines) + b"\n"
     return data[:draw(st.integers(0, len(data)))] if draw(st.booleans()) else data
-
-
-def snapshot(root: Path) -> dict[str, bytes | str]:
-    """Every entry under `root`, links not followed, with what it holds."""
-    found = {}
-    for folder, dirs, files in os.walk(root):
-        for name in (*dirs, *files):
-            path = Path(folder, name)
-            if path.is_symlink():
-                found[str(path)] = "-> " + os.readlink(path)
-            elif path.is_file():
-                found[str(path)] = path.read_bytes()
-            else:
-                found[str(path)] = "folder" if path.is_dir() else "special"
-    return found
 
 
 class Sandbox:

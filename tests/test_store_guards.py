@@ -30,21 +30,6 @@ PAGES = ["app.py", "pages/train.py", "pages/compare.py", "pages/runs.py", "pages
 ESCAPE_NAME = "x\x1b[2J\nY"
 
 
-def snapshot(root: Path) -> dict[str, bytes | str]:
-    """Every entry under `root` (not through links) and what it holds: to see that nothing changed."""
-    found = {}
-    for folder, dirs, files in os.walk(root):
-        for name in (*dirs, *files):
-            path = Path(folder, name)
-            if path.is_symlink():
-                found[str(path)] = "-> " + os.readlink(path)
-            elif path.is_file():
-                found[str(path)] = path.read_bytes()
-            else:
-                found[str(path)] = "dir" if path.is_dir() else "other"
-    return found
-
-
 def elsewhere_run(tmp_path: Path, name: str = "from afar") -> Path:
     """A finished run folder made in another store: what import-runs brings in."""
     store = RunStore(tmp_path / "elsewhere")
@@ -321,28 +306,6 @@ def test_an_archive_that_unpacks_past_the_cap_is_refused_before_a_byte_is_writte
     with pytest.raises(ArchiveError, match=r"MAX_UNPACKED_MB"):
         import_runs(RunStore(runs_dir), archive)
     assert added(runs_dir, set()) == []
-
-
-@pytest.fixture
-def tmpfs(tmp_path):
-    """A fresh tmpfs of `size` (a real, small file system); skipped where mounting is refused."""
-    import subprocess
-
-    mounted = []
-
-    def mount(size: str) -> Path:
-        where = tmp_path / f"fs{len(mounted)}"
-        where.mkdir()
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                                capture_output=True, text=True)
-        if result.returncode:
-            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip() or result.returncode}")
-        mounted.append(where)
-        return where
-
-    yield mount
-    for where in mounted:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
 def many_logs(path: Path, count: int) -> Path:

@@ -13,14 +13,12 @@ inode and reads it again). The Runs page and `python -m training annotate` call 
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from pathlib import Path
 
 from training.config import ConfigError
 from training.imports.runs import check_samples
 from training.store import Run, RunError
-from training.store.layout import CONFIG_FILE, TEMP_SUFFIX, write_json_atomic
+from training.store.layout import CONFIG_FILE, write_bytes_atomic, write_json_atomic
 from training.store.logwriter import encode
 
 DEVICES = ("cpu", "gpu")
@@ -65,13 +63,4 @@ def _rewrite_log(path: Path, samples: int) -> None:
         elif record.get("type") == "epoch" and record.get("epoch_time_s"):
             record["samples"] = samples
             record["samples_per_s"] = round(samples / record["epoch_time_s"], 2)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}{TEMP_SUFFIX}")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(b"".join(encode(record) for record in records))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a failed write leaves no debris
-        raise
+    write_bytes_atomic(path, b"".join(encode(record) for record in records))

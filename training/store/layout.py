@@ -48,17 +48,22 @@ MAX_JSON_BYTES = 4 * 2**20  # config.json and the others are a few KiB; a bigger
 log = logging.getLogger(__name__)
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` whole: a temp file in the same folder, fsynced, then renamed."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}{TEMP_SUFFIX}")
     try:
-        with open(tmp, "w") as handle:
-            json.dump(data, handle, indent=1)
+        with open(tmp, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)  # a failed write leaves no debris
         raise
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    write_bytes_atomic(path, json.dumps(data, indent=1).encode())
 
 
 class NotAPlainFile(OSError):
