@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("runs_dir")
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshot-compare.png"))
     parser.add_argument("--height", type=int, default=1150, help="pixels of the page to keep")
+    parser.add_argument("--width", type=int, default=1400, help="the viewport: issue 24 asks for 1,400 px")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -34,7 +35,7 @@ def main() -> None:
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1600, "height": args.height})
+            page = browser.new_page(viewport={"width": args.width, "height": args.height})
             page.goto(url)  # through app.py, so its page config (wide layout) and navigation apply
             page.get_by_role("link", name="Compare").click()
             page.wait_for_selector(".js-plotly-plot", timeout=60_000)
