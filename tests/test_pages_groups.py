@@ -131,6 +131,14 @@ def test_grouped_compare_shows_median_and_spread(sweep_store):
     gpu256 = rows["gpu b256 · GPU · fit/tensorflow (n=3)"]
     assert gpu256["Speedup (median)"] == "5.00×" and gpu256["Speedup (range)"] == "2.00–16.00×"
     assert gpu256["Cost of run"] == "no price"
+    # The verdict on top gives the same bootstrap interval over the runs as the table, not the range.
+    [said] = [m.value for m in at.markdown if m.value.startswith("**gpu b256 · GPU")]
+    low, high = (float(x) for x in gpu256["Speedup 95% CI"].rstrip("×").split("–"))
+    assert 2.0 <= low < 5.0 < high <= 16.0  # inside the repeats' extremes, around the median
+    assert "5.00× faster than cpu b32 · CPU · fit/tensorflow (n=3) (95% CI " in said
+    words = said.split("(95% CI ")[1].split("×)")[0]
+    assert [float(x) for x in words.split("–")] == pytest.approx([low, high], rel=0.01)
+    assert "range" not in said and "its median run" in said
     # A price for the GPU cell alone: its own key, nothing else changes.
     [gpu_price] = [n for n in at.number_input
                    if n.key.startswith("price_g-sweep:") and n.label.startswith("gpu b256")]

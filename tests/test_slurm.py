@@ -46,6 +46,13 @@ def training_jobs() -> list[str]:
     return [name for name in squeue("--format=%j") if name.startswith("training-")]
 
 
+def node_state(node: str) -> str:
+    result = subprocess.run(["sinfo", "--noheader", "--nodes", node, "--format=%T"], capture_output=True,
+                            text=True, timeout=20)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
 def submit(runs_dir, *args: str) -> str:
     result = cli("run", "--slurm", "--detach", *args, runs_dir=runs_dir)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -198,6 +205,9 @@ def test_a_runs_folder_the_node_cannot_see_is_refused_before_submission(slurm, t
 
 def test_the_train_page_offers_the_partition_with_its_nodes_and_starts_a_run_there(slurm, runs_dir,
                                                                                    mnist_cached):
+    # An earlier test's job may still be ending on the session's one node ("mixed" or "completing"):
+    # the page must show the state Slurm reports, so wait until Slurm itself says the node is idle.
+    wait_for(lambda: node_state(slurm["node"]) == "idle", 60, interval=1, what="the node to be idle")
     at = AppTest.from_file(str(ROOT / "pages/train.py"), default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
     where = at.radio(key="where")

@@ -100,8 +100,11 @@ def group_items(cells: list, baseline: int, target: float) -> list[dict]:
     """One item per cell of repeats (`grouping.group_series`), the baseline cell first.
 
     As `verdict_items`, with the speedup the ratio of the cells' median images/s and, as
-    `range`, its extremes (B's slowest over A's fastest to B's fastest over A's slowest:
-    `stats.rate_speedup`); time to target is the cell's median (None when most runs missed it).
+    `interval`, its bootstrap 95% CI over the runs (each run's steady images/s one sample:
+    `stats.rate_speedup`'s ci_low/ci_high; None with fewer than two runs a side). `range`
+    keeps the extremes (B's slowest over A's fastest to B's fastest over A's slowest), said
+    in the sentence only when there is no interval. Time to target is the cell's median
+    (None when most runs missed it).
     """
     from training.analysis import grouping, stats  # grouping draws figures; only the group view needs it
 
@@ -117,15 +120,22 @@ def group_items(cells: list, baseline: int, target: float) -> list[dict]:
         is_base = index == baseline
         speed = stats.rate_speedup(found[baseline], summary, basis)
         span = None if is_base or speed["low"] is None else (speed["low"], speed["high"])
+        known = not is_base and speed["ci_low"] is not None and speed["ci_high"] is not None
+        interval = (speed["ci_low"], speed["ci_high"]) if known else None
         reached = stats.public(summary["time_to_target_s"]["median"])
         m = {"time_to_target_s": reached, "time_to_target_epoch": None,
              "epochs_done": max((len(run.epochs) for run in cell.runs), default=0)}
-        claim = _claim(is_base, speed["median"], None, base_name, m, target).replace(" (epoch None)", "")
-        if span:
-            claim = claim.replace("; it ", f" (range {span[0]:,.2f}–{span[1]:,.2f}× over the repeats); "
-                                  "its median run ", 1)
+        claim = _claim(is_base, speed["median"], interval, base_name, m, target).replace(" (epoch None)", "")
+        claim = claim.replace("; it ", f"{_range_words(span, interval)}; its median run ", 1)
         items.append({"id": cell.key, "label": cell.label, "baseline": is_base, "speedup": speed["median"],
-                      "interval": None, "range": span, "basis": basis, "n": summary["n"],
+                      "interval": interval, "range": span, "basis": basis, "n": summary["n"],
                       "time_to_target_s": reached, "time_to_target_epoch": None,
                       "epochs_done": m["epochs_done"], "claim": claim, "sentence": f"{cell.label} {claim}"})
     return items
+
+
+def _range_words(span: tuple[float, float] | None, interval: tuple[float, float] | None) -> str:
+    """The repeats' extremes, in words only where no interval could be bootstrapped."""
+    if span is None or interval is not None:
+        return ""
+    return f" (range {span[0]:,.2f}–{span[1]:,.2f}× over the repeats; too few runs for an interval)"
