@@ -217,9 +217,11 @@ def measure(args, env, store, sampler, playwright, url, kind: str, pair: int) ->
            "epochs_s": [e["epoch_time_s"] for e in log.epochs], "drew_last_epoch": drew,
            "load": os.getloadavg(),
            "latency_s": [seen[e["epoch"]] - e["time"] for e in log.epochs if e["epoch"] in seen]}
+    steady_from = log.epochs[0]["time"]  # the end of epoch 1: the window the steady epochs lie in
     for group, meter in sampler.meters.items():
         row[f"{group}_cpu_s"] = cpu_seconds(meter.samples, start, end)
         row[f"{group}_cores"] = row[f"{group}_cpu_s"] / span
+        row[f"{group}_steady_cores"] = cpu_seconds(meter.samples, steady_from, end) / (end - steady_from)
     assert store.root in done["run"].folder.parents  # never a published run in the checkout
     shutil.rmtree(done["run"].folder)  # the next run's page shows one local run, as this one's did
     return row
@@ -233,6 +235,9 @@ def print_row(row: dict) -> None:
           f"server {row['server_cpu_s']:.1f} CPU-s = {row['server_cores']:.3f} cores, "
           f"browser {row['browser_cpu_s']:.1f} CPU-s = {row['browser_cores']:.3f} cores  "
           f"load {row['load'][0]:.2f}{drew[row['drew_last_epoch']]}", flush=True)
+    print(f"       steady epochs only: server {row['server_steady_cores']:.3f} cores, "
+          f"browser {row['browser_steady_cores']:.3f} cores, the bench's Playwright driver "
+          f"{row['driver_steady_cores']:.3f} cores", flush=True)
     if row["latency_s"]:
         print(f"       epoch written -> drawn (s): {' '.join(f'{v:.2f}' for v in row['latency_s'])}")
 
@@ -255,6 +260,8 @@ def summary(rows: list[dict]) -> None:
     line("browser cores while watched", [r["browser_cores"] for r in watched], ".3f")
     line("server + browser cores while watched",
          [r["server_cores"] + r["browser_cores"] for r in watched], ".3f")
+    line("server + browser cores, steady epochs only",
+         [r["server_steady_cores"] + r["browser_steady_cores"] for r in watched], ".3f")
     line("server cores while unwatched", [r["server_cores"] for r in unwatched], ".3f")
     latencies = [v for r in watched for v in r["latency_s"]]
     if latencies:
@@ -293,7 +300,8 @@ def main() -> None:
             driver = driver_of_playwright()
             # Every 0.5 s: the bench's own sampling costs both arms alike, and less when rarer.
             sampler = Sampler({"server": lambda: tree(server_root),
-                               "browser": lambda: tree(driver)[1:]}, period=0.5)  # not the driver itself
+                               "browser": lambda: tree(driver)[1:],  # not the driver itself
+                               "driver": lambda: [driver] if driver else []}, period=0.5)
             sampler.start()
             # Warm-up, not measured: MNIST cached, the CPU's peak measured once (both happen
             # before a start record anyway), and the server's first page imports done.

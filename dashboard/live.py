@@ -1,17 +1,18 @@
-"""Live pages that cost almost nothing to watch: poll cheaply, redraw only when something changed.
+"""Live pages that cost almost nothing to watch: redraw only when something changed.
 
-A page that shows running runs draws its figures and tables once, notes a
-*signature* of what it drew (the run ids in the store, and each shown run's
-status and epoch count), and leaves behind one small fragment that polls every
-`REFRESH_S`, active runs or not (a run started elsewhere must show within 3 s
-even on a loaded machine, and an idle poll costs a directory listing and a few
-stat calls). The poll reads only
-the bytes appended to the shown runs' logs (the per-session followers) and the
-runs folder's listing; it reruns the whole page only when the signature
-changed: a new epoch record, a status change, a new or deleted run. So an epoch
-still shows within about a second of being written, while between epochs the
-browser receives nothing but the small progress line (issue 23: watching must
-not slow the run it watches).
+A page that shows running runs draws its figures and tables once and notes a
+*signature* of what it drew: the run ids in the store, and each shown run's status
+and epoch count. The server then looks again every `REFRESH_S` (`dashboard/doorbell.py`:
+a thread per session that lists the runs folder and reads the bytes appended to the
+shown runs' logs) and reruns the page only when the signature changed: a new epoch
+record, a status change, a new or deleted run. Between those, nothing goes to the
+browser at all, so an open tab costs the run it watches next to nothing (issue 23,
+docs/benchmarks.md "Watching costs"), while an epoch still shows within about a second
+of being written.
+
+Progress that moves between epochs (the Train page's bars) ticks in a small fragment
+every `TICK_S`, and only while a shown run is active. Where the server cannot be rung
+(AppTest's bare mode), a fragment polls the signature instead, as before.
 """
 
 from __future__ import annotations
@@ -20,41 +21,62 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from dashboard import state
-from training.store import Run, RunStore
+from dashboard import doorbell, state
+from training.store import ACTIVE_STATES, Run, RunLog, RunStore
 
-REFRESH_S = state.REFRESH_S  # poll period: an epoch or a new run shows within about a second
+REFRESH_S = state.REFRESH_S  # how often the server looks: an epoch or a new run shows within about 1 s
+TICK_S = 2.0  # progress bars: every 2 s is live enough to read, half the cost of every second
 
 
-def signature(store: RunStore, runs: list[Run], statuses: dict[str, str] | None = None) -> tuple:
+def signature(store: RunStore, runs: list[Run], statuses: dict[str, str],
+              epochs_done: Callable[[Run], int]) -> tuple:
     """What a redraw depends on: every run id, and each shown run's status and epochs so far."""
-    statuses = statuses or state.statuses(store, runs)
-    return (tuple(store.ids()),
-            tuple((run.id, statuses[run.id], state.follower(run).epochs_done) for run in runs))
+    return tuple(store.ids()), tuple((run.id, statuses[run.id], epochs_done(run)) for run in runs)
 
 
-def remember(key: str, store: RunStore, runs: list[Run]) -> None:
-    """Note what the page just drew; the watcher compares against it."""
-    st.session_state[f"_live_{key}"] = signature(store, runs)
-
-
-def watch(key: str, store: RunStore, runs: list[Run], every: float = REFRESH_S,
+def watch(key: str, store: RunStore, runs: list[Run], statuses: dict[str, str],
           tick: Callable[[list[Run], dict[str, str]], None] | None = None) -> None:
-    """The page's one polling fragment: `tick(runs, statuses)` draws what may change every second
-    (progress bars and lines), and nothing else is redrawn between changes.
+    """Rerun this page when `signature` changes; `tick(runs, statuses)` draws what moves between
+    epochs (progress bars), every `TICK_S` while a shown run is active. Call it after drawing."""
+    drawn = signature(store, runs, statuses, lambda run: state.follower(run).epochs_done)
+    rung = doorbell.watch(key, _looker(store, runs), drawn, REFRESH_S)
+    active = any(statuses[run.id] in ACTIVE_STATES for run in runs)
+    if rung:
+        if tick and active:
+            _ticker(store, runs, tick, TICK_S)
+        return
+    _poller(key, store, runs, drawn, tick, REFRESH_S)
 
-    Reruns the whole page (`st.rerun`) only when `signature` differs from what
-    `remember` noted. Call it last on the page, after `remember`.
-    """
-    _watcher(key, store, runs, tick, run_every=every)
+
+def _looker(store: RunStore, runs: list[Run]) -> Callable[[], tuple]:
+    """`signature` as the server's thread reads it: its own log followers, no session state."""
+    logs = {run.id: RunLog(run.metrics_path) for run in runs}
+
+    def epochs_done(run: Run) -> int:
+        log = logs[run.id]
+        log.update()  # reads only the bytes appended since the last look
+        return log.epochs_done
+
+    return lambda: signature(store, runs, state.statuses(store, runs), epochs_done)
 
 
-def _watcher(key: str, store: RunStore, runs: list[Run], tick, run_every: float) -> None:
-    @st.fragment(run_every=run_every)
+def _ticker(store: RunStore, runs: list[Run], tick, every: float) -> None:
+    @st.fragment(run_every=every)
+    def progress() -> None:
+        tick(runs, state.statuses(store, runs))
+
+    progress()
+
+
+def _poller(key: str, store: RunStore, runs: list[Run], drawn: tuple, tick, every: float) -> None:
+    """Without a doorbell: a fragment compares the signature every `every` and reruns on change."""
+    st.session_state[f"_live_{key}"] = drawn
+
+    @st.fragment(run_every=every)
     def poll() -> None:
         try:
             statuses = state.statuses(store, runs)
-            now = signature(store, runs, statuses)
+            now = signature(store, runs, statuses, lambda run: state.follower(run).epochs_done)
         except OSError:  # a shown run deleted meanwhile: the whole page works it out again
             now = None
         if now is None or now != st.session_state.get(f"_live_{key}"):

@@ -336,17 +336,17 @@ def mlflow_button(where, picked: list[Run]) -> None:
 
 
 def live_progress(active: list[Run]) -> None:
-    """The one thing that changes every second: where each active picked run is within its epoch."""
+    """Which picked runs are still training. Drawn with the page, so it says nothing that goes
+    stale between epochs: the batch-by-batch progress is the Train page's (dashboard/live.py)."""
     lines = []
     for run in active:
         log = state.follower(run)
-        progress = log.progress
-        where = (f"epoch {progress['epoch']}, batch {progress['batch']:,} of {progress['batches']:,} · "
-                 f"{number(progress.get('samples_per_s'), ',.0f')} samples/s so far" if progress
-                 else f"{log.epochs_done} epoch(s) done")
-        lines.append(f"**{run.name}**: {where}")
+        total = run.meta.get("epochs")
+        lines.append(f"**{run.name}**: {log.epochs_done}" + (f" of {total:,}" if total else "")
+                     + " epochs done")
     if lines:
-        st.caption("Live: " + " · ".join(lines) + ". The charts redraw when an epoch ends.")
+        st.caption("Live: " + " · ".join(lines) + ". The page redraws within about a second of each "
+                   "epoch's end; the batch-by-batch progress is on the Train page.")
 
 
 # -- the page ----------------------------------------------------------------------------------------
@@ -356,9 +356,6 @@ verdict_box = st.container(key="verdict")  # the answer first
 all_runs = {run.id: run for run in store.runs()}
 statuses = state.statuses(store, list(all_runs.values()))  # once per rerun
 picked = pick_runs(all_runs, statuses)
-live.remember("compare", store, picked)  # what this rerun draws; the watcher reruns when it changes
-live.watch("compare", store, picked,
-           tick=lambda shown, now: live_progress([r for r in shown if now[r.id] in ACTIVE_STATES]))
 if picked:
     series = state.series(picked)
     for unreadable in (s for s in series if s.note):
@@ -369,5 +366,8 @@ if picked:
     options = GROUP_CHARTS if controls.grouped else RUN_CHARTS
     controls = replace(controls, charts=choose_charts(options))
     (draw_groups if controls.grouped else draw_runs)(picked, series, controls, verdict_box)
+    with verdict_box:  # under the answer, where it is read
+        live_progress([run for run in picked if statuses[run.id] in ACTIVE_STATES])
 else:
     verdict_box.info("Pick at least one run. Start one on the Train page, or import a log on the Runs page.")
+live.watch("compare", store, picked, statuses)  # last: the server reruns the page when a picked run changes

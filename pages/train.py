@@ -51,9 +51,8 @@ active = [run for run in runs if statuses[run.id] in ACTIVE_STATES]
 widgets.stop_notice()
 if not active:
     st.caption("No run is queued or running.")
-# The cards' progress bars tick every second in a small fragment; the page itself reruns only
+# The cards' progress bars tick every 2 s in a small fragment; the page itself reruns only
 # when a run starts, ends or finishes an epoch (dashboard/live.py: watching costs the run nothing).
-live.remember("train", store, active)
-live.watch("train", store, active,
+live.watch("train", store, active, statuses,
            tick=lambda shown, now: [widgets.run_card(run, now[run.id]) for run in shown])
 widgets.recent_runs(runs, statuses)

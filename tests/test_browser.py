@@ -1,6 +1,6 @@
 """End to end in a real browser: Streamlit server, Debian's Chromium, a real CPU run.
 
-Covers what AppTest cannot see: `run_every` refreshing, Plotly actually
+Covers what AppTest cannot see: the server ringing a page when an epoch lands, Plotly actually
 drawing, and a live training subprocess started by a click. Screenshots of
 every page land in test-output/screenshots/.
 """
@@ -14,8 +14,11 @@ import pytest
 from browser_support import CHART_HAS_EPOCH_JS, CHROMIUM, CHROMIUM_ARGS, start_streamlit
 from conftest import FIXTURES, TEST_OUTPUT, cli
 
+from training.config import make_config
 from training.launch import local
 from training.store import ACTIVE_STATES, RunStore
+from training.store.layout import METRICS_FILE
+from training.store.logwriter import encode
 
 SHOTS = TEST_OUTPUT / "screenshots"
 
@@ -162,4 +165,40 @@ def test_click_start_and_watch_epoch_1_arrive_on_compare(server, runs_dir):
         time.sleep(1)  # let the tables finish drawing before the picture
         assert_no_exception(page)
         page.screenshot(path=str(SHOTS / "runs.png"), full_page=True)
+        browser.close()
+
+
+def test_an_open_compare_tab_receives_nothing_between_epochs_and_each_epoch_within_2_s(server, runs_dir):
+    """Issue 23: the server, not the browser, looks for new epochs (dashboard/doorbell.py)."""
+    from playwright.sync_api import sync_playwright
+
+    store = RunStore(runs_dir)
+    config = make_config(device="cpu", batch_size=128, epochs=3, limit_train=4000)
+    meta = {"name": "quiet run", "source": "local", "device": "cpu", "engine": "fit", "backend": "tensorflow",
+            "epochs": 3, "train_samples": 4000, "config": config.to_dict()}
+    run = store.create(meta, "running", files={METRICS_FILE: encode(
+        {"type": "start", "time": time.time(), "hardware": {"cpu_model": "test", "cpu_logical_cores": 2}})})
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        frames: list[float] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda _: frames.append(time.monotonic())))
+        page.goto(server)
+        page.get_by_role("link", name="Compare").click()
+        page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+        page.get_by_text("quiet run").first.wait_for(timeout=30_000)
+        # Playwright's sync API hands over events only inside its own calls: wait with its wait.
+        page.wait_for_timeout(3000)  # the first draw's last messages
+        seen = len(frames)
+        page.wait_for_timeout(6000)  # six of the server's looks, and nothing changed on disk
+        assert len(frames) == seen, f"{len(frames) - seen} messages in 6 s with nothing new"
+        for epoch in (1, 2):
+            with open(run.metrics_path, "ab") as log:
+                log.write(encode({"type": "epoch", "epoch": epoch, "loss": 1 / epoch, "accuracy": 0.9,
+                                  "val_loss": 1 / epoch, "val_accuracy": 0.9 + 0.01 * epoch,
+                                  "epoch_time_s": 3.0, "train_s": 2.8, "eval_s": 0.2, "samples_per_s": 1400,
+                                  "elapsed_s": 3.0 * epoch, "time": time.time()}))
+            page.wait_for_function(CHART_HAS_EPOCH_JS, arg=["quiet run", epoch], timeout=2_000, polling=50)
+        assert len(frames) > seen
+        assert_no_exception(page)
         browser.close()

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 
 from training.analysis import comparison
 from training.analysis.display import MUTED
-from training.analysis.figures import legend_below
+from training.analysis.figures import PLAIN, legend_below
 from training.analysis.series import RunSeries
 
 # (field, legend label, colour), in stacking order.
@@ -105,7 +105,7 @@ def make_time_split_figure(runs: list[RunSeries]) -> go.Figure:
                                   text=missing_reason(run.epochs), font={"color": MUTED})
     figure.update_layout(
         title="Where the time goes: steady-state epoch, median of each part",
-        xaxis_title="Seconds per epoch", barmode="stack", template="plotly_white",
+        xaxis_title="Seconds per epoch", barmode="stack", template=PLAIN,
         yaxis={"autorange": "reversed", "type": "category", "automargin": True})
     legend_below(figure, [label for _, label, _ in PARTS] + ["Median epoch time"],
                  height=max(220, 100 + 40 * len(runs)))

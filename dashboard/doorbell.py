@@ -1,0 +1,121 @@
+"""Rerun a browser's page from the server when what it drew changed: no polling from the browser.
+
+A Streamlit fragment with `run_every` makes the browser and the server run a script, send
+deltas and redraw every second, which a 2-core machine pays for out of the training it
+watches (issue 23). Here the page instead hands the server a `look()` (a cheap read of the
+disk: file listings and appended log bytes, no Streamlit call) and what it returned when
+the page drew. One daemon thread per session and page calls `look()` every `every`
+seconds; while it returns the same value, nothing at all goes to the browser. When it
+changes, the thread asks that session for a rerun of the page it is on, the way
+Streamlit's own run-on-save does (`AppSession.request_rerun` with the session's last
+client state: its page and query string; widget values stay what they were).
+
+The thread ends when its session ends or moves to another page; the page starts it again
+when it is drawn again. Where the runtime offers no session to ring (AppTest, a future
+Streamlit without these internals), `watch` returns False and the caller polls instead.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+
+from streamlit.proto.ClientState_pb2 import ClientState
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+_LOCK = threading.Lock()
+_WATCHES: dict[tuple[str, str], Watch] = {}  # (session id, page key) -> its watch
+
+
+@dataclass
+class Watch:
+    """One session's page: what it drew, how to look again, and the page it is for."""
+
+    session_id: str
+    page_hash: str
+    look: Callable[[], Hashable]
+    drawn: Hashable
+    every: float
+    rings: int = 0  # reruns asked for, for tests and the bench
+    thread: threading.Thread | None = field(default=None, repr=False)
+
+
+def watch(key: str, look: Callable[[], Hashable], drawn: Hashable, every: float) -> bool:
+    """From a page's script: rerun this session's page once `look()` no longer returns `drawn`.
+
+    Call it on every rerun of the page (it replaces the last `look` and `drawn`); False
+    where no session can be rung from here (bare mode, AppTest).
+    """
+    ctx = get_script_run_ctx()
+    if ctx is None or _session(ctx.session_id) is None:
+        return False
+    with _LOCK:
+        found = _WATCHES.get((ctx.session_id, key))
+        if found is not None and found.thread is not None and found.thread.is_alive():
+            found.look, found.drawn, found.every, found.page_hash = look, drawn, every, ctx.page_script_hash
+            return True
+        found = _WATCHES[(ctx.session_id, key)] = Watch(ctx.session_id, ctx.page_script_hash, look, drawn,
+                                                        every)
+        found.thread = threading.Thread(target=_keep_watching, args=(key, found), daemon=True,
+                                        name=f"doorbell-{key}-{ctx.session_id[:8]}")
+        found.thread.start()
+    return True
+
+
+def watching(session_id: str, key: str) -> Watch | None:
+    with _LOCK:
+        return _WATCHES.get((session_id, key))
+
+
+def _keep_watching(key: str, w: Watch) -> None:
+    while True:
+        time.sleep(w.every)
+        session = _session(w.session_id)
+        if session is None or _page_of(session) != w.page_hash:
+            break  # the tab closed or went to another page: that page draws its own watch
+        try:
+            now = w.look()
+        except Exception:  # noqa: BLE001 - a run deleted mid-read, say: the page works it out again
+            now = _FAILED
+        with _LOCK:
+            changed = now != w.drawn
+            if changed:
+                w.drawn, w.rings = now, w.rings + 1  # ring once per change, not every `every`
+        if changed:
+            _ring(session, w.page_hash)
+    with _LOCK:
+        if _WATCHES.get((w.session_id, key)) is w:
+            del _WATCHES[(w.session_id, key)]
+
+
+_FAILED = object()  # look() raised: differs from every drawn value, once
+
+
+def _session(session_id: str):
+    """The live AppSession of this id, or None (no runtime here, or the session has ended)."""
+    try:
+        from streamlit import runtime
+
+        if not runtime.exists():
+            return None
+        info = runtime.get_instance()._session_mgr.get_active_session_info(session_id)
+    except (AttributeError, RuntimeError):  # internals this version does not have
+        return None
+    return None if info is None else info.session
+
+
+def _page_of(session) -> str | None:
+    state = getattr(session, "_client_state", None)
+    return None if state is None else state.page_script_hash
+
+
+def _ring(session, page_hash: str) -> None:
+    """Rerun `session`'s page as the browser last asked for it (page, query string, context)."""
+    again = ClientState()
+    again.CopyFrom(session._client_state)
+    if again.page_script_hash != page_hash:
+        return
+    again.is_auto_rerun = True
+    session.request_rerun(again)
