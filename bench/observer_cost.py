@@ -34,6 +34,7 @@ import argparse
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -216,7 +217,9 @@ def measure(args, env, store, sampler, playwright, url, kind: str, pair: int) ->
            "images_per_s": comparison.train_images_per_s(log.epochs),
            "epochs_s": [e["epoch_time_s"] for e in log.epochs], "drew_last_epoch": drew,
            "load": os.getloadavg(),
-           "latency_s": [seen[e["epoch"]] - e["time"] for e in log.epochs if e["epoch"] in seen]}
+           "latency_s": [seen[e["epoch"]] - e["time"] for e in log.epochs if e["epoch"] in seen],
+           # What the worker itself saw (training/system/contention.py): others' share of the CPUs.
+           "others_share": median_of([e.get("others_cpu_share") for e in log.epochs[1:]])}
     steady_from = log.epochs[0]["time"]  # the end of epoch 1: the window the steady epochs lie in
     for group, meter in sampler.meters.items():
         row[f"{group}_cpu_s"] = cpu_seconds(meter.samples, start, end)
@@ -227,6 +230,11 @@ def measure(args, env, store, sampler, playwright, url, kind: str, pair: int) ->
     return row
 
 
+def median_of(values: list) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
 def print_row(row: dict) -> None:
     epochs = " ".join(f"{s:.2f}" for s in row["epochs_s"])
     drew = {None: "", True: "  tab drew the last epoch", False: "  TAB NEVER DREW THE LAST EPOCH"}
@@ -235,7 +243,9 @@ def print_row(row: dict) -> None:
           f"server {row['server_cpu_s']:.1f} CPU-s = {row['server_cores']:.3f} cores, "
           f"browser {row['browser_cpu_s']:.1f} CPU-s = {row['browser_cores']:.3f} cores  "
           f"load {row['load'][0]:.2f}{drew[row['drew_last_epoch']]}", flush=True)
-    print(f"       steady epochs only: server {row['server_steady_cores']:.3f} cores, "
+    others = "not recorded" if row["others_share"] is None else f"{row['others_share']:.1%}"
+    print(f"       steady epochs only: other processes took {others} of the CPUs (the worker's own "
+          f"reading); server {row['server_steady_cores']:.3f} cores, "
           f"browser {row['browser_steady_cores']:.3f} cores, the bench's Playwright driver "
           f"{row['driver_steady_cores']:.3f} cores", flush=True)
     if row["latency_s"]:
@@ -263,6 +273,10 @@ def summary(rows: list[dict]) -> None:
     line("server + browser cores, steady epochs only",
          [r["server_steady_cores"] + r["browser_steady_cores"] for r in watched], ".3f")
     line("server cores while unwatched", [r["server_cores"] for r in unwatched], ".3f")
+    for kind, those in (("watched", watched), ("unwatched", unwatched)):
+        shares = [r["others_share"] * 100 for r in those if r["others_share"] is not None]
+        if shares:
+            line(f"others' CPU share, {kind} (worker's reading)", shares, ".1f", "%")
     latencies = [v for r in watched for v in r["latency_s"]]
     if latencies:
         line("epoch written -> drawn, watched (s)", latencies, ".2f")

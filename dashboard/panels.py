@@ -15,7 +15,7 @@ from training.config import ConfigError
 from training.imports.annotate import annotate
 from training.imports.parsers import ImportFormatError
 from training.imports.runs import MAX_SAMPLES, import_upload
-from training.store import ACTIVE_STATES, FAILED, LOST, Run, RunError, RunStore
+from training.store import ACTIVE_STATES, FAILED, LOST, UNREADABLE, Run, RunError, RunStore
 
 STDERR_TAIL_LINES = 40
 IMPORT_TYPES = ["txt", "log", "md", "csv", "out", "zip"]
@@ -44,8 +44,8 @@ def run_detail(run: Run, status: str) -> None:
         source = warning.get("source")
         when = "When imported" if source == "import" else f"During training ({source})"
         st.warning(f"{when}: {warning.get('message')}")
-    if status in (FAILED, LOST) and (cause := run.cause(status, log)):
-        st.error(f"{status.capitalize()}: {cause}")
+    if status in (FAILED, LOST, UNREADABLE) and (cause := run.cause(status, log)):
+        st.error(cause[0].upper() + cause[1:] if status == UNREADABLE else f"{status.capitalize()}: {cause}")
     if status == FAILED and (tail := run.stderr_tail(STDERR_TAIL_LINES)):
         st.code(tail, language="text")
     widgets.stop_notice()

@@ -304,7 +304,8 @@ def downloads(picked: list[Run], series, c: Controls) -> None:
     """The epochs as CSV; one offline HTML report (built only when clicked); MLflow, when set up."""
     csv_col, report_col, mlflow_col = st.columns(3)
     csv_col.download_button("Download the compared epochs as CSV", key="download_csv", mime="text/csv",
-                            data=tables.epochs_frame(series).to_csv(index=False), file_name="comparison.csv")
+                            data=lambda: tables.epochs_frame(series).to_csv(index=False),  # when clicked
+                            file_name="comparison.csv")
     report_col.download_button(
         "Download report", key="download_report", mime="text/html", file_name="report.html",
         data=lambda: report.build_report(series, c.target, c.prices),

@@ -202,3 +202,60 @@ def test_an_open_compare_tab_receives_nothing_between_epochs_and_each_epoch_with
         assert len(frames) > seen
         assert_no_exception(page)
         browser.close()
+
+
+def fabricated_sweep(runs_dir) -> None:
+    """A CPU/GPU sweep at batch 32 and 256, 3 repeats each, as hand-made finished run folders.
+
+    A stand-in only for the GPU this machine does not have: the records are what a sweep
+    writes, and the test looks at how the page lays them out, not at their speed."""
+    store = RunStore(runs_dir)
+    steady = {("cpu", 32): [2.0, 2.5, 4.0], ("cpu", 256): [1.0, 1.25, 2.0],
+              ("gpu", 32): [4.0, 5.0, 8.0], ("gpu", 256): [0.25, 0.5, 1.0]}
+    for repeat in range(3):
+        for (device, batch), seconds in steady.items():
+            config = make_config(device=device, batch_size=batch, epochs=2, limit_train=1000)
+            meta = {"name": f"{device} b{batch}", "source": "local", "device": device, "engine": "fit",
+                    "backend": "tensorflow", "epochs": 2, "train_samples": 1000, "config": config.to_dict(),
+                    "group": "g-sweep", "group_kind": "sweep", "group_name": "", "repeat": repeat}
+            log = encode({"type": "start", "hardware": {"cpu_model": "test", "cpu_logical_cores": 2}})
+            for epoch, took in ((1, 9.0), (2, seconds[repeat])):
+                log += encode({"type": "epoch", "epoch": epoch, "loss": 1 / epoch, "accuracy": 0.5,
+                               "val_loss": 1 / epoch, "val_accuracy": 0.9 + 0.01 * epoch,
+                               "epoch_time_s": took, "train_s": took, "eval_s": 0.0,
+                               "samples_per_s": 1000 / took,
+                               "elapsed_s": 9.0 + (took if epoch == 2 else 0), "time": 1e9 + epoch})
+            log += encode({"type": "end", "status": "finished"})
+            store.create(meta, "finished", files={METRICS_FILE: log})
+
+
+def test_the_grouped_comparison_of_a_cpu_and_a_gpu_sweep_fits_1400_px(server, runs_dir):
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    fabricated_sweep(runs_dir)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.goto(server)
+        page.get_by_role("link", name="Compare").click()
+        page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+        groups = page.locator('[data-testid="stMultiSelect"]').nth(1)
+        groups.locator("input").click()
+        page.keyboard.press("Enter")  # the one group offered: the sweep
+        page.keyboard.press("Escape")
+        page.get_by_text("Group repeats").click()
+        page.get_by_text("(n=3)").first.wait_for(timeout=30_000)
+        verdict = page.locator(".st-key-verdict").inner_text()
+        [gpu] = [line for line in verdict.splitlines() if line.startswith("It is 2.50× faster")]
+        assert "(95% CI " in gpu and "range" not in gpu, verdict  # 3 runs a side: the bootstrap interval
+        assert verdict.count("range") == verdict.count("too few runs for an interval"), verdict
+        table = page.locator('[data-testid="stDataFrame"]').first
+        table.wait_for(timeout=30_000)
+        time.sleep(1.5)  # let the grid and the chart finish drawing
+        sizes = table.locator(".dvn-scroller").evaluate("e => [e.scrollWidth, e.clientWidth]")
+        assert sizes[0] <= sizes[1], f"the group table scrolls sideways at 1,400 px: {sizes}"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+        assert_no_exception(page)
+        page.screenshot(path=str(SHOTS / "compare-groups.png"), full_page=True)
+        browser.close()

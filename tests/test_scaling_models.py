@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
-from training.analysis import groups, scaling
+from training.analysis import groups, report, scaling
 from training.analysis.series import load_series
 from training.config import make_config
 from training.store import RunStore
@@ -125,3 +125,11 @@ def test_the_scaling_page_draws_the_model_size_view_for_a_sweep_over_models(mode
     specs = [chart.proto.spec for chart in at.get("plotly_chart")]
     assert any("against model size" in spec for spec in specs)
     assert any("crossover" in spec for spec in specs)
+
+
+def test_the_report_of_a_sweep_over_models_carries_the_model_size_view(models_store):
+    charts = report.charts(load_series(models_store.runs()), 0.99)
+    [flops] = [figure for figure in charts if "against model size" in (figure.layout.title.text or "")]
+    named = sorted(trace.name for trace in flops.data if trace.showlegend is not False)
+    assert named == ["GPU / CPU · jax · batch 128"]
+    assert [round(y, 6) for y in flops.data[0].y] == [0.5, 2.0, 8.0]  # 2,250 / 4,500, 2,000 / 1,000, 600 / 75

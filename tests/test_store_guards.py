@@ -264,6 +264,16 @@ def test_no_page_raises_on_broken_runs(runs_dir, path):
     assert not at.exception, [e.value for e in at.exception]
 
 
+def test_the_runs_page_says_why_a_run_is_unreadable(runs_dir):
+    made = broken_store(runs_dir, ("status folder",))
+    at = AppTest.from_file(str(ROOT / "pages/runs.py"), default_timeout=60).run()
+    at.selectbox(key="detail_run").set_value(made["status folder"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    problem = RunStore(runs_dir).open(made["status folder"]).problem()
+    assert [e.value for e in at.error] == [f"Unreadable: {problem}"]
+    assert "status.json is a folder" in at.error[0].value
+
+
 def test_import_runs_refuses_an_archive_carrying_a_wrong_typed_record(tmp_path, runs_dir):
     folder = elsewhere_run(tmp_path)
     lines = (folder / "metrics.jsonl").read_text().splitlines(keepends=True)

@@ -107,6 +107,8 @@ def charts(series: list[RunSeries], target: float) -> list[go.Figure]:
             figures.append(scaling.make_speedup_figure(points))
     if len({p["batch_size"] for p in points}) > 1 and scaling.has_utilisation(points):
         figures.append(scaling.make_efficiency_figure(points))
+    if scaling.flops_speedup_lines(points):  # a sweep over models on both devices
+        figures.append(scaling.make_flops_speedup_figure(points))
     if len({p["threads"] for p in points if p["device"] == "cpu"}) > 1:
         figures.append(scaling.make_scaling_figure(points, x="threads"))
     figures.append(timesplit.make_time_split_figure(series))

@@ -36,17 +36,24 @@ def check_live(args) -> None:
         raise ConfigError("mlflow", INSTALL_HINT)
 
 
+WORKER_EXIT_WAIT_S = 30  # after its end record a worker closes its files and exits: a second or two
+
+
 def follow_runs(runs: list[Run], args) -> int:
-    """terminal.follow, with the epochs streamed to MLflow when --mlflow was given."""
+    """terminal.follow, with the epochs streamed to MLflow when --mlflow was given; returns once
+    every worker has exited too, so nothing holds a run folder when the command ends."""
     uri = getattr(args, "mlflow", None)
-    if not uri:
-        return terminal.follow(runs, verbose=args.verbose)
-    live = LiveExport(runs, uri, args.experiment, where=launch.describe).start()
+    live = LiveExport(runs, uri, args.experiment, where=launch.describe).start() if uri else None
     try:
-        return terminal.follow(runs, verbose=args.verbose)
+        code = terminal.follow(runs, verbose=args.verbose)
     finally:
-        for line in live.finish():
+        for line in live.finish() if live else ():
             print(line, file=sys.stderr, flush=True)
+    for run in runs:
+        if not run.wait_for_exit(WORKER_EXIT_WAIT_S):
+            print(f"run {run.id}: its worker still runs {WORKER_EXIT_WAIT_S} s after its end",
+                  file=sys.stderr)
+    return code
 
 
 def export_mlflow(store: RunStore, args) -> int:

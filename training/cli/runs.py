@@ -23,8 +23,6 @@ from training.config import RunConfig
 from training.launch import local
 from training.store import ACTIVE_STATES, RunError, RunStore
 
-WORKER_EXIT_WAIT_S = 30  # after its end record a worker closes its files and exits: a second or two
-
 
 def cmd_run(store: RunStore, args) -> int:
     config = config_from_args(args)  # ConfigError -> exit 2 before anything is written
@@ -38,9 +36,7 @@ def cmd_run(store: RunStore, args) -> int:
         print(run.id)
         return 0
     print(f"run {run.id}: {run.folder} ({launcher.where})", file=sys.stderr, flush=True)
-    code = exports.follow_runs([run], args)
-    if not run.wait_for_exit(WORKER_EXIT_WAIT_S):  # so nothing holds the run folder once this returns
-        print(f"run {run.id}: its worker still runs {WORKER_EXIT_WAIT_S} s after its end", file=sys.stderr)
+    code = exports.follow_runs([run], args)  # returns once the worker has exited
     print(run.id)
     return code
 
