@@ -26,6 +26,7 @@ from streamlit.proto.ClientState_pb2 import ClientState
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 _LOCK = threading.Lock()
+_FAILED = object()  # look() raised: differs from every drawn value, once
 _WATCHES: dict[tuple[str, str], Watch] = {}  # (session id, page key) -> its watch
 
 
@@ -38,7 +39,6 @@ class Watch:
     look: Callable[[], Hashable]
     drawn: Hashable
     every: float
-    rings: int = 0  # reruns asked for, for tests and the bench
     thread: threading.Thread | None = field(default=None, repr=False)
 
 
@@ -64,11 +64,6 @@ def watch(key: str, look: Callable[[], Hashable], drawn: Hashable, every: float)
     return True
 
 
-def watching(session_id: str, key: str) -> Watch | None:
-    with _LOCK:
-        return _WATCHES.get((session_id, key))
-
-
 def _keep_watching(key: str, w: Watch) -> None:
     while True:
         time.sleep(w.every)
@@ -82,15 +77,12 @@ def _keep_watching(key: str, w: Watch) -> None:
         with _LOCK:
             changed = now != w.drawn
             if changed:
-                w.drawn, w.rings = now, w.rings + 1  # ring once per change, not every `every`
+                w.drawn = now  # ring once per change, not every `every`
         if changed:
-            _ring(session, w.page_hash)
+            _ring(session)
     with _LOCK:
         if _WATCHES.get((w.session_id, key)) is w:
             del _WATCHES[(w.session_id, key)]
-
-
-_FAILED = object()  # look() raised: differs from every drawn value, once
 
 
 def _session(session_id: str):
@@ -111,11 +103,9 @@ def _page_of(session) -> str | None:
     return None if state is None else state.page_script_hash
 
 
-def _ring(session, page_hash: str) -> None:
+def _ring(session) -> None:
     """Rerun `session`'s page as the browser last asked for it (page, query string, context)."""
     again = ClientState()
     again.CopyFrom(session._client_state)
-    if again.page_script_hash != page_hash:
-        return
     again.is_auto_rerun = True
     session.request_rerun(again)
