@@ -20,13 +20,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 RUNS = 50
 RERUNS = 5
 
 
 def main() -> None:
+    from conftest import chart_specs
     from streamlit.testing.v1 import AppTest
     all_charts = "--all-charts" in sys.argv[1:]
 
@@ -58,7 +59,7 @@ def main() -> None:
             started = time.perf_counter()
             at.run()
             timings.append(time.perf_counter() - started)
-    drawn = len(at.get("plotly_chart"))
+    drawn = len(chart_specs(at))
     print(f"Compare page, {RUNS} runs x 30 epochs, {drawn} chart{'s' * (drawn != 1)}: "
           f"first render {first * 1000:.0f} ms; "
           f"rerun median {statistics.median(timings) * 1000:.0f} ms, max {max(timings) * 1000:.0f} ms "

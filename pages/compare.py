@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import streamlit as st
 
-from dashboard import live, state
+from dashboard import charts, live, state
 from training import launch
 from training.analysis import grouping, groups, report, tables, timesplit, verdict
 from training.analysis.comparison import DEFAULT_TARGET
@@ -201,7 +201,7 @@ def draw_grid(figures: list[tuple[str, object]], prefix: str) -> None:
             if isinstance(figure, str):
                 column.info(figure)
             elif has_points(figure):
-                column.plotly_chart(figure, key=f"{prefix}_{key}")
+                charts.plotly_chart(figure, f"{prefix}_{key}", where=column)
             else:
                 column.info(f"{figure.layout.title.text}: no picked run has these values yet.")
 
@@ -293,7 +293,7 @@ def time_split(series) -> None:
     if not timesplit.any_split(series):
         st.info(timesplit.empty_reason(series))
         return
-    st.plotly_chart(timesplit.make_time_split_figure(series), key="chart_time_split")
+    charts.plotly_chart(timesplit.make_time_split_figure(series), "chart_time_split")
     st.caption("Median of each part over the steady epochs (not epoch 1, not a profiled one); the diamond "
                "is the median epoch time. Steps include waiting for the device; the first step's wait is "
                "the input pipeline's start and first copy; \"not recorded\": the run's log has no split "

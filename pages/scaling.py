@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import state
+from dashboard import charts, state
 from training.analysis import groups, scaling
 
 store = state.get_store()
@@ -32,22 +32,22 @@ if not points:
     st.info(f"None of these {len(picked)} run(s) has a steady state yet: it needs two finished epochs "
             "(epoch 1 is warm-up).")
     st.stop()
-st.plotly_chart(scaling.make_scaling_figure(points), key="scaling_batch")
+charts.plotly_chart(scaling.make_scaling_figure(points), "scaling_batch")
 if scaling.speedup_lines(points):
-    st.plotly_chart(scaling.make_speedup_figure(points), key="scaling_speedup")
+    charts.plotly_chart(scaling.make_speedup_figure(points), "scaling_speedup")
 else:
     st.caption("GPU-over-CPU speedup: needs CPU and GPU runs at the same batch sizes.")
 if scaling.flops_speedup_lines(points):
-    st.plotly_chart(scaling.make_flops_speedup_figure(points), key="scaling_flops")
+    charts.plotly_chart(scaling.make_flops_speedup_figure(points), "scaling_flops")
 else:
     st.caption("GPU-over-CPU speedup against model size: needs CPU and GPU runs of two or more models at one "
                "batch size (`sweep --model mnist-cnn,keras:mobilenet_v2,keras:resnet50 --device cpu,gpu`).")
 if scaling.has_utilisation(points):
-    st.plotly_chart(scaling.make_efficiency_figure(points), key="scaling_efficiency")
+    charts.plotly_chart(scaling.make_efficiency_figure(points), "scaling_efficiency")
 else:
     st.caption("Utilisation against batch size: needs runs whose logs have the model's layers and a measured "
                "peak (log format 3: `python -m training peak`).")
 if len({p["threads"] for p in points if p["device"] == "cpu"}) > 1:
-    st.plotly_chart(scaling.make_scaling_figure(points, x="threads"), key="scaling_threads")
+    charts.plotly_chart(scaling.make_scaling_figure(points, x="threads"), "scaling_threads")
 else:
     st.caption("Samples/s against threads: needs CPU runs with different --threads.")

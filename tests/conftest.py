@@ -112,6 +112,12 @@ def records(run_dir: Path, kind: str | None = None) -> list[dict]:
     return [r for r in lines if kind is None or r["type"] == kind]
 
 
+def chart_specs(at) -> list[str]:
+    """The figure JSON of every chart an AppTest page drew (dashboard/charts.py's component)."""
+    return [json.loads(element.proto.json)["figure"] for element in at.get("bidi_component")
+            if element.proto.component_name == "dashboard.chart"]
+
+
 def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -12,7 +12,7 @@ import os
 import re
 
 import pytest
-from conftest import ROOT, cli
+from conftest import ROOT, chart_specs, cli
 from streamlit.testing.v1 import AppTest
 
 from training.analysis import comparison, flops, grouping, report
@@ -231,7 +231,7 @@ def test_scaling_page_shows_utilisation_against_batch_size(store):
     at.radio(key="scaling_source").set_value("Picked runs").run()
     at.multiselect(key="scaling_runs").set_value([small, large]).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert any("Utilisation against batch size" in chart.proto.spec for chart in at.get("plotly_chart"))
+    assert any("Utilisation against batch size" in spec for spec in chart_specs(at))
 
 
 # --- the measured peak --------------------------------------------------------------------------

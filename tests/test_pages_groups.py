@@ -11,7 +11,7 @@ import fcntl
 import os
 
 import pytest
-from conftest import ROOT, stop_active
+from conftest import ROOT, chart_specs, stop_active
 from streamlit.testing.v1 import AppTest
 
 from training.config import make_config
@@ -148,17 +148,17 @@ def test_grouped_compare_shows_median_and_spread(sweep_store):
     assert gpu_total["Cost of run"] not in ("no price", "—")
     assert rows["cpu b32 · CPU · fit/tensorflow (n=3)"]["Cost of run"] == cpu32["Cost of run"]
     at.button_group(key="charts").set_value(["val_acc_epoch", "epoch_time"]).run()
-    charts = at.get("plotly_chart")
-    assert len(charts) == 2  # only the chosen charts are built and sent
-    assert charts and any('"tonexty"' in chart.proto.spec for chart in charts)  # min-max bands
-    assert any("legendonly" in chart.proto.spec for chart in charts)  # the single runs, one click away
+    specs = chart_specs(at)
+    assert len(specs) == 2  # only the chosen charts are built and sent
+    assert any('"tonexty"' in spec for spec in specs)  # min-max bands
+    assert any("legendonly" in spec for spec in specs)  # the single runs, one click away
     assert at.get("download_button")
 
 
 def test_scaling_page_plots_a_sweep_and_marks_the_crossover(sweep_store):
     at = no_exceptions(page("pages/scaling.py").run())
     assert at.selectbox(key="scaling_group").value == "g-sweep"
-    specs = [chart.proto.spec for chart in at.get("plotly_chart")]
+    specs = chart_specs(at)
     assert len(specs) == 2  # samples/s against batch size, and the speedup; no threads variation
     assert '"type":"log"' in specs[0].replace(" ", "")
     assert "crossover ≈" in specs[1] or "crossover \\u2248" in specs[1]

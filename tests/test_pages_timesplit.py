@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, chart_specs
 from streamlit.testing.v1 import AppTest
 
 from training.config import make_config
@@ -58,7 +58,7 @@ def store(runs_dir) -> RunStore:
 
 
 def split_chart(at: AppTest) -> dict:
-    [spec] = [json.loads(c.proto.spec) for c in at.get("plotly_chart") if TITLE in c.proto.spec]
+    [spec] = [json.loads(spec) for spec in chart_specs(at) if TITLE in spec]
     return spec
 
 

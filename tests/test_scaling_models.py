@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, chart_specs
 from streamlit.testing.v1 import AppTest
 
 from training.analysis import groups, report, scaling
@@ -122,7 +122,7 @@ def test_the_scaling_page_draws_the_model_size_view_for_a_sweep_over_models(mode
     at = AppTest.from_file(str(ROOT / "pages/scaling.py"), default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="scaling_group").value == "g-models"
-    specs = [chart.proto.spec for chart in at.get("plotly_chart")]
+    specs = chart_specs(at)
     assert any("against model size" in spec for spec in specs)
     assert any("crossover" in spec for spec in specs)
 
