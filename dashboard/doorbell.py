@@ -10,6 +10,13 @@ changes, the thread asks that session for a rerun of the page it is on, the way
 Streamlit's own run-on-save does (`AppSession.request_rerun` with the session's last
 client state: its page and query string; widget values stay what they were).
 
+Called from inside a fragment, `watch` rings that fragment alone for what only it drew:
+`look()` returns two parts, what the whole page drew (run ids, statuses) and what the
+fragment drew (epochs so far). A change in the first reruns the page; a change in the
+second reruns only the fragment (`ClientState.fragment_id`, as a fragment's own
+`run_every` does), so the browser redraws the charts and numbers that moved, not every
+widget of the page.
+
 The thread ends when its session ends or moves to another page; the page starts it again
 when it is drawn again. Where the runtime offers no session to ring (AppTest, a future
 Streamlit without these internals), `watch` returns False and the caller polls instead.
@@ -39,14 +46,17 @@ class Watch:
     look: Callable[[], Hashable]
     drawn: Hashable
     every: float
+    fragment_id: str | None = None  # the fragment that called `watch`, if one did
     thread: threading.Thread | None = field(default=None, repr=False)
 
 
-def watch(key: str, look: Callable[[], Hashable], drawn: Hashable, every: float) -> bool:
-    """From a page's script: rerun this session's page once `look()` no longer returns `drawn`.
+def watch(key: str, look: Callable[[], tuple[Hashable, Hashable]], drawn: tuple[Hashable, Hashable],
+          every: float) -> bool:
+    """From a page's script: rerun this session's page (or only the calling fragment) once
+    `look()` no longer returns `drawn`, a (page part, fragment part) pair.
 
-    Call it on every rerun of the page (it replaces the last `look` and `drawn`); False
-    where no session can be rung from here (bare mode, AppTest).
+    Call it on every rerun of the page or fragment (it replaces the last `look` and
+    `drawn`); False where no session can be rung from here (bare mode, AppTest).
     """
     ctx = get_script_run_ctx()
     if ctx is None or _session(ctx.session_id) is None:
@@ -55,9 +65,10 @@ def watch(key: str, look: Callable[[], Hashable], drawn: Hashable, every: float)
         found = _WATCHES.get((ctx.session_id, key))
         if found is not None and found.thread is not None and found.thread.is_alive():
             found.look, found.drawn, found.every, found.page_hash = look, drawn, every, ctx.page_script_hash
+            found.fragment_id = _fragment_id()
             return True
         found = _WATCHES[(ctx.session_id, key)] = Watch(ctx.session_id, ctx.page_script_hash, look, drawn,
-                                                        every)
+                                                        every, _fragment_id())
         found.thread = threading.Thread(target=_keep_watching, args=(key, found), daemon=True,
                                         name=f"doorbell-{key}-{ctx.session_id[:8]}")
         found.thread.start()
@@ -76,10 +87,12 @@ def _keep_watching(key: str, w: Watch) -> None:
             now = _FAILED
         with _LOCK:
             changed = now != w.drawn
+            whole = now is _FAILED or w.drawn is _FAILED or now[0] != w.drawn[0] or not w.fragment_id
+            fragment = None if whole else w.fragment_id
             if changed:
                 w.drawn = now  # ring once per change, not every `every`
         if changed:
-            _ring(session)
+            _ring(session, fragment)
     with _LOCK:
         if _WATCHES.get((w.session_id, key)) is w:
             del _WATCHES[(w.session_id, key)]
@@ -103,9 +116,21 @@ def _page_of(session) -> str | None:
     return None if state is None else state.page_script_hash
 
 
-def _ring(session) -> None:
-    """Rerun `session`'s page as the browser last asked for it (page, query string, context)."""
+def _fragment_id() -> str | None:
+    """The fragment this script code runs in, or None (the page's own code, or no such internal)."""
+    try:
+        from streamlit.runtime.scriptrunner_utils.script_run_context import ThreadState
+
+        return ThreadState.get().fragment_id
+    except (ImportError, AttributeError, RuntimeError):
+        return None
+
+
+def _ring(session, fragment_id: str | None) -> None:
+    """Rerun `session`'s page as the browser last asked for it (page, query string, context),
+    or only `fragment_id` in it while the session still holds that fragment."""
     again = ClientState()
     again.CopyFrom(session._client_state)
     again.is_auto_rerun = True
+    again.fragment_id = fragment_id if fragment_id and session.has_fragment(fragment_id) else ""
     session.request_rerun(again)

@@ -29,15 +29,20 @@ TICK_S = 2.0  # progress bars: every 2 s is live enough to read, half the cost o
 
 
 def signature(store: RunStore, runs: list[Run], statuses: dict[str, str],
-              epochs_done: Callable[[Run], int]) -> tuple:
-    """What a redraw depends on: every run id, and each shown run's status and epochs so far."""
-    return tuple(store.ids()), tuple((run.id, statuses[run.id], epochs_done(run)) for run in runs)
+              epochs_done: Callable[[Run], int]) -> tuple[tuple, tuple]:
+    """What a redraw depends on, in two parts: what the page drew (every run id, each shown
+    run's status) and what a live fragment of it drew (each shown run's epochs so far)."""
+    return ((tuple(store.ids()), tuple(statuses[run.id] for run in runs)),
+            tuple(epochs_done(run) for run in runs))
 
 
 def watch(key: str, store: RunStore, runs: list[Run], statuses: dict[str, str],
           tick: Callable[[list[Run], dict[str, str]], None] | None = None) -> None:
     """Rerun this page when `signature` changes; `tick(runs, statuses)` draws what moves between
-    epochs (progress bars), every `TICK_S` while a shown run is active. Call it after drawing."""
+    epochs (progress bars), every `TICK_S` while a shown run is active. Call it after drawing.
+
+    Called from inside a fragment, a new epoch reruns only that fragment; a new run or a
+    status change still reruns the page (dashboard/doorbell.py)."""
     drawn = signature(store, runs, statuses, lambda run: state.follower(run).epochs_done)
     rung = doorbell.watch(key, _looker(store, runs), drawn, REFRESH_S)
     active = any(statuses[run.id] in ACTIVE_STATES for run in runs)

@@ -1,9 +1,10 @@
 """Compare: the verdict first, one convergence chart, a table that fits; the rest one click away. Live.
 
 Reading order: `pick_runs` (what is compared: the default picks follow new runs until
-the user picks), `read_controls` (every setting, into one `Controls`), then `draw_runs`
-or `draw_groups` with the series and the controls, and last the watcher
-(`dashboard/live.py`), which reruns the page only when a picked run's data changed.
+the user picks), `read_controls` (every setting, into one `Controls`), then `live_view`, a
+fragment: `draw_runs` or `draw_groups` with the series and the controls, and last the
+watcher (`dashboard/live.py`), which reruns only the fragment when a picked run has a
+new epoch, and the page when a run is added or changes status.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ class Controls:
     grouped: bool = False
     charts: tuple[str, ...] = (DEFAULT_CHART,)
     log_loss: bool = True
-    log_time: bool = False
+    time_axis: str = "auto"  # "auto", "linear" or "log", as picked
+    log_time: bool = False  # what "auto" means for the runs as drawn (live_view works it out)
     whole_accuracy: bool = False
     prices: dict = field(default_factory=dict)
 
@@ -137,7 +139,7 @@ def pick_runs(runs: dict[str, Run], statuses: dict[str, str]) -> list[Run]:
 
 
 # -- the settings ------------------------------------------------------------------------------------
-def read_controls(picked: list[Run], series) -> Controls:
+def read_controls(picked: list[Run]) -> Controls:
     """Baseline, target, chart choice and the rest, in that order on the page."""
     base_col, target_col, group_col = st.columns([3, 1, 1], vertical_alignment="bottom")
     baseline = base_col.selectbox("Speedup baseline", [run.id for run in picked], key="baseline",
@@ -162,9 +164,8 @@ def read_controls(picked: list[Run], series) -> Controls:
             prices[device] = where.number_input(f"{device.upper()} price per hour", min_value=0.0,
                                                 value=0.0, step=0.1, key=f"price_{device}",
                                                 help="0 = no price: cost is not shown") or None
-    log_time = time_axis == "log" or (time_axis == "auto" and wants_log_time(series))
     return Controls(target=target, baseline=baseline, grouped=grouped, log_loss=log_loss,
-                    log_time=log_time, whole_accuracy=whole, prices=prices)
+                    time_axis=time_axis, whole_accuracy=whole, prices=prices)
 
 
 def choose_charts(options: dict[str, str]) -> tuple[str, ...]:
@@ -351,6 +352,23 @@ def live_progress(active: list[Run]) -> None:
 
 
 # -- the page ----------------------------------------------------------------------------------------
+@st.fragment
+def live_view(picked: list[Run], controls: Controls, verdict_box) -> None:
+    """What a new epoch changes: the verdict (into the box at the top), the charts, the table, the
+    downloads and the "Live:" line. A new epoch of a picked run reruns this alone, not the page's
+    widgets (dashboard/live.py); a new run or a status change reruns the page."""
+    statuses = state.statuses(store, picked)
+    series = state.series(picked)
+    for unreadable in (s for s in series if s.note):
+        st.warning(f"{unreadable.label}: {unreadable.note}.")
+    controls = replace(controls, log_time=controls.time_axis == "log"
+                       or (controls.time_axis == "auto" and wants_log_time(series)))  # durations grow
+    (draw_groups if controls.grouped else draw_runs)(picked, series, controls, verdict_box)
+    with verdict_box:  # under the answer, where it is read
+        live_progress([run for run in picked if statuses[run.id] in ACTIVE_STATES])
+    live.watch("compare", store, picked, statuses)  # last: reruns this when a picked run changes
+
+
 store = state.get_store()
 st.title("Compare runs")
 verdict_box = st.container(key="verdict")  # the answer first
@@ -359,16 +377,11 @@ statuses = state.statuses(store, list(all_runs.values()))  # once per rerun
 picked = pick_runs(all_runs, statuses)
 if picked:
     series = state.series(picked)
-    for unreadable in (s for s in series if s.note):
-        st.warning(f"{unreadable.label}: {unreadable.note}.")
-    controls = read_controls(picked, series)
+    controls = read_controls(picked)
     if note := tables.protocol_caption(series, controls.baseline):  # one line: what differs, what it means
         st.caption(f":orange[{note}]")
     options = GROUP_CHARTS if controls.grouped else RUN_CHARTS
-    controls = replace(controls, charts=choose_charts(options))
-    (draw_groups if controls.grouped else draw_runs)(picked, series, controls, verdict_box)
-    with verdict_box:  # under the answer, where it is read
-        live_progress([run for run in picked if statuses[run.id] in ACTIVE_STATES])
+    live_view(picked, replace(controls, charts=choose_charts(options)), verdict_box)
 else:
     verdict_box.info("Pick at least one run. Start one on the Train page, or import a log on the Runs page.")
-live.watch("compare", store, picked, statuses)  # last: the server reruns the page when a picked run changes
+    live.watch("compare", store, picked, statuses)  # a new run joins the default picks
