@@ -14,11 +14,10 @@ from dataclasses import dataclass, field, replace
 
 import streamlit as st
 
-from dashboard import charts, live, state
+from dashboard import charts, live, state, verdictcards
 from training import launch
 from training.analysis import grouping, groups, report, tables, timesplit, verdict
 from training.analysis.comparison import DEFAULT_TARGET
-from training.analysis.display import number
 from training.analysis.figures import (
     has_points,
     make_epoch_time_figure,
@@ -178,19 +177,10 @@ def choose_charts(options: dict[str, str]) -> tuple[str, ...]:
 
 # -- drawing -----------------------------------------------------------------------------------------
 def draw_verdict(where, items: list[dict], c: Controls) -> None:
-    """Big numbers first: per run (or cell), its speedup over the baseline and its time to target."""
+    """Big numbers first: per run (or cell), its speedup over the baseline and its time to target,
+    as one element (dashboard/verdictcards.py: a live page redraws it at every epoch)."""
     with where:
-        for item in items:
-            with st.container(border=True):
-                words, speed, ttt = st.columns([5, 1.4, 1.8], vertical_alignment="center")
-                words.markdown(f"**{item['label']}**  \nIt {item['claim']}")
-                speed.metric("Baseline" if item["baseline"] else "Speedup",
-                             "1×" if item["baseline"] else verdict.speedup_text(item["speedup"]),
-                             help=verdict.interval_text(item["interval"]) or (
-                                 f"range {item['range'][0]:,.2f}–{item['range'][1]:,.2f}×"
-                                 if item.get("range") else None))
-                ttt.metric(f"Time to {c.target:.2%}", "not reached" if item["time_to_target_s"] is None
-                           else number(item["time_to_target_s"], ",.0f", " s"))
+        st.html(verdictcards.cards(items, c.target))
         st.caption(verdict.basis_sentence(items))
 
 

@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,48 @@ def chart_specs(at) -> list[str]:
     """The figure JSON of every chart an AppTest page drew (dashboard/charts.py's component)."""
     return [json.loads(element.proto.json)["figure"] for element in at.get("bidi_component")
             if element.proto.component_name == "dashboard.chart"]
+
+
+class _Cards(HTMLParser):
+    """Text of the verdict cards' parts, by class: words, figure labels and values, tooltips."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cards: list[dict] = []
+        self._classes: list[str] = []
+
+    def handle_starttag(self, tag, attrs) -> None:
+        attrs = dict(attrs)
+        self._classes.append(attrs.get("class") or "")
+        if attrs.get("class") == "verdict-card":
+            self.cards.append({"words": "", "labels": [], "values": [], "tips": []})
+        elif attrs.get("class") == "figure":
+            self.cards[-1]["tips"].append(attrs.get("title") or "")
+
+    def handle_endtag(self, tag) -> None:
+        self._classes.pop()
+
+    def handle_startendtag(self, tag, attrs) -> None:  # <br>: a line break in the words
+        if self.cards:
+            self.cards[-1]["words"] += "\n"
+
+    def handle_data(self, data) -> None:
+        where = next((c for c in reversed(self._classes) if c in ("words", "label", "value")), None)
+        if not self.cards or where is None:
+            return
+        if where == "words":
+            self.cards[-1]["words"] += data
+        else:
+            self.cards[-1][where + "s"].append(data)
+
+
+def verdict_cards(at) -> list[dict]:
+    """The Compare verdict's cards (dashboard/verdictcards.py) an AppTest page drew, baseline first:
+    {"words", "labels", "values", "tips"}, the last three per figure (speedup, time to target)."""
+    parser = _Cards()
+    for element in at.get("html"):
+        parser.feed(element.proto.body)
+    return parser.cards
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):

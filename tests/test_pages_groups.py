@@ -11,7 +11,7 @@ import fcntl
 import os
 
 import pytest
-from conftest import ROOT, chart_specs, stop_active
+from conftest import ROOT, chart_specs, stop_active, verdict_cards
 from streamlit.testing.v1 import AppTest
 
 from training.config import make_config
@@ -132,7 +132,7 @@ def test_grouped_compare_shows_median_and_spread(sweep_store):
     assert gpu256["Speedup (median)"] == "5.00×" and gpu256["Speedup (range)"] == "2.00–16.00×"
     assert gpu256["Cost of run"] == "no price"
     # The verdict on top gives the same bootstrap interval over the runs as the table, not the range.
-    [said] = [m.value for m in at.markdown if m.value.startswith("**gpu b256 · GPU")]
+    [said] = [card["words"] for card in verdict_cards(at) if card["words"].startswith("gpu b256 · GPU")]
     low, high = (float(x) for x in gpu256["Speedup 95% CI"].rstrip("×").split("–"))
     assert 2.0 <= low < 5.0 < high <= 16.0  # inside the repeats' extremes, around the median
     assert "5.00× faster than cpu b32 · CPU · fit/tensorflow (n=3) (95% CI " in said
