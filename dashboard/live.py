@@ -8,16 +8,21 @@ shown runs' logs) and reruns the page only when the signature changed: a new epo
 record, a status change, a new or deleted run. Between those, nothing goes to the
 browser at all, so an open tab costs the run it watches next to nothing (issue 23,
 docs/benchmarks.md "Watching costs"), while an epoch still shows within about a second
-of being written.
+of being written. A page that draws its live part in a fragment (Compare) has only that
+fragment rerun for a new epoch; the page's widgets are redrawn only for a new run or a
+status change.
 
-Progress that moves between epochs (the Train page's bars) ticks in a small fragment
-every `TICK_S`, and only while a shown run is active. Where the server cannot be rung
+Progress that moves between epochs (the Train page's cards) ticks in a small fragment
+every `TICK_S`, and only while a shown run is active; there a new epoch reruns nothing
+more, since the next tick draws it. Where the server cannot be rung
 (AppTest's bare mode), a fragment polls the signature instead, as before.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import streamlit as st
 
@@ -43,26 +48,41 @@ def watch(key: str, store: RunStore, runs: list[Run], statuses: dict[str, str],
 
     Called from inside a fragment, a new epoch reruns only that fragment; a new run or a
     status change still reruns the page (dashboard/doorbell.py)."""
-    drawn = signature(store, runs, statuses, lambda run: state.follower(run).epochs_done)
-    rung = doorbell.watch(key, _looker(store, runs), drawn, REFRESH_S)
+    epochs = (lambda run: 0) if tick else (lambda run: state.follower(run).epochs_done)  # tick draws them
+    drawn = signature(store, runs, statuses, epochs)
+    rung = doorbell.watch(key, _looker(store, runs, count_epochs=not tick), drawn, REFRESH_S)
     active = any(statuses[run.id] in ACTIVE_STATES for run in runs)
     if rung:
         if tick and active:
             _ticker(store, runs, tick, TICK_S)
         return
-    _poller(key, store, runs, drawn, tick, REFRESH_S)
+    _poller(key, store, runs, drawn, tick, REFRESH_S, epochs)
 
 
-def _looker(store: RunStore, runs: list[Run]) -> Callable[[], tuple]:
-    """`signature` as the server's thread reads it: its own log followers, no session state."""
-    logs = {run.id: RunLog(run.metrics_path) for run in runs}
+def _looker(store: RunStore, runs: list[Run], count_epochs: bool) -> Callable[[], tuple]:
+    """`signature` as the server's thread reads it: its own log followers, no session state.
+    Without `count_epochs` (a page whose tick draws them) every epoch count reads 0."""
 
     def epochs_done(run: Run) -> int:
-        log = logs[run.id]
-        log.update()  # reads only the bytes appended since the last look
-        return log.epochs_done
+        return _looked_epochs(run.metrics_path) if count_epochs else 0
 
     return lambda: signature(store, runs, state.statuses(store, runs), epochs_done)
+
+
+_LOOKED: dict[Path, RunLog] = {}  # the doorbells' own followers, kept across reruns: each log is read once
+_LOOKED_LOCK = threading.Lock()
+MAX_LOOKED = 256  # logs followed at once at most; the oldest is dropped (and read again if shown again)
+
+
+def _looked_epochs(path: Path) -> int:
+    """Epochs so far in the log at `path`, reading only the bytes appended since any doorbell last looked."""
+    with _LOOKED_LOCK:
+        log = _LOOKED.pop(path, None) or RunLog(path)
+        _LOOKED[path] = log  # most recently looked at last
+        while len(_LOOKED) > MAX_LOOKED:
+            del _LOOKED[next(iter(_LOOKED))]
+        log.update()
+        return log.epochs_done
 
 
 def _ticker(store: RunStore, runs: list[Run], tick, every: float) -> None:
@@ -73,7 +93,8 @@ def _ticker(store: RunStore, runs: list[Run], tick, every: float) -> None:
     progress()
 
 
-def _poller(key: str, store: RunStore, runs: list[Run], drawn: tuple, tick, every: float) -> None:
+def _poller(key: str, store: RunStore, runs: list[Run], drawn: tuple, tick, every: float,
+            epochs: Callable[[Run], int]) -> None:
     """Without a doorbell: a fragment compares the signature every `every` and reruns on change."""
     st.session_state[f"_live_{key}"] = drawn
 
@@ -81,7 +102,7 @@ def _poller(key: str, store: RunStore, runs: list[Run], drawn: tuple, tick, ever
     def poll() -> None:
         try:
             statuses = state.statuses(store, runs)
-            now = signature(store, runs, statuses, lambda run: state.follower(run).epochs_done)
+            now = signature(store, runs, statuses, epochs)
         except OSError:  # a shown run deleted meanwhile: the whole page works it out again
             now = None
         if now is None or now != st.session_state.get(f"_live_{key}"):
