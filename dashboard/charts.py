@@ -49,7 +49,11 @@ export default function (component) {
     const font = getComputedStyle(parentElement).fontFamily;
     figure.layout.font = Object.assign({family: font}, figure.layout.font || {});
     window.Plotly.react(chart, figure.data, figure.layout, {responsive: true, displaylogo: false});
-  }, () => { chart.textContent = "The chart could not load plotly.js from " + data.src + "."; });
+  }, () => {
+    window.__plotlyReady = null;  // the next redraw tries again
+    chart.drawnFigure = null;
+    chart.textContent = "The chart could not load plotly.js from " + data.src + ".";
+  });
 }
 """
 _CHART = components_v2.component("dashboard.chart", js=_JS, isolate_styles=False)

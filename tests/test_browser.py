@@ -204,6 +204,81 @@ def test_an_open_compare_tab_receives_nothing_between_epochs_and_each_epoch_with
         browser.close()
 
 
+def _forward_msgs(payloads: list) -> list:
+    """The server's binary websocket frames, decoded (each is one Streamlit ForwardMsg)."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    decoded = []
+    for payload in payloads:
+        if isinstance(payload, bytes):
+            decoded.append(ForwardMsg())
+            decoded[-1].ParseFromString(payload)
+    return decoded
+
+
+def _finished(msgs: list) -> list[str]:
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    return [ForwardMsg.ScriptFinishedStatus.Name(m.script_finished) for m in msgs
+            if m.WhichOneof("type") == "script_finished"]
+
+
+def _widget_labels(msgs: list) -> list[str]:
+    labels = []
+    for m in msgs:
+        if m.WhichOneof("type") == "delta" and m.delta.WhichOneof("type") == "new_element":
+            element = m.delta.new_element
+            kind = element.WhichOneof("type")
+            if kind in ("multiselect", "selectbox", "number_input", "toggle", "button_group"):
+                labels.append(getattr(element, kind).label)
+    return labels
+
+
+def test_a_new_epoch_redraws_only_compares_live_part_and_the_chart_in_place(server, runs_dir):
+    """Issue 23: an epoch reruns the fragment with the verdict, charts and table, not the page's
+    widgets, and the chart is redrawn on the same element; a new run still reruns the page."""
+    from playwright.sync_api import sync_playwright
+
+    store = RunStore(runs_dir)
+    config = make_config(device="cpu", batch_size=128, epochs=3, limit_train=4000)
+    meta = {"name": "live run", "source": "local", "device": "cpu", "engine": "fit", "backend": "tensorflow",
+            "epochs": 3, "train_samples": 4000, "config": config.to_dict()}
+    start = encode({"type": "start", "time": time.time(), "hardware": {"cpu_model": "test", "cpu_logical_cores": 2}})
+    run = store.create(meta, "running", files={METRICS_FILE: start})
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        frames: list = []
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(payload)))
+        page.goto(server)
+        page.get_by_role("link", name="Compare").click()
+        page.wait_for_selector(".dashboard-chart.js-plotly-plot", timeout=60_000)
+        page.get_by_text("live run").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(3000)  # the first draw's last messages
+        page.evaluate("() => { document.querySelector('.dashboard-chart').keptAcrossRedraws = true; }")
+        seen = len(frames)
+        with open(run.metrics_path, "ab") as log:
+            log.write(encode({"type": "epoch", "epoch": 1, "loss": 1.0, "accuracy": 0.9, "val_loss": 1.0,
+                              "val_accuracy": 0.91, "epoch_time_s": 3.0, "train_s": 2.8, "eval_s": 0.2,
+                              "samples_per_s": 1400, "elapsed_s": 3.0, "time": time.time()}))
+        page.wait_for_function(CHART_HAS_EPOCH_JS, arg=["live run", 1], timeout=2_000, polling=50)
+        page.wait_for_timeout(1000)  # the rest of that run's messages
+        epoch_msgs = _forward_msgs(frames[seen:])
+        assert _finished(epoch_msgs) == ["FINISHED_FRAGMENT_RUN_SUCCESSFULLY"]
+        assert _widget_labels(epoch_msgs) == ["More columns"]  # the picks and settings were not sent again
+        assert page.evaluate("() => document.querySelector('.dashboard-chart').keptAcrossRedraws === true")
+        assert "in 1 epoch" in page.locator(".st-key-verdict").inner_text()  # the verdict moved with it
+        seen = len(frames)
+        second = store.create({**meta, "name": "newer run"}, "running", files={METRICS_FILE: start})
+        page.get_by_text("newer run").first.wait_for(timeout=5_000)  # the default picks follow it
+        page.wait_for_timeout(1000)
+        assert "FINISHED_SUCCESSFULLY" in _finished(_forward_msgs(frames[seen:]))  # the whole page
+        assert second.id in page.locator(".st-key-verdict").inner_text() or \
+            "newer run" in page.locator(".st-key-verdict").inner_text()
+        assert_no_exception(page)
+        browser.close()
+
+
 def fabricated_sweep(runs_dir) -> None:
     """A CPU/GPU sweep at batch 32 and 256, 3 repeats each, as hand-made finished run folders.
 

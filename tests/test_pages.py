@@ -402,6 +402,17 @@ def test_compare_table_shows_the_answering_columns_and_the_rest_on_demand(store)
     assert "Speedup from" not in at.multiselect(key="more_comparison").options  # said once, above
 
 
+def test_the_verdict_cards_escape_what_a_run_is_called():
+    from dashboard import verdictcards
+
+    named = {"label": "<img src=x onerror=alert(1)>", "claim": "is <b>2.00×</b> faster", "baseline": False,
+             "speedup": 2.0, "interval": (1.5, 2.5), "time_to_target_s": None}
+    html = verdictcards.cards([named], 0.99)
+    assert "<img" not in html and "<b>" not in html  # a run's name is whatever its owner typed
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "is &lt;b&gt;2.00×&lt;/b&gt; faster" in html
+    assert 'title="95% CI 1.50–2.50×"' in html and "not reached" in html
+
+
 def test_compare_draws_only_the_chosen_chart_and_says_why_one_is_empty(store):
     at = no_exceptions(page("pages/compare.py").run())
     [spec] = chart_specs(at)  # one convergence chart by default; the rest one click away
