@@ -243,7 +243,8 @@ def test_a_new_epoch_redraws_only_compares_live_part_and_the_chart_in_place(serv
     config = make_config(device="cpu", batch_size=128, epochs=3, limit_train=4000)
     meta = {"name": "live run", "source": "local", "device": "cpu", "engine": "fit", "backend": "tensorflow",
             "epochs": 3, "train_samples": 4000, "config": config.to_dict()}
-    start = encode({"type": "start", "time": time.time(), "hardware": {"cpu_model": "test", "cpu_logical_cores": 2}})
+    start = encode({"type": "start", "time": time.time(),
+                    "hardware": {"cpu_model": "test", "cpu_logical_cores": 2}})
     run = store.create(meta, "running", files={METRICS_FILE: start})
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

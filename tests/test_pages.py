@@ -384,7 +384,8 @@ def test_compare_opens_on_the_verdict_in_big_numbers(store):
     no_exceptions(at)
     cards = verdict_cards(at)
     # Baseline first, then each other run: its speedup on one basis, and its time to target.
-    assert list(zip(cards[0]["labels"], cards[0]["values"])) == [("Baseline", "1×"), ("Time to 99.00%", "229 s")]
+    base = cards[0]
+    assert list(zip(base["labels"], base["values"])) == [("Baseline", "1×"), ("Time to 99.00%", "229 s")]
     [gpu] = [card for card in cards if "28.50×" in card["values"]]
     assert list(zip(gpu["labels"], gpu["values"])) == [("Speedup", "28.50×"), ("Time to 99.00%", "10 s")]
     assert "It is 28.50× faster than Keras CPU (published)" in gpu["words"]
