@@ -320,7 +320,7 @@ def main() -> None:
             # Warm-up, not measured: MNIST cached, the CPU's peak measured once (both happen
             # before a start record anyway), and the server's first page imports done.
             # The root first: Streamlit 1.67 serves a first-ever visit to a deep link (/compare)
-            # from pages/ alone, without app.py's st.navigation, until someone loads the root.
+            # from pages/ alone, without navigation.py's st.navigation, until someone loads the root.
             browser = Browser(playwright)
             browser.open(url + "/")
             browser.open(url + PAGES[args.page])

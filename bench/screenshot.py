@@ -36,7 +36,7 @@ def main() -> None:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": args.width, "height": args.height})
-            page.goto(url)  # through app.py, so its page config (wide layout) and navigation apply
+            page.goto(url)  # through navigation.py: its page config (wide layout) and navigation
             page.get_by_role("link", name="Compare").click()
             page.wait_for_selector(".js-plotly-plot", timeout=60_000)
             time.sleep(3)  # let Plotly finish drawing every chart

@@ -12,22 +12,21 @@ of being written. A page that draws its live part in a fragment (Compare) has on
 fragment rerun for a new epoch; the page's widgets are redrawn only for a new run or a
 status change.
 
-Progress that moves between epochs (the Train page's cards) ticks in a small fragment
-every `TICK_S`, and only while a shown run is active; there a new epoch reruns nothing
-more, since the next tick draws it. Where the server cannot be rung
+Progress that moves between epochs (the Train page's cards) asks the server for itself,
+without a Streamlit run (`dashboard/progress.py`); where that route is not served, it
+ticks in a small fragment every `TICK_S`, only while a shown run is active. Either way
+a new epoch reruns nothing more there. Where the server cannot be rung
 (AppTest's bare mode), a fragment polls the signature instead, as before.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from pathlib import Path
 
 import streamlit as st
 
-from dashboard import doorbell, state
-from training.store import ACTIVE_STATES, Run, RunLog, RunStore
+from dashboard import doorbell, sharedlogs, state
+from training.store import ACTIVE_STATES, Run, RunStore
 
 REFRESH_S = state.REFRESH_S  # how often the server looks: an epoch or a new run shows within about 1 s
 TICK_S = 2.0  # progress bars: every 2 s is live enough to read, half the cost of every second
@@ -42,15 +41,18 @@ def signature(store: RunStore, runs: list[Run], statuses: dict[str, str],
 
 
 def watch(key: str, store: RunStore, runs: list[Run], statuses: dict[str, str],
-          tick: Callable[[list[Run], dict[str, str]], None] | None = None) -> None:
+          tick: Callable[[list[Run], dict[str, str]], None] | None = None, count_epochs: bool = True) -> None:
     """Rerun this page when `signature` changes; `tick(runs, statuses)` draws what moves between
     epochs (progress bars), every `TICK_S` while a shown run is active. Call it after drawing.
 
     Called from inside a fragment, a new epoch reruns only that fragment; a new run or a
-    status change still reruns the page (dashboard/doorbell.py)."""
-    epochs = (lambda run: 0) if tick else (lambda run: state.follower(run).epochs_done)  # tick draws them
+    status change still reruns the page (dashboard/doorbell.py). A page that `tick`s, or whose
+    elements fetch their own epochs (`count_epochs=False`: dashboard/progress.py), is not rerun
+    for an epoch at all."""
+    count_epochs = count_epochs and not tick
+    epochs = (lambda run: state.follower(run).epochs_done) if count_epochs else (lambda run: 0)
     drawn = signature(store, runs, statuses, epochs)
-    rung = doorbell.watch(key, _looker(store, runs, count_epochs=not tick), drawn, REFRESH_S)
+    rung = doorbell.watch(key, _looker(store, runs, count_epochs), drawn, REFRESH_S)
     active = any(statuses[run.id] in ACTIVE_STATES for run in runs)
     if rung:
         if tick and active:
@@ -64,25 +66,9 @@ def _looker(store: RunStore, runs: list[Run], count_epochs: bool) -> Callable[[]
     Without `count_epochs` (a page whose tick draws them) every epoch count reads 0."""
 
     def epochs_done(run: Run) -> int:
-        return _looked_epochs(run.metrics_path) if count_epochs else 0
+        return sharedlogs.read(run.metrics_path, lambda log: log.epochs_done) if count_epochs else 0
 
     return lambda: signature(store, runs, state.statuses(store, runs), epochs_done)
-
-
-_LOOKED: dict[Path, RunLog] = {}  # the doorbells' own followers, kept across reruns: each log is read once
-_LOOKED_LOCK = threading.Lock()
-MAX_LOOKED = 256  # logs followed at once at most; the oldest is dropped (and read again if shown again)
-
-
-def _looked_epochs(path: Path) -> int:
-    """Epochs so far in the log at `path`, reading only the bytes appended since any doorbell last looked."""
-    with _LOOKED_LOCK:
-        log = _LOOKED.pop(path, None) or RunLog(path)
-        _LOOKED[path] = log  # most recently looked at last
-        while len(_LOOKED) > MAX_LOOKED:
-            del _LOOKED[next(iter(_LOOKED))]
-        log.update()
-        return log.epochs_done
 
 
 def _ticker(store: RunStore, runs: list[Run], tick, every: float) -> None:

@@ -11,7 +11,7 @@ import os
 
 import streamlit as st
 
-from dashboard import state
+from dashboard import progress, state
 from training import launch
 from training.analysis import listing
 from training.analysis.display import MISSING, number
@@ -25,8 +25,8 @@ from training.config import (
     RunConfig,
     make_config,
 )
-from training.launch import STOP_GRACE_S, Launcher, launcher_for, request_stop
-from training.store import ACTIVE_STATES, QUEUED, STOPPING, Run, RunError
+from training.launch import Launcher, launcher_for, request_stop
+from training.store import ACTIVE_STATES, STOPPING, Run, RunError
 
 DEFAULTS = RunConfig()
 STATUS_TEXT = {STOPPING: "stopping…"}
@@ -112,35 +112,14 @@ def _label(field: str) -> str:
 
 
 def run_card(run: Run, status: str) -> None:
-    """Status, two progress bars, throughput so far and a Stop button."""
+    """Status, the epochs and batch progress bars (`dashboard/progress.py`) and a Stop button."""
     meta = run.meta
-    log = state.follower(run)
     with st.container(border=True):
         title, button = st.columns([5, 1])
         title.markdown(f"**{run.name}** · {meta.get('device', '?').upper()} · "
                        f"`{STATUS_TEXT.get(status, status)}` · `{run.id}`")
         stop_button(button, run, status, key=f"stop_{run.id}", read_only=run.store.read_only_reason())
-        planned = meta.get("epochs") or 1
-        done = log.epochs_done
-        st.progress(min(done / planned, 1.0), text=f"Epochs: {done} of {planned}")
-        progress = log.progress
-        if status == STOPPING:
-            st.progress(0.0, text="Stopping: the worker finishes its batch (killed after "
-                                  f"{STOP_GRACE_S:g} s if it does not)")
-        elif status == QUEUED:
-            st.progress(0.0, text=f"Queued: {launch.queued_note(run)}")
-        elif progress:
-            fraction = progress["batch"] / progress["batches"]
-            st.progress(min(fraction, 1.0), text=f"Epoch {progress['epoch']}: batch {progress['batch']} "
-                        f"of {progress['batches']} · {number(progress.get('samples_per_s'), ',.0f')} "
-                        "samples/s so far")
-        elif done:
-            last = log.epochs[-1]
-            st.progress(0.0, text=f"Epoch {done + 1} starting · last epoch "
-                        f"{number(last.get('samples_per_s'), ',.0f')} samples/s, "
-                        f"val accuracy {number(last.get('val_accuracy'), '.4f')}")
-        else:
-            st.progress(0.0, text="Starting: loading TensorFlow, MNIST and the model")
+        progress.bars(run, state.follower(run), status)
 
 
 def stop_button(where, run: Run, status: str, key: str, read_only: str | None = None) -> None:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import live, state, sweepform, widgets, workloadform
+from dashboard import live, progress, state, sweepform, widgets, workloadform
 from training.store import ACTIVE_STATES, RunError
 
 store = state.get_store()
@@ -51,8 +51,14 @@ active = [run for run in runs if statuses[run.id] in ACTIVE_STATES]
 widgets.stop_notice()
 if not active:
     st.caption("No run is queued or running.")
-# The cards' progress bars tick every 2 s in a small fragment; the page itself reruns only
-# when a run starts, ends or finishes an epoch (dashboard/live.py: watching costs the run nothing).
-live.watch("train", store, active, statuses,
-           tick=lambda shown, now: [widgets.run_card(run, now[run.id]) for run in shown])
+# A new epoch reruns nothing here: each card's bars ask the server for their run's progress
+# every 2 s (dashboard/progress.py), or, where that is not served, tick in a small fragment.
+# The page reruns only when a run starts or ends (dashboard/live.py: watching costs the run nothing).
+if progress.served():
+    for run in active:
+        widgets.run_card(run, statuses[run.id])
+    live.watch("train", store, active, statuses, count_epochs=False)
+else:
+    live.watch("train", store, active, statuses,
+               tick=lambda shown, now: [widgets.run_card(run, now[run.id]) for run in shown])
 widgets.recent_runs(runs, statuses)

@@ -33,17 +33,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_streamlit(runs_dir: Path, log_path: Path, timeout: float = 60) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` on a free loopback port; returns (process, url) once healthy."""
+def start_streamlit(runs_dir: Path, log_path: Path, timeout: float = 60,
+                    base: str = "") -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` on a free loopback port, below `base` (server.baseUrlPath) if
+    given; returns (process, url of the app) once healthy."""
     port = free_port()
     log = open(log_path, "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--server.baseUrlPath", base],
         cwd=ROOT, env={**os.environ, "TRAINING_RUNS_DIR": str(runs_dir)}, stdout=log,
         stderr=subprocess.STDOUT)
     log.close()  # the child keeps its own descriptor
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}" + (f"/{base}" if base else "")
     deadline = time.monotonic() + timeout
     while True:
         try:

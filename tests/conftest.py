@@ -119,6 +119,13 @@ def chart_specs(at) -> list[str]:
             if element.proto.component_name == "dashboard.chart"]
 
 
+def progress_texts(at) -> list[str]:
+    """The words of every Train card's bars an AppTest page drew (dashboard/progress.py's component)."""
+    return [bar["text"] for element in at.get("bidi_component")
+            if element.proto.component_name == "dashboard.progress"
+            for bar in json.loads(element.proto.json)["bars"]]
+
+
 class _Cards(HTMLParser):
     """Text of the verdict cards' parts, by class: words, figure labels and values, tooltips."""
 

@@ -7,6 +7,7 @@ every page land in test-output/screenshots/.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from conftest import FIXTURES, TEST_OUTPUT, cli
 
 from training.config import make_config
 from training.launch import local
-from training.store import ACTIVE_STATES, RunStore
+from training.store import ACTIVE_STATES, RunStore, process
 from training.store.layout import METRICS_FILE
 from training.store.logwriter import encode
 
@@ -278,6 +279,66 @@ def test_a_new_epoch_redraws_only_compares_live_part_and_the_chart_in_place(serv
             "newer run" in page.locator(".st-key-verdict").inner_text()
         assert_no_exception(page)
         browser.close()
+
+
+def _stand_in_worker(run) -> subprocess.Popen:
+    """A real process in its own session that the run's pid file names, so the run is running
+    (the server fixture's teardown stops it, by its process group, as it would a worker)."""
+    sleeper = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    run.write_pid(process.identity(sleeper.pid))
+    return sleeper
+
+
+def test_the_train_cards_progress_moves_with_no_streamlit_run_and_a_new_run_reruns_the_page(server, runs_dir):
+    """Issue 23: between a run's start and end the Train page's websocket stays silent; the
+    cards' bars ask the server's progress route (dashboard/progress.py) and move in place."""
+    from playwright.sync_api import sync_playwright
+
+    store = RunStore(runs_dir)
+    config = make_config(device="cpu", batch_size=128, epochs=3, limit_train=4000)
+    meta = {"name": "card run", "source": "local", "device": "cpu", "engine": "fit", "backend": "tensorflow",
+            "epochs": 3, "train_samples": 4000, "config": config.to_dict()}
+    start = encode({"type": "start", "time": time.time(),
+                    "hardware": {"cpu_model": "test", "cpu_logical_cores": 2}})
+    run = store.create(meta, "running", files={METRICS_FILE: start})
+    workers = [_stand_in_worker(run)]
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            frames: list = []
+            asked: list[str] = []
+            page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(payload)))
+            page.on("request", lambda req: asked.append(req.url) if "/api/progress" in req.url else None)
+            page.goto(server)
+            bars = page.locator(f".st-key-progress_{run.id}")
+            bars.get_by_text("Starting: loading").wait_for(timeout=60_000)
+            page.wait_for_timeout(3000)  # the first draw's last messages
+            seen, seen_asks = len(frames), len(asked)
+            with open(run.metrics_path, "ab") as log:
+                log.write(encode({"type": "progress", "epoch": 1, "batch": 10, "batches": 32, "epoch_s": 1.0,
+                                  "samples_per_s": 1234.0, "time": time.time()}))
+            bars.get_by_text("Epoch 1: batch 10 of 32 · 1,234 samples/s so far").wait_for(timeout=3_000)
+            assert bars.locator('[role="progressbar"]').nth(1).get_attribute("aria-valuenow") == "31"  # 10/32
+            with open(run.metrics_path, "ab") as log:
+                log.write(encode({"type": "epoch", "epoch": 1, "loss": 1.0, "accuracy": 0.9, "val_loss": 1.0,
+                                  "val_accuracy": 0.91, "epoch_time_s": 3.0, "train_s": 2.8, "eval_s": 0.2,
+                                  "samples_per_s": 1400, "elapsed_s": 3.0, "time": time.time()}))
+            bars.get_by_text("Epochs: 1 of 3").wait_for(timeout=3_000)
+            between = "Epoch 2 starting · last epoch 1,400 samples/s, val accuracy 0.9100"
+            assert bars.get_by_text(between).count() == 1
+            assert len(frames) == seen, "the page was sent messages for a progress record or an epoch"
+            assert len(asked) > seen_asks
+            second = store.create({**meta, "name": "second card"}, "running", files={METRICS_FILE: start})
+            workers.append(_stand_in_worker(second))
+            page.get_by_text("second card").first.wait_for(timeout=5_000)  # a new run reruns the page
+            assert "FINISHED_SUCCESSFULLY" in _finished(_forward_msgs(frames[seen:]))
+            assert_no_exception(page)
+            browser.close()
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
 
 
 def fabricated_sweep(runs_dir) -> None:

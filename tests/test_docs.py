@@ -36,7 +36,8 @@ def markdown_files() -> list[Path]:
 
 def python_files() -> list[Path]:
     folders = ("training", "pages", "dashboard", "bench", "tests")
-    return [ROOT / "app.py", *(p for folder in folders for p in sorted((ROOT / folder).rglob("*.py")))]
+    return [ROOT / "app.py", ROOT / "navigation.py",
+            *(p for folder in folders for p in sorted((ROOT / folder).rglob("*.py")))]
 
 
 def section(text: str, title: str) -> str:

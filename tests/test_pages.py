@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, ROOT, chart_specs, cli, finished_run, verdict_cards, wait_for
+from conftest import FIXTURES, ROOT, chart_specs, cli, finished_run, progress_texts, verdict_cards, wait_for
 from streamlit.testing.v1 import AppTest
 
 from training.config import make_config
@@ -16,7 +16,7 @@ from training.launch import local
 from training.store import RunStore
 from training.store.logwriter import append_record
 
-PAGES = ["app.py", "pages/train.py", "pages/compare.py", "pages/runs.py", "pages/scaling.py"]
+PAGES = ["navigation.py", "pages/train.py", "pages/compare.py", "pages/runs.py", "pages/scaling.py"]
 
 
 def page(path: str) -> AppTest:
@@ -285,7 +285,7 @@ def test_compare_defaults_and_summary(store):
 NO_FRAMEWORK_IN_STREAMLIT = """
 import sys
 from streamlit.testing.v1 import AppTest
-for path in ["app.py", "pages/train.py", "pages/compare.py", "pages/runs.py", "pages/scaling.py"]:
+for path in ["navigation.py", "pages/train.py", "pages/compare.py", "pages/runs.py", "pages/scaling.py"]:
     at = AppTest.from_file(path, default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "jax", "torch"))
@@ -317,7 +317,7 @@ def test_run_card_between_epochs_survives_a_diverged_epoch(store):
         "type": "epoch", "epoch": 1, "loss": float("nan"), "accuracy": 0.1, "val_loss": None,
         "val_accuracy": None, "epoch_time_s": 3.0, "samples_per_s": 20000.0, "elapsed_s": 3.0})
     at = no_exceptions(page("pages/train.py").run())
-    texts = [p.proto.text for p in at.get("progress")]
+    texts = progress_texts(at)
     assert "Epochs: 1 of 5" in texts
     assert "Epoch 2 starting · last epoch 20,000 samples/s, val accuracy —" in texts
     store.open(run_id).set_status("stopped")
@@ -428,7 +428,7 @@ def test_compare_draws_only_the_chosen_chart_and_says_why_one_is_empty(store):
 
 
 def test_an_import_on_the_runs_page_joins_the_compare_picks(store):
-    at = no_exceptions(AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run())
+    at = no_exceptions(AppTest.from_file(str(ROOT / "navigation.py"), default_timeout=60).run())
     at.switch_page("pages/compare.py").run()
     defaults = at.multiselect(key="compare_runs").value
     at.switch_page("pages/runs.py").run()

@@ -12,7 +12,7 @@ from training.system import priority
 
 ROOT = Path(__file__).resolve().parent.parent
 AUTOGROUPS = priority.autogroup_nice() is not None
-# A child that lowers itself as app.py does, then reports its autogroup line and the verdict.
+# A child that lowers itself as navigation.py does, then reports its autogroup line and the verdict.
 CHILD = ("from training.system import priority; from pathlib import Path; import sys; "
          "done = priority.lower_once({}); print(Path('/proc/self/autogroup').read_text().split()[-1]); "
          "print(done)")

@@ -25,7 +25,7 @@ from training.launch import local
 from training.store import MIN_FREE_MB, RunError, RunStore, process
 from training.store.logwriter import append_record
 
-PAGES = ["app.py", "pages/train.py", "pages/compare.py", "pages/runs.py", "pages/scaling.py"]
+PAGES = ["navigation.py", "pages/train.py", "pages/compare.py", "pages/runs.py", "pages/scaling.py"]
 
 
 def remount_read_only(where: Path) -> None:

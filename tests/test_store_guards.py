@@ -26,7 +26,7 @@ from training.store import RunStore, process
 from training.store.logreader import LogReader
 from training.store.logwriter import LogWriter
 
-PAGES = ["app.py", "pages/train.py", "pages/compare.py", "pages/runs.py", "pages/scaling.py"]
+PAGES = ["navigation.py", "pages/train.py", "pages/compare.py", "pages/runs.py", "pages/scaling.py"]
 ESCAPE_NAME = "x\x1b[2J\nY"
 
 

@@ -34,7 +34,7 @@ ENV = "TRAINING_DASHBOARD_NICE"
 AUTOGROUP = Path("/proc/self/autogroup")
 AUTOGROUP_SWITCH = Path("/proc/sys/kernel/sched_autogroup_enabled")
 
-_done: str | None = None  # what lower_once did, once per process (app.py runs on every rerun)
+_done: str | None = None  # what lower_once did, once per process (navigation.py runs on every rerun)
 
 
 def plan(autogroups: bool, session_leader: bool, terminal: bool, current: int,
