@@ -93,7 +93,8 @@ def _answer(request):
 
 
 # Runs whenever the card is drawn with new data: draws the bars, then (while the run is
-# active and the route is served) asks for new ones every `poll_ms`. One timer per card.
+# active and the route is served) asks for new ones every `poll_ms`, not while the tab is
+# hidden. One timer per card.
 _JS = """
 export default function (component) {
   const { parentElement, data } = component;
@@ -122,7 +123,7 @@ export default function (component) {
   clearInterval(box.timer);
   draw(data.bars);
   if (!data.url) return;
-  const ask = () => fetch(data.url, {cache: "no-store"}).then((answer) => {
+  const ask = () => document.hidden ? null : fetch(data.url, {cache: "no-store"}).then((answer) => {
     if (answer.status === 404) clearInterval(box.timer);  // the run is gone; the page reruns for that
     return answer.ok ? answer.json() : null;
   }).then((answer) => {
