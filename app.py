@@ -1,5 +1,6 @@
-"""Entry point: `streamlit run app.py`. The dashboard is navigation.py and pages/; this adds
-the one HTTP route its Train cards fetch their progress from (dashboard/progress.py)."""
+"""Entry point: `streamlit run app.py` (which loads the configuration first). The dashboard
+is navigation.py and pages/; this adds the one HTTP route its Train cards ask for their
+progress (dashboard/progress.py)."""
 
 import streamlit as st
 

@@ -52,7 +52,7 @@ widgets.stop_notice()
 if not active:
     st.caption("No run is queued or running.")
 # A new epoch reruns nothing here: each card's bars ask the server for their run's progress
-# every 2 s (dashboard/progress.py), or, where that is not served, tick in a small fragment.
+# every 1.5 s (dashboard/progress.py), or, where that is not served, tick in a small fragment.
 # The page reruns only when a run starts or ends (dashboard/live.py: watching costs the run nothing).
 if progress.served():
     for run in active:

@@ -282,8 +282,8 @@ def test_a_new_epoch_redraws_only_compares_live_part_and_the_chart_in_place(serv
 
 
 def _stand_in_worker(run) -> subprocess.Popen:
-    """A real process in its own session that the run's pid file names, so the run is running
-    (the server fixture's teardown stops it, by its process group, as it would a worker)."""
+    """A real process in its own session that the run's pid file names, so the run is running;
+    the test kills it when done."""
     sleeper = subprocess.Popen(["sleep", "300"], start_new_session=True)
     run.write_pid(process.identity(sleeper.pid))
     return sleeper
@@ -318,13 +318,13 @@ def test_the_train_cards_progress_moves_with_no_streamlit_run_and_a_new_run_reru
             with open(run.metrics_path, "ab") as log:
                 log.write(encode({"type": "progress", "epoch": 1, "batch": 10, "batches": 32, "epoch_s": 1.0,
                                   "samples_per_s": 1234.0, "time": time.time()}))
-            bars.get_by_text("Epoch 1: batch 10 of 32 · 1,234 samples/s so far").wait_for(timeout=3_000)
+            bars.get_by_text("Epoch 1: batch 10 of 32 · 1,234 samples/s so far").wait_for(timeout=6_000)
             assert bars.locator('[role="progressbar"]').nth(1).get_attribute("aria-valuenow") == "31"  # 10/32
             with open(run.metrics_path, "ab") as log:
                 log.write(encode({"type": "epoch", "epoch": 1, "loss": 1.0, "accuracy": 0.9, "val_loss": 1.0,
                                   "val_accuracy": 0.91, "epoch_time_s": 3.0, "train_s": 2.8, "eval_s": 0.2,
                                   "samples_per_s": 1400, "elapsed_s": 3.0, "time": time.time()}))
-            bars.get_by_text("Epochs: 1 of 3").wait_for(timeout=3_000)
+            bars.get_by_text("Epochs: 1 of 3").wait_for(timeout=6_000)  # 1.5 s polls, slack for a busy VM
             between = "Epoch 2 starting · last epoch 1,400 samples/s, val accuracy 0.9100"
             assert bars.get_by_text(between).count() == 1
             assert len(frames) == seen, "the page was sent messages for a progress record or an epoch"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 from conftest import FIXTURES, ROOT, chart_specs, cli, finished_run, progress_texts, verdict_cards, wait_for
 from streamlit.testing.v1 import AppTest
 
+from dashboard import progress
 from training.config import make_config
 from training.imports.runs import import_file
 from training.launch import local
@@ -321,6 +323,30 @@ def test_run_card_between_epochs_survives_a_diverged_epoch(store):
     assert "Epochs: 1 of 5" in texts
     assert "Epoch 2 starting · last epoch 20,000 samples/s, val accuracy —" in texts
     store.open(run_id).set_status("stopped")
+
+
+def test_where_the_progress_route_is_served_only_a_running_runs_card_asks_it(store, monkeypatch):
+    # app.py's st.App serves the route (dashboard/progress.py); AppTest has none, so say it is served.
+    from training.store import process
+
+    monkeypatch.setenv(progress.SERVED_ENV, progress.ROUTE)
+    running = local.create_local(store, make_config(epochs=2, name="asking")).id
+    store.open(running).write_pid(process.identity())  # this test process stands in as its worker
+    store.open(running).set_status("running")
+    queued = store.create({"name": "waiting", "source": "local", "device": "cpu", "epochs": 2}, "queued").id
+    try:
+        at = no_exceptions(page("pages/train.py").run())
+        urls = {json.loads(e.proto.json)["url"] for e in at.get("bidi_component")
+                if e.proto.component_name == "dashboard.progress"}
+        assert urls == {f"/api/progress?run={running}", None}  # the queued card changes only with its status
+        assert "Queued: starts when no other run is training (fair timing)" in progress_texts(at)
+        monkeypatch.delenv(progress.SERVED_ENV)
+        at = no_exceptions(page("pages/train.py").run())
+        assert {json.loads(e.proto.json)["url"] for e in at.get("bidi_component")
+                if e.proto.component_name == "dashboard.progress"} == {None}  # the tick draws them instead
+    finally:
+        store.open(running).set_status("stopped")
+        store.open(queued).set_status("stopped")
 
 
 def test_compare_lists_a_run_made_elsewhere_and_keeps_the_picks(store, runs_dir):
