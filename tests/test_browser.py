@@ -329,6 +329,12 @@ def test_the_train_cards_progress_moves_with_no_streamlit_run_and_a_new_run_reru
             assert bars.get_by_text(between).count() == 1
             assert len(frames) == seen, "the page was sent messages for a progress record or an epoch"
             assert len(asked) > seen_asks
+            with open(run.metrics_path, "ab") as log:  # the worker's last word, its process still there
+                log.write(encode({"type": "end", "status": "finished"}))
+            page.wait_for_timeout(3500)  # one ask reads the end record
+            stopped_at = len(asked)
+            page.wait_for_timeout(3500)  # two more polls' worth
+            assert len(asked) == stopped_at, "the card kept asking after its run's end record"
             second = store.create({**meta, "name": "second card"}, "running", files={METRICS_FILE: start})
             workers.append(_stand_in_worker(second))
             page.get_by_text("second card").first.wait_for(timeout=5_000)  # a new run reruns the page
