@@ -169,16 +169,22 @@ def test_click_start_and_watch_epoch_1_arrive_on_compare(server, runs_dir):
         browser.close()
 
 
+def live_run(runs_dir, name: str) -> tuple:
+    """A hand-made run folder in state running with only its start record, as a worker's
+    first second leaves it; returns (run, its meta, that start record) for more like it."""
+    config = make_config(device="cpu", batch_size=128, epochs=3, limit_train=4000)
+    meta = {"name": name, "source": "local", "device": "cpu", "engine": "fit", "backend": "tensorflow",
+            "epochs": 3, "train_samples": 4000, "config": config.to_dict()}
+    start = encode({"type": "start", "time": time.time(),
+                    "hardware": {"cpu_model": "test", "cpu_logical_cores": 2}})
+    return RunStore(runs_dir).create(meta, "running", files={METRICS_FILE: start}), meta, start
+
+
 def test_an_open_compare_tab_receives_nothing_between_epochs_and_each_epoch_within_2_s(server, runs_dir):
     """Issue 23: the server, not the browser, looks for new epochs (dashboard/doorbell.py)."""
     from playwright.sync_api import sync_playwright
 
-    store = RunStore(runs_dir)
-    config = make_config(device="cpu", batch_size=128, epochs=3, limit_train=4000)
-    meta = {"name": "quiet run", "source": "local", "device": "cpu", "engine": "fit", "backend": "tensorflow",
-            "epochs": 3, "train_samples": 4000, "config": config.to_dict()}
-    run = store.create(meta, "running", files={METRICS_FILE: encode(
-        {"type": "start", "time": time.time(), "hardware": {"cpu_model": "test", "cpu_logical_cores": 2}})})
+    run, _, _ = live_run(runs_dir, "quiet run")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -241,12 +247,7 @@ def test_a_new_epoch_redraws_only_compares_live_part_and_the_chart_in_place(serv
     from playwright.sync_api import sync_playwright
 
     store = RunStore(runs_dir)
-    config = make_config(device="cpu", batch_size=128, epochs=3, limit_train=4000)
-    meta = {"name": "live run", "source": "local", "device": "cpu", "engine": "fit", "backend": "tensorflow",
-            "epochs": 3, "train_samples": 4000, "config": config.to_dict()}
-    start = encode({"type": "start", "time": time.time(),
-                    "hardware": {"cpu_model": "test", "cpu_logical_cores": 2}})
-    run = store.create(meta, "running", files={METRICS_FILE: start})
+    run, meta, start = live_run(runs_dir, "live run")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -295,12 +296,7 @@ def test_the_train_cards_progress_moves_with_no_streamlit_run_and_a_new_run_reru
     from playwright.sync_api import sync_playwright
 
     store = RunStore(runs_dir)
-    config = make_config(device="cpu", batch_size=128, epochs=3, limit_train=4000)
-    meta = {"name": "card run", "source": "local", "device": "cpu", "engine": "fit", "backend": "tensorflow",
-            "epochs": 3, "train_samples": 4000, "config": config.to_dict()}
-    start = encode({"type": "start", "time": time.time(),
-                    "hardware": {"cpu_model": "test", "cpu_logical_cores": 2}})
-    run = store.create(meta, "running", files={METRICS_FILE: start})
+    run, meta, start = live_run(runs_dir, "card run")
     workers = [_stand_in_worker(run)]
     try:
         with sync_playwright() as playwright:
