@@ -18,9 +18,10 @@ from pathlib import Path
 
 import plotly
 import plotly.graph_objects as go
-from streamlit import config
 from streamlit.components import v1 as components_v1
 from streamlit.components import v2 as components_v2
+
+from dashboard import state
 
 _PLOTLY_DIR = Path(plotly.__file__).parent / "package_data"  # holds plotly.min.js
 _PLOTLY_FILES = components_v1.declare_component("plotlyjs", path=str(_PLOTLY_DIR))  # only serves the file
@@ -61,8 +62,7 @@ _CHART = components_v2.component("dashboard.chart", js=_JS, isolate_styles=False
 
 def plotly_src() -> str:
     """Where the browser fetches plotly.js: the app's base path, then the component route."""
-    base = config.get_option("server.baseUrlPath").strip("/")
-    return "/" + "/".join(part for part in (base, "component", _PLOTLY_FILES.name, "plotly.min.js") if part)
+    return state.url_path(f"/component/{_PLOTLY_FILES.name}/plotly.min.js")
 
 
 def plotly_chart(figure: go.Figure, key: str, where=None) -> None:

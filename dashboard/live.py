@@ -46,10 +46,9 @@ def watch(key: str, store: RunStore, runs: list[Run], statuses: dict[str, str],
     epochs (progress bars), every `TICK_S` while a shown run is active. Call it after drawing.
 
     Called from inside a fragment, a new epoch reruns only that fragment; a new run or a
-    status change still reruns the page (dashboard/doorbell.py). A page that `tick`s, or whose
-    elements fetch their own epochs (`count_epochs=False`: dashboard/progress.py), is not rerun
-    for an epoch at all."""
-    count_epochs = count_epochs and not tick
+    status change still reruns the page (dashboard/doorbell.py). A page whose tick or whose
+    elements draw new epochs themselves (`count_epochs=False`: dashboard/progress.py) is not
+    rerun for an epoch at all."""
     epochs = (lambda run: state.follower(run).epochs_done) if count_epochs else (lambda run: 0)
     drawn = signature(store, runs, statuses, epochs)
     rung = doorbell.watch(key, _looker(store, runs, count_epochs), drawn, REFRESH_S)

@@ -22,10 +22,9 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-from streamlit import config
 from streamlit.components import v2 as components_v2
 
-from dashboard import sharedlogs
+from dashboard import sharedlogs, state
 from training import launch
 from training.analysis.display import number
 from training.launch import STOP_GRACE_S
@@ -74,12 +73,6 @@ def card_bars(run: Run, seen: Snapshot, status: str) -> list[dict]:
     return [*bars, {"value": batch[0], "text": batch[1]}]
 
 
-def route_path() -> str:
-    """Where the route is, below the app's base path (the browser asks the same server)."""
-    base = config.get_option("server.baseUrlPath").strip("/")
-    return f"/{base}{ROUTE}" if base else ROUTE
-
-
 def served() -> bool:
     """Whether this server answers `ROUTE`, so the cards can ask it themselves."""
     return bool(os.environ.get(SERVED_ENV))
@@ -90,7 +83,7 @@ def routes() -> list:
     once the configuration is loaded (`streamlit run app.py` loads it before importing app.py)."""
     from starlette.routing import Route  # Streamlit's own server; imported only where it serves
 
-    path = route_path()
+    path = state.url_path(ROUTE)
     os.environ[SERVED_ENV] = path
     return [Route(path, _answer, methods=["GET"])]
 
@@ -180,6 +173,6 @@ def bars(run: Run, log: RunLog, status: str) -> None:
     asks = served() and status == RUNNING
     _BARS(key=f"progress_{run.id}", data={
         "bars": card_bars(run, snapshot(log), status),
-        "url": f"{route_path()}?run={run.id}" if asks else None,  # ids are [A-Za-z0-9_-]: no escaping
+        "url": f"{state.url_path(ROUTE)}?run={run.id}" if asks else None,  # ids need no escaping
         "poll_ms": int(POLL_S * 1000),
     })

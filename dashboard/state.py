@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 
 import streamlit as st
+from streamlit import config
 
 from training import launch
 from training.analysis.series import RunSeries, load_series
@@ -26,6 +27,12 @@ def _store_for(root: str) -> RunStore:
     store = RunStore(root)
     store.sweep_debris()  # once per dashboard process: what a crashed writer left behind
     return store
+
+
+def url_path(path: str) -> str:
+    """`path` (from "/") as the browser asks this server for it: below `server.baseUrlPath` if set."""
+    base = config.get_option("server.baseUrlPath").strip("/")
+    return f"/{base}{path}" if base else path
 
 
 def get_store() -> RunStore:

@@ -59,6 +59,6 @@ if progress.served():
         widgets.run_card(run, statuses[run.id])
     live.watch("train", store, active, statuses, count_epochs=False)
 else:
-    live.watch("train", store, active, statuses,
+    live.watch("train", store, active, statuses, count_epochs=False,
                tick=lambda shown, now: [widgets.run_card(run, now[run.id]) for run in shown])
 widgets.recent_runs(runs, statuses)

@@ -119,11 +119,16 @@ def chart_specs(at) -> list[str]:
             if element.proto.component_name == "dashboard.chart"]
 
 
+def progress_data(at) -> list[dict]:
+    """What every Train card's bars were drawn with on an AppTest page (dashboard/progress.py's
+    component): {"bars": [...], "url": where it asks, or None, ...}."""
+    return [json.loads(element.proto.json) for element in at.get("bidi_component")
+            if element.proto.component_name == "dashboard.progress"]
+
+
 def progress_texts(at) -> list[str]:
-    """The words of every Train card's bars an AppTest page drew (dashboard/progress.py's component)."""
-    return [bar["text"] for element in at.get("bidi_component")
-            if element.proto.component_name == "dashboard.progress"
-            for bar in json.loads(element.proto.json)["bars"]]
+    """The words of every Train card's bars an AppTest page drew."""
+    return [bar["text"] for data in progress_data(at) for bar in data["bars"]]
 
 
 class _Cards(HTMLParser):

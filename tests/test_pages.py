@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, ROOT, chart_specs, cli, finished_run, progress_texts, verdict_cards, wait_for
+from conftest import (
+    FIXTURES,
+    ROOT,
+    chart_specs,
+    cli,
+    finished_run,
+    progress_data,
+    progress_texts,
+    verdict_cards,
+    wait_for,
+)
 from streamlit.testing.v1 import AppTest
 
 from dashboard import progress
@@ -336,14 +345,12 @@ def test_where_the_progress_route_is_served_only_a_running_runs_card_asks_it(sto
     queued = store.create({"name": "waiting", "source": "local", "device": "cpu", "epochs": 2}, "queued").id
     try:
         at = no_exceptions(page("pages/train.py").run())
-        urls = {json.loads(e.proto.json)["url"] for e in at.get("bidi_component")
-                if e.proto.component_name == "dashboard.progress"}
+        urls = {data["url"] for data in progress_data(at)}
         assert urls == {f"/api/progress?run={running}", None}  # the queued card changes only with its status
         assert "Queued: starts when no other run is training (fair timing)" in progress_texts(at)
         monkeypatch.delenv(progress.SERVED_ENV)
         at = no_exceptions(page("pages/train.py").run())
-        assert {json.loads(e.proto.json)["url"] for e in at.get("bidi_component")
-                if e.proto.component_name == "dashboard.progress"} == {None}  # the tick draws them instead
+        assert {data["url"] for data in progress_data(at)} == {None}  # the tick draws them instead
     finally:
         store.open(running).set_status("stopped")
         store.open(queued).set_status("stopped")
